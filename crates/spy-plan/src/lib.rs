@@ -1,0 +1,385 @@
+//! Turns the loaded recipes into a plan: one node per (name, target) in the closure of what was
+//! asked for, each with its content-addressed id, in a petgraph DAG (edges point from a node to its
+//! dependencies). The canonical form hashed into an id is specified in `docs/hashing.md`.
+
+mod canonical;
+mod probe;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use spy_hash::{NodeId, Sha256};
+use spy_recipe::{Graph, Kind, Phase, RecipeError};
+
+pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT};
+pub use probe::{HostTool, ProbeCache};
+
+/// Length of the id prefix in store entry names.
+pub const STORE_PREFIX_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error("dependency cycle: {}", cycle.join(" -> "))]
+    Cycle { cycle: Vec<String> },
+    #[error("`{spec}` names no node (try `spy list`)")]
+    UnknownName { spec: String },
+    #[error("node `{name}` does not exist for target `{target}` (its recipe limits `targets`)")]
+    NotForTarget { name: String, target: String },
+    #[error("{file}: node `{node}`, source {index}: {message}")]
+    BadSource { file: PathBuf, node: String, index: usize, message: String },
+    #[error("node `{node}`: cannot read patch {}: {message}", path.display())]
+    Patch { node: String, path: PathBuf, message: String },
+    #[error("node `{node}`: host tool `{tool}` not found in /usr/local/bin, /usr/bin or /bin")]
+    ToolMissing { node: String, tool: String },
+}
+
+/// A node's name and target: `zlib@x86_64-linux-musl`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeKey {
+    pub name: String,
+    pub target: String,
+}
+
+impl fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.target)
+    }
+}
+
+/// Where a source's bytes are pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SourcePin {
+    Sha256(Sha256),
+    Git { url: String, commit: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub pin: SourcePin,
+    pub file: String,
+    pub urls: Vec<String>,
+    pub debian: Option<String>,
+    pub pypi: Option<String>,
+    pub unpack: bool,
+    pub var: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub name: String,
+    pub path: PathBuf,
+    pub blake3: spy_hash::Blake3,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanNode {
+    pub key: NodeKey,
+    pub id: NodeId,
+    pub version: String,
+    pub kind: Kind,
+    pub description: String,
+    pub license: String,
+    pub sources: Vec<Source>,
+    pub patches: Vec<Patch>,
+    pub env: BTreeMap<String, String>,
+    pub phases: BTreeMap<Phase, String>,
+    pub tools: Vec<HostTool>,
+    pub weight: u32,
+    /// Direct dependencies, sorted by name.
+    pub deps: Vec<NodeIndex>,
+    pub file: PathBuf,
+}
+
+impl PlanNode {
+    /// `<id prefix>-<name>-<version>`: the entry's directory name in the store.
+    pub fn store_name(&self) -> String {
+        format!("{}-{}-{}", self.id.short(STORE_PREFIX_LEN), self.key.name, self.version)
+    }
+
+    /// The shell variable through which dependents see this node: `zlib` → `$zlib`.
+    pub fn var_name(&self) -> String {
+        var_name(&self.key.name)
+    }
+}
+
+pub fn var_name(name: &str) -> String {
+    let mut v: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if v.starts_with(|c: char| c.is_ascii_digit()) {
+        v.insert(0, '_');
+    }
+    v
+}
+
+/// The resolved DAG. Edges point from a node to each of its dependencies.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub dag: DiGraph<PlanNode, ()>,
+    index: HashMap<NodeKey, NodeIndex>,
+}
+
+impl Plan {
+    pub fn node(&self, ix: NodeIndex) -> &PlanNode {
+        &self.dag[ix]
+    }
+    pub fn get(&self, key: &NodeKey) -> Option<NodeIndex> {
+        self.index.get(key).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.dag.node_count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dag.node_count() == 0
+    }
+
+    /// Every node reachable from `roots`, dependencies before dependents.
+    pub fn closure(&self, roots: &[NodeIndex]) -> Vec<NodeIndex> {
+        let mut seen = vec![false; self.dag.node_count()];
+        let mut order = Vec::new();
+        fn visit(p: &Plan, ix: NodeIndex, seen: &mut [bool], order: &mut Vec<NodeIndex>) {
+            if seen[ix.index()] {
+                return;
+            }
+            seen[ix.index()] = true;
+            for &d in &p.dag[ix].deps {
+                visit(p, d, seen, order);
+            }
+            order.push(ix);
+        }
+        for &r in roots {
+            visit(self, r, &mut seen, &mut order);
+        }
+        order
+    }
+
+    /// A shortest dependency path from `from` to `to`, if `from` depends on `to` at all.
+    pub fn why_depends(&self, from: NodeIndex, to: NodeIndex) -> Option<Vec<NodeIndex>> {
+        let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([from]);
+        let mut seen = std::collections::HashSet::from([from]);
+        while let Some(n) = queue.pop_front() {
+            if n == to {
+                let mut path = vec![to];
+                let mut cur = to;
+                while let Some(&p) = prev.get(&cur) {
+                    path.push(p);
+                    cur = p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for &d in &self.dag[n].deps {
+                if seen.insert(d) {
+                    prev.insert(d, n);
+                    queue.push_back(d);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Turns what a user typed into a node key: `name@target`, `name-<short>` (as `spy list` shows) or
+/// a bare `name` (default target).
+pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
+    if let Some((name, target)) = spec.split_once('@') {
+        if !graph.config.targets.contains_key(target) {
+            return Err(PlanError::Recipe(RecipeError::UnknownTarget {
+                file: graph.root.join("spy.toml"),
+                line: None,
+                key: "targets".into(),
+                target: target.into(),
+                known: graph.config.targets.keys().cloned().collect(),
+            }));
+        }
+        if !graph.nodes.contains_key(name) {
+            return Err(PlanError::UnknownName { spec: spec.into() });
+        }
+        return Ok(NodeKey { name: name.into(), target: target.into() });
+    }
+    for (target, tc) in &graph.config.targets {
+        if let Some(name) = spec.strip_suffix(&format!("-{}", tc.short)) {
+            if graph.nodes.contains_key(name) {
+                return Ok(NodeKey { name: name.into(), target: target.clone() });
+            }
+        }
+    }
+    if graph.nodes.contains_key(spec) {
+        if let Some(t) = graph.default_target() {
+            return Ok(NodeKey { name: spec.into(), target: t.into() });
+        }
+    }
+    Err(PlanError::UnknownName { spec: spec.into() })
+}
+
+/// The name `spy list` shows for a key: `zlib-x86_64`.
+pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
+    match graph.config.targets.get(&key.target) {
+        Some(t) => format!("{}-{}", key.name, t.short),
+        None => key.to_string(),
+    }
+}
+
+/// Resolves the closure of `roots` into a plan, computing every id.
+pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    let mut stack: Vec<NodeKey> = Vec::new();
+    for r in roots {
+        if !graph.node_has_target(&r.name, &r.target) {
+            return Err(PlanError::NotForTarget { name: r.name.clone(), target: r.target.clone() });
+        }
+        resolve_one(graph, r, &mut plan, &mut stack, probes)?;
+    }
+    Ok(plan)
+}
+
+/// Resolves every node for every target it exists for.
+pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanError> {
+    let mut roots = Vec::new();
+    for name in graph.nodes.keys() {
+        for t in graph.config.targets.keys() {
+            if graph.node_has_target(name, t) {
+                roots.push(NodeKey { name: name.clone(), target: t.clone() });
+            }
+        }
+    }
+    resolve(graph, &roots, probes)
+}
+
+fn resolve_one(
+    graph: &Graph,
+    key: &NodeKey,
+    plan: &mut Plan,
+    stack: &mut Vec<NodeKey>,
+    probes: &mut ProbeCache,
+) -> Result<NodeIndex, PlanError> {
+    if let Some(ix) = plan.get(key) {
+        return Ok(ix);
+    }
+    if let Some(pos) = stack.iter().position(|k| k == key) {
+        let mut cycle: Vec<String> = stack[pos..].iter().map(|k| k.name.clone()).collect();
+        cycle.push(key.name.clone());
+        let file = graph.file_of(&stack[stack.len() - 1].name).map(|p| p.display().to_string()).unwrap_or_default();
+        cycle.push(format!("(closed by key `deps` in {file})"));
+        return Err(PlanError::Cycle { cycle });
+    }
+    let recipe = graph.recipe_for(&key.name, &key.target)?;
+    let file = graph.file_of(&key.name).map(|p| p.to_path_buf()).unwrap_or_default();
+    stack.push(key.clone());
+
+    let mut dep_names: Vec<String> = recipe.deps.clone();
+    if recipe.kind == Kind::Build {
+        for implicit in &graph.config.implicit_deps {
+            if implicit != &key.name && !dep_names.contains(implicit) && !depends_on(graph, implicit, &key.name, &key.target) {
+                dep_names.push(implicit.clone());
+            }
+        }
+    }
+    dep_names.sort();
+    dep_names.dedup();
+    let mut deps = Vec::new();
+    for d in &dep_names {
+        let dkey = NodeKey { name: d.clone(), target: key.target.clone() };
+        if !graph.node_has_target(d, &key.target) {
+            stack.pop();
+            return Err(PlanError::NotForTarget { name: d.clone(), target: key.target.clone() });
+        }
+        deps.push(resolve_one(graph, &dkey, plan, stack, probes)?);
+    }
+    stack.pop();
+
+    let mut sources = Vec::new();
+    for (i, s) in recipe.sources.iter().enumerate() {
+        sources.push(resolve_source(&file, &key.name, i, s)?);
+    }
+    let mut patches = Vec::new();
+    for p in &recipe.patches {
+        let bytes = fs_err::read(p).map_err(|e| PlanError::Patch { node: key.name.clone(), path: p.clone(), message: e.to_string() })?;
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        patches.push(Patch { name, path: p.clone(), blake3: spy_hash::Blake3::of_bytes(&bytes) });
+    }
+    let tools = if recipe.kind == Kind::Bootstrap {
+        let mut v = Vec::new();
+        for t in &recipe.tools {
+            v.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing { node: key.name.clone(), tool: t.clone() })?);
+        }
+        v
+    } else {
+        Vec::new()
+    };
+    let mut node = PlanNode {
+        key: key.clone(),
+        id: NodeId([0; 32]),
+        version: recipe.version,
+        kind: recipe.kind,
+        description: recipe.description,
+        license: recipe.license,
+        sources,
+        patches,
+        env: recipe.env,
+        phases: recipe.phases,
+        tools,
+        weight: recipe.weight,
+        deps: deps.clone(),
+        file,
+    };
+    let dep_ids: Vec<(String, NodeId)> = deps.iter().map(|&d| (plan.dag[d].key.name.clone(), plan.dag[d].id)).collect();
+    node.id = NodeId::of_bytes(canonical_form(&node, &dep_ids).as_bytes());
+    let ix = plan.dag.add_node(node);
+    for d in deps {
+        plan.dag.add_edge(ix, d, ());
+    }
+    plan.index.insert(key.clone(), ix);
+    Ok(ix)
+}
+
+/// Whether `from` (transitively, explicit deps only) depends on `to`: the stdenv itself and what it
+/// is built from must not get the stdenv as an implicit dependency.
+fn depends_on(graph: &Graph, from: &str, to: &str, target: &str) -> bool {
+    let mut stack = vec![from.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = stack.pop() {
+        if n == to {
+            return true;
+        }
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        if let Ok(r) = graph.recipe_for(&n, target) {
+            stack.extend(r.deps);
+        }
+    }
+    false
+}
+
+fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_recipe::SourceSpec) -> Result<Source, PlanError> {
+    let bad = |message: String| PlanError::BadSource { file: file.to_path_buf(), node: node.into(), index, message };
+    let pin = match (&s.sha256, &s.git) {
+        (Some(h), None) => SourcePin::Sha256(h.parse().map_err(|e: spy_hash::HashError| bad(e.to_string()))?),
+        (None, Some(g)) => {
+            if g.commit.len() != 40 || !g.commit.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return Err(bad(format!("git commit `{}` must be a full 40-digit lowercase hex id, not a prefix or a ref", g.commit)));
+            }
+            SourcePin::Git { url: g.url.clone(), commit: g.commit.clone() }
+        }
+        (Some(_), Some(_)) => return Err(bad("give either `sha256` or `git`, not both".into())),
+        (None, None) => return Err(bad("a source needs a pinned `sha256` (or a `git` commit)".into())),
+    };
+    let file_name = match (&s.file, s.urls.first(), &pin) {
+        (Some(f), _, _) => f.clone(),
+        (None, Some(u), _) => u.rsplit('/').next().unwrap_or(u).to_string(),
+        (None, None, SourcePin::Git { commit, .. }) => format!("git-{commit}.tar"),
+        (None, None, _) => return Err(bad("cannot tell the file name: give `file` or a URL".into())),
+    };
+    if file_name.contains('/') || file_name.is_empty() || file_name.starts_with('.') {
+        return Err(bad(format!("bad file name `{file_name}`")));
+    }
+    let var = s.var.clone().unwrap_or_else(|| if index == 0 { "src".into() } else { format!("src_{index}") });
+    Ok(Source { pin, file: file_name, urls: s.urls.clone(), debian: s.debian.clone(), pypi: s.pypi.clone(), unpack: s.unpack, var })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! Identifies host tools for bootstrap nodes: resolved path and the first line of `--version`.
+//! Results are cached in a file keyed by the binary's path, size, mtime and inode, so a no-op
+//! `spy realize` does not start a dozen processes.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+/// Where host tools are looked up: fixed, so a user's `PATH` (pyenv shims...) cannot change ids.
+pub const HOST_PATH: [&str; 3] = ["/usr/local/bin", "/usr/bin", "/bin"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTool {
+    pub name: String,
+    /// Path the tool is found at (what a build runs).
+    pub path: String,
+    /// First line of `<tool> --version`, or `unknown` for tools without one (dash).
+    pub version: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct ProbeCache {
+    entries: BTreeMap<String, (String, String)>,
+    #[serde(skip)]
+    file: Option<PathBuf>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+impl ProbeCache {
+    /// A cache backed by `file` (missing or unreadable files start empty).
+    pub fn open(file: &Path) -> Self {
+        let mut c: ProbeCache = fs_err::read(file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        c.file = Some(file.to_path_buf());
+        c
+    }
+
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    pub fn probe(&mut self, name: &str) -> Option<HostTool> {
+        let path = HOST_PATH.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())?;
+        let real = fs_err::canonicalize(&path).ok()?;
+        let md = fs_err::metadata(&real).ok()?;
+        let stamp = format!("{}:{}:{}:{}:{}", real.display(), md.len(), md.mtime(), md.mtime_nsec(), md.ino());
+        let key = format!("{}={}", path.display(), name);
+        if let Some((s, v)) = self.entries.get(&key) {
+            if s == &stamp {
+                return Some(HostTool { name: name.into(), path: path.display().to_string(), version: v.clone() });
+            }
+        }
+        let version = Command::new(&path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.trim().to_string()))
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "unknown".into());
+        self.entries.insert(key, (stamp, version.clone()));
+        self.dirty = true;
+        Some(HostTool { name: name.into(), path: path.display().to_string(), version })
+    }
+
+    /// Writes the cache back if it changed; failures only cost speed next time.
+    pub fn save(&mut self) {
+        if let (true, Some(f)) = (self.dirty, &self.file) {
+            if let Ok(bytes) = serde_json::to_vec(&*self) {
+                let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+                if fs_err::write(&tmp, bytes).is_ok() {
+                    let _ = fs_err::rename(&tmp, f);
+                }
+            }
+            self.dirty = false;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+use super::*;
+use std::path::Path;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+const CONFIG: &str = "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n";
+const SHA: &str = "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269";
+
+fn fixture(dir: &Path, lib_text: &str) -> Graph {
+    write(dir, "spy.toml", CONFIG);
+    write(dir, "lib.toml", lib_text);
+    write(dir, "app.toml", "name = \"app\"\nversion = \"2\"\ndeps = [\"lib\"]\n[phases]\nbuild = \"cc -o $out/app app.c\"\n");
+    write(dir, "other.toml", "name = \"other\"\nversion = \"1\"\n");
+    write(dir, "fix.patch", "--- a/x\n+++ b/x\n");
+    Graph::load(dir, &[]).unwrap()
+}
+
+fn lib(extra: &str) -> String {
+    format!("name = \"lib\"\nversion = \"1.0\"\npatches = [\"fix.patch\"]\n[[sources]]\nurls = [\"https://example.org/lib-1.0.tar.gz\"]\nsha256 = \"{SHA}\"\n[env]\nCFLAGS = \"-O2\"\n[phases]\nbuild = \"make\"\ninstall = \"make install PREFIX=$out\"\n{extra}")
+}
+
+fn ids(g: &Graph) -> (NodeId, NodeId, NodeId) {
+    let plan = resolve_all(g, &mut ProbeCache::in_memory()).unwrap();
+    let id = |n: &str| plan.node(plan.get(&NodeKey { name: n.into(), target: "x86_64-linux-musl".into() }).unwrap()).id;
+    (id("lib"), id("app"), id("other"))
+}
+
+#[test]
+fn golden_id_of_a_fixed_recipe() {
+    // Changing this value means the canonical form changed: bump CANONICAL_FORMAT and docs/hashing.md.
+    let d = tempfile::tempdir().unwrap();
+    let g = fixture(d.path(), &lib(""));
+    let (l, a, _) = ids(&g);
+    assert_eq!(l.to_hex(), GOLDEN_LIB);
+    assert_eq!(a.to_hex(), GOLDEN_APP);
+}
+
+#[test]
+fn reformatting_keeps_ids_and_changes_propagate() {
+    let d = tempfile::tempdir().unwrap();
+    let base = ids(&fixture(d.path(), &lib("")));
+    // Same meaning, other formatting, comments, key order and URL (mirrors do not change bytes).
+    let reformatted = format!("# a comment\nversion   =   \"1.0\"\nname = \"lib\"\n\n[phases]\ninstall = \"make install PREFIX=$out\"\nbuild = \"make\"\n\n[env]\nCFLAGS = '-O2'\n\n[[sources]]\nsha256 = \"{SHA}\"\nurls = [\"https://mirror.example/lib-1.0.tar.gz\"]\n\n\npatches = []\n");
+    let reformatted = reformatted.replace("\npatches = []\n", "\n") ;
+    let r = ids(&fixture(d.path(), &format!("patches = [\"fix.patch\"]\n{reformatted}")));
+    assert_eq!(r, base);
+
+    // A phase change: lib and app change, other does not.
+    let p = ids(&fixture(d.path(), &lib("").replace("build = \"make\"", "build = \"make -s\"")));
+    assert_ne!(p.0, base.0);
+    assert_ne!(p.1, base.1);
+    assert_eq!(p.2, base.2);
+    // A source hash change.
+    let s = ids(&fixture(d.path(), &lib("").replace(SHA, &SHA.replace('a', "b"))));
+    assert_ne!(s.0, base.0);
+    assert_ne!(s.1, base.1);
+    // A patch content change.
+    fixture(d.path(), &lib(""));
+    write(d.path(), "fix.patch", "--- a/x\n+++ b/y\n");
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let pc = ids(&g);
+    assert_ne!(pc.0, base.0);
+    assert_ne!(pc.1, base.1);
+    // An env change.
+    let e = ids(&fixture(d.path(), &lib("").replace("-O2", "-O3")));
+    assert_ne!(e.0, base.0);
+}
+
+#[test]
+fn cycle_is_reported_with_its_path() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\ndeps = [\"b\"]\n");
+    write(d.path(), "b.toml", "name = \"b\"\nversion = \"1\"\ndeps = [\"a\"]\n");
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let e = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap_err().to_string();
+    assert!(e.contains("a -> b -> a"), "{e}");
+}
+
+#[test]
+fn specs_parse() {
+    let d = tempfile::tempdir().unwrap();
+    let g = fixture(d.path(), &lib(""));
+    let k = parse_spec(&g, "lib-x86_64").unwrap();
+    assert_eq!(k, NodeKey { name: "lib".into(), target: "x86_64-linux-musl".into() });
+    assert_eq!(parse_spec(&g, "lib@x86_64-linux-musl").unwrap(), k);
+    assert_eq!(parse_spec(&g, "lib").unwrap(), k);
+    assert!(parse_spec(&g, "nope").is_err());
+    assert!(parse_spec(&g, "lib@mips").unwrap_err().to_string().contains("mips"));
+}
+
+#[test]
+fn implicit_deps_and_bootstrap_probe() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", "format = 1\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n");
+    write(d.path(), "stage0.toml", "name = \"stage0\"\nversion = \"host\"\nkind = \"bootstrap\"\ntools = [\"bash\", \"sh\"]\n");
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n");
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
+    let a = plan.get(&NodeKey { name: "a".into(), target: "x86_64-linux-musl".into() }).unwrap();
+    assert_eq!(plan.node(a).deps.len(), 1);
+    let s = plan.node(plan.node(a).deps[0]);
+    assert_eq!(s.tools.len(), 2);
+    assert!(s.tools[0].version.contains("bash"), "{:?}", s.tools);
+}
+
+const GOLDEN_LIB: &str = "4f5ca2fea623641d754cf8219f2641d14dc1386dbaeab1e4b6e7b503083e1ee7";
+const GOLDEN_APP: &str = "67c162d84ec20d184111bcc763ac98a450723fbfefeb7b270794a0de10b5e686";

@@ -1,0 +1,308 @@
+//! The recipe model: reads the graph directory (`spy.toml` plus one TOML recipe per node) and the
+//! overlays, checks every file's keys against the schema (so a typo is an error with file and
+//! line), and merges overlays and per-target tables into one recipe per node and target.
+//!
+//! Merging is one rule everywhere: tables merge key by key, every other value replaces. The same rule
+//! applies to `[target.<name>]` tables and to `[nodes.<name>]` tables of overlays, in order.
+
+mod error;
+mod schema;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use error::RecipeError;
+pub use schema::{Kind, Phase, Recipe, SourceSpec, GitPin, PHASES};
+
+/// Graph-wide settings from `spy.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Recipe format version this graph is written for.
+    pub format: u32,
+    /// Target used when a name carries none.
+    pub default_target: Option<String>,
+    /// Nodes every build node depends on (the stdenv), unless they are in its own closure.
+    #[serde(default)]
+    pub implicit_deps: Vec<String>,
+    /// Overlay files (relative to the graph root's parent) applied on every load.
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The short name used in release names: `zlib-x86_64`.
+    pub short: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+pub const FORMAT: u32 = 1;
+
+/// One node after loading: its merged raw table and where it came from.
+#[derive(Debug, Clone)]
+pub struct RawNode {
+    pub name: String,
+    pub table: toml::Table,
+    /// The recipe file that defined the node.
+    pub file: PathBuf,
+    /// Overlay files that changed it, in order.
+    pub overlays: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub root: PathBuf,
+    pub config: GraphConfig,
+    pub nodes: BTreeMap<String, RawNode>,
+}
+
+impl Graph {
+    /// Loads `dir/spy.toml` and every other `*.toml` below `dir`, then applies the overlays named
+    /// in `spy.toml` followed by `extra_overlays`, in order.
+    pub fn load(dir: &Path, extra_overlays: &[PathBuf]) -> Result<Graph, RecipeError> {
+        let config_path = dir.join("spy.toml");
+        let text = read(&config_path)?;
+        let config: GraphConfig = toml::from_str(&text).map_err(|e| RecipeError::parse(&config_path, &text, &e))?;
+        if config.format != FORMAT {
+            return Err(RecipeError::Invalid {
+                file: config_path,
+                line: None,
+                key: "format".into(),
+                message: format!("graph format {} is not supported (this spy reads format {FORMAT})", config.format),
+            });
+        }
+        if let Some(t) = &config.default_target {
+            if !config.targets.contains_key(t) {
+                return Err(RecipeError::UnknownTarget { file: config_path.clone(), line: line_of(&text, t), key: "default_target".into(), target: t.clone(), known: config.targets.keys().cloned().collect() });
+            }
+        }
+        let mut files = Vec::new();
+        collect_toml(dir, &mut files)?;
+        files.retain(|f| f != &config_path);
+        files.sort();
+
+        use rayon::prelude::*;
+        let parsed: Vec<Result<(String, toml::Table, PathBuf), RecipeError>> =
+            files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
+        let mut nodes: BTreeMap<String, RawNode> = BTreeMap::new();
+        for p in parsed {
+            let (name, table, file) = p?;
+            if let Some(prev) = nodes.get(&name) {
+                return Err(RecipeError::Duplicate { name, first: prev.file.clone(), second: file });
+            }
+            nodes.insert(name.clone(), RawNode { name, table, file, overlays: vec![] });
+        }
+        let base = dir.parent().unwrap_or(dir).to_path_buf();
+        let mut graph = Graph { root: dir.to_path_buf(), config, nodes };
+        let mut overlays: Vec<PathBuf> = graph.config.overlays.iter().map(|o| base.join(o)).collect();
+        overlays.extend(extra_overlays.iter().cloned());
+        for o in overlays {
+            graph.apply_overlay(&o)?;
+        }
+        graph.check_references()?;
+        Ok(graph)
+    }
+
+    /// Applies one overlay file: `[nodes.NAME]` tables merge into existing nodes or add new ones.
+    pub fn apply_overlay(&mut self, path: &Path) -> Result<(), RecipeError> {
+        let text = read(path)?;
+        let overlay: schema::OverlayFile = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let Some(toml::Value::Table(mut node_tables)) = doc.remove("nodes") else { return Ok(()) };
+        for (name, partial) in overlay.nodes {
+            let Some(toml::Value::Table(mut table)) = node_tables.remove(&name) else { continue };
+            check_targets(&partial, &self.config, path, &text)?;
+            absolutize_patches(&mut table, dir);
+            match self.nodes.get_mut(&name) {
+                Some(node) => {
+                    if let Some(n) = &partial.name {
+                        if n != &name {
+                            return Err(RecipeError::Invalid { file: path.into(), line: line_of(&text, n), key: format!("nodes.{name}.name"), message: "an overlay cannot rename a node".into() });
+                        }
+                    }
+                    merge(&mut node.table, table);
+                    node.overlays.push(path.to_path_buf());
+                }
+                None => {
+                    table.entry("name").or_insert_with(|| toml::Value::String(name.clone()));
+                    self.nodes.insert(name.clone(), RawNode { name, table, file: path.to_path_buf(), overlays: vec![] });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_references(&self) -> Result<(), RecipeError> {
+        for name in &self.config.implicit_deps {
+            if !self.nodes.contains_key(name) {
+                let file = self.root.join("spy.toml");
+                let text = read(&file).unwrap_or_default();
+                return Err(RecipeError::MissingDep { file, line: line_of(&text, name), node: "(graph)".into(), key: "implicit_deps".into(), dep: name.clone() });
+            }
+        }
+        for node in self.nodes.values() {
+            let mut lists: Vec<(String, &toml::Value)> = Vec::new();
+            if let Some(d) = node.table.get("deps") {
+                lists.push(("deps".into(), d));
+            }
+            if let Some(toml::Value::Table(t)) = node.table.get("target") {
+                for (tn, tv) in t {
+                    if let Some(d) = tv.get("deps") {
+                        lists.push((format!("target.{tn}.deps"), d));
+                    }
+                }
+            }
+            for (key, list) in lists {
+                for dep in list.as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+                    if !self.nodes.contains_key(dep) {
+                        let file = node.overlays.iter().rev().chain(std::iter::once(&node.file))
+                            .find(|f| read(f).map(|t| t.contains(&format!("\"{dep}\""))).unwrap_or(false))
+                            .unwrap_or(&node.file).clone();
+                        let text = read(&file).unwrap_or_default();
+                        return Err(RecipeError::MissingDep { line: line_of(&text, &format!("\"{dep}\"")), file, node: node.name.clone(), key, dep: dep.to_string() });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn target_names(&self) -> impl Iterator<Item = &String> {
+        self.config.targets.keys()
+    }
+
+    pub fn default_target(&self) -> Option<&str> {
+        self.config.default_target.as_deref().or_else(|| self.config.targets.keys().next().map(|s| s.as_str()))
+    }
+
+    /// The recipe of `name` for `target`: the node's table with `[target.<target>]` merged in.
+    pub fn recipe_for(&self, name: &str, target: &str) -> Result<Recipe, RecipeError> {
+        let node = self.nodes.get(name).ok_or_else(|| RecipeError::UnknownNode { name: name.into() })?;
+        if !self.config.targets.contains_key(target) {
+            return Err(RecipeError::UnknownTarget { file: self.root.join("spy.toml"), line: None, key: "targets".into(), target: target.into(), known: self.config.targets.keys().cloned().collect() });
+        }
+        let mut table = node.table.clone();
+        let per_target = table.remove("target");
+        if let Some(toml::Value::Table(mut t)) = per_target {
+            if let Some(toml::Value::Table(over)) = t.remove(target) {
+                merge(&mut table, over);
+            }
+        }
+        let last = node.overlays.last().unwrap_or(&node.file);
+        let recipe: Recipe = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| RecipeError::Invalid {
+            file: last.clone(),
+            line: None,
+            key: format!("{name} (for {target})"),
+            message: e.message().to_string(),
+        })?;
+        if recipe.name != name {
+            return Err(RecipeError::Invalid { file: node.file.clone(), line: None, key: "name".into(), message: format!("node `{name}` is named `{}`", recipe.name) });
+        }
+        Ok(recipe)
+    }
+
+    /// Whether `name` exists for `target` (a recipe may restrict itself with `targets = [...]`).
+    pub fn node_has_target(&self, name: &str, target: &str) -> bool {
+        match self.nodes.get(name).and_then(|n| n.table.get("targets")) {
+            Some(toml::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(target)),
+            _ => true,
+        }
+    }
+
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.nodes.get(name).map(|n| n.file.as_path())
+    }
+}
+
+fn read(path: &Path) -> Result<String, RecipeError> {
+    fs_err::read_to_string(path).map_err(|e| RecipeError::Io { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
+    let rd = fs_err::read_dir(dir).map_err(|e| RecipeError::Io { path: dir.to_path_buf(), message: e.to_string() })?;
+    for entry in rd {
+        let entry = entry.map_err(|e| RecipeError::Io { path: dir.to_path_buf(), message: e.to_string() })?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(|e| RecipeError::Io { path: p.clone(), message: e.to_string() })?;
+        if ft.is_dir() {
+            collect_toml(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<(String, toml::Table, PathBuf), RecipeError> {
+    let text = read(path)?;
+    let partial: schema::PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+    let Some(name) = partial.name.clone() else {
+        return Err(RecipeError::Invalid { file: path.into(), line: Some(1), key: "name".into(), message: "a recipe needs `name`".into() });
+    };
+    check_targets(&partial, config, path, &text)?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+    absolutize_patches(&mut table, path.parent().unwrap_or(Path::new(".")));
+    Ok((name, table, path.to_path_buf()))
+}
+
+fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
+    let known: BTreeSet<&String> = config.targets.keys().collect();
+    let named = p.target.iter().flat_map(|t| t.keys().map(|k| (k, "target"))).chain(p.targets.iter().flatten().map(|k| (k, "targets")));
+    for (t, key) in named {
+        if !known.contains(t) {
+            return Err(RecipeError::UnknownTarget { file: path.into(), line: line_of(text, t), key: key.into(), target: t.clone(), known: config.targets.keys().cloned().collect() });
+        }
+    }
+    Ok(())
+}
+
+/// Patch paths are written relative to the file that names them; they are stored absolute so that a
+/// merged node can mix patches of its recipe and of overlays.
+fn absolutize_patches(table: &mut toml::Table, dir: &Path) {
+    fn fix(v: &mut toml::Value, dir: &Path) {
+        if let toml::Value::Array(a) = v {
+            for p in a.iter_mut() {
+                if let toml::Value::String(s) = p {
+                    let abs = dir.join(&*s);
+                    *s = abs.to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
+    if let Some(p) = table.get_mut("patches") {
+        fix(p, dir);
+    }
+    if let Some(toml::Value::Table(t)) = table.get_mut("target") {
+        for (_, tv) in t.iter_mut() {
+            if let Some(p) = tv.get_mut("patches") {
+                fix(p, dir);
+            }
+        }
+    }
+}
+
+/// The one merge rule: tables merge key by key, anything else replaces.
+pub fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// 1-based line of the first occurrence of `needle`, for errors about values the parser accepted.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    let pos = text.find(needle)?;
+    Some(text[..pos].matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests;

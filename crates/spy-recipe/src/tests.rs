@@ -1,0 +1,68 @@
+use super::*;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+const CONFIG: &str = "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n[targets.i686-linux-musl]\nshort = \"i686\"\n";
+
+#[test]
+fn loads_merges_targets_and_overlays() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    write(&g, "libs/a.toml", "name = \"a\"\nversion = \"1\"\npatches = [\"p.patch\"]\n[env]\nX = \"1\"\nY = \"y\"\n[target.i686-linux-musl.env]\nX = \"32\"\n");
+    write(&g, "b.toml", "name = \"b\"\nversion = \"2\"\ndeps = [\"a\"]\n");
+    write(d.path(), "overlays/o.toml", "[nodes.a]\nversion = \"1.1\"\n[nodes.a.env]\nY = \"over\"\n[nodes.c]\nversion = \"3\"\n");
+    let graph = Graph::load(&g, &[d.path().join("overlays/o.toml")]).unwrap();
+    let a64 = graph.recipe_for("a", "x86_64-linux-musl").unwrap();
+    assert_eq!(a64.version, "1.1");
+    assert_eq!(a64.env["X"], "1");
+    assert_eq!(a64.env["Y"], "over");
+    assert_eq!(a64.patches, vec![g.join("libs/p.patch")]);
+    let a32 = graph.recipe_for("a", "i686-linux-musl").unwrap();
+    assert_eq!(a32.env["X"], "32");
+    assert_eq!(graph.recipe_for("c", "i686-linux-musl").unwrap().version, "3");
+}
+
+#[test]
+fn unknown_key_names_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n\nconfgure = \"x\"\n");
+    let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
+    assert!(e.contains("a.toml:4"), "{e}");
+    assert!(e.contains("confgure"), "{e}");
+}
+
+#[test]
+fn unknown_phase_and_target_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n[phases]\ncompile = \"make\"\n");
+    let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
+    assert!(e.contains("a.toml:4") && e.contains("compile"), "{e}");
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n[target.sparc-linux.env]\nX = \"1\"\n");
+    let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
+    assert!(e.contains("a.toml:3") && e.contains("sparc-linux"), "{e}");
+}
+
+#[test]
+fn missing_dep_names_file_key_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\ndeps = [\n  \"zlib\",\n]\n");
+    let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
+    assert!(e.contains("a.toml:4") && e.contains("`deps`") && e.contains("zlib"), "{e}");
+}
+
+#[test]
+fn duplicate_node_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n");
+    write(d.path(), "x/a.toml", "name = \"a\"\nversion = \"2\"\n");
+    assert!(matches!(Graph::load(d.path(), &[]), Err(RecipeError::Duplicate { .. })));
+}
