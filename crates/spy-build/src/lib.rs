@@ -1,1 +1,314 @@
+//! Builds one node: lays out its sources and patches in a fresh build directory, writes the phase
+//! driver script, and runs it with bash inside the sandbox (or, with `--no-sandbox`, directly on the
+//! host), with the deterministic environment of `docs/architecture.md`. It never decides what to
+//! build and never registers anything: the scheduler does the one, the store the other.
 
+pub mod sandbox;
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use spy_plan::PlanNode;
+use spy_recipe::PHASES;
+use spy_store::BuildDir;
+
+/// Where the store appears inside every sandbox, whatever its host location.
+pub const SANDBOX_STORE: &str = "/spy/store";
+/// The build directory inside the sandbox.
+pub const SANDBOX_BUILD: &str = "/build";
+/// `SOURCE_DATE_EPOCH` unless a recipe sets one: 1980-01-01, the earliest time a ZIP can hold.
+pub const DEFAULT_SOURCE_DATE_EPOCH: &str = "315532800";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{node}: {message}")]
+    Setup { node: String, message: String },
+    #[error("{node}: build failed ({status}); full log: {}", log.display())]
+    Failed { node: String, status: String, log: PathBuf },
+    #[error("{node}: cancelled")]
+    Cancelled { node: String },
+}
+
+/// A dependency as the build sees it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub var: String,
+    pub store_name: String,
+    pub is_bootstrap: bool,
+}
+
+pub struct BuildJob<'a> {
+    pub node: &'a PlanNode,
+    pub store_name: String,
+    /// Direct dependencies (each becomes a variable).
+    pub inputs: Vec<Input>,
+    /// Every entry of the transitive closure of inputs (made visible in the sandbox).
+    pub closure: Vec<String>,
+    /// Cached source files, parallel to `node.sources`.
+    pub sources: Vec<PathBuf>,
+    pub store_root: PathBuf,
+    pub sandbox: bool,
+    pub jobs: usize,
+    pub jobserver: Option<&'a jobserver::Client>,
+    pub cancel: &'a AtomicBool,
+    /// The `spy` executable, re-run as the sandbox helper.
+    pub spy_exe: PathBuf,
+    pub log: PathBuf,
+}
+
+impl BuildJob<'_> {
+    fn setup_err(&self, message: impl std::fmt::Display) -> BuildError {
+        BuildError::Setup { node: self.node.key.to_string(), message: message.to_string() }
+    }
+}
+
+/// Host-side paths of the build as seen from inside: (store dir, build dir, tmp dir).
+fn visible_paths(job: &BuildJob, dir: &BuildDir) -> (String, String, String) {
+    if job.sandbox {
+        (SANDBOX_STORE.into(), SANDBOX_BUILD.into(), "/tmp".into())
+    } else {
+        (job.store_root.display().to_string(), dir.work.display().to_string(), dir.dir.join("tmp").display().to_string())
+    }
+}
+
+/// Realizes a bootstrap node: a `bin/` of symlinks to the host tools, and their identification.
+pub fn realize_bootstrap(node: &PlanNode, dir: &BuildDir) -> Result<(), BuildError> {
+    let e = |m: std::io::Error| BuildError::Setup { node: node.key.to_string(), message: m.to_string() };
+    let bin = dir.out.join("bin");
+    fs_err::create_dir_all(&bin).map_err(e)?;
+    for t in &node.tools {
+        std::os::unix::fs::symlink(&t.path, bin.join(&t.name)).map_err(e)?;
+    }
+    let json = serde_json::to_string_pretty(&node.tools).unwrap_or_default();
+    fs_err::write(dir.out.join("tools.json"), json + "\n").map_err(e)?;
+    Ok(())
+}
+
+/// Runs a build node's phases. On success the output is in `dir.out`, ready for registration.
+pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
+    let mut log = fs_err::File::create(&job.log).map_err(|e| job.setup_err(e))?;
+    let _ = writeln!(log, "spy: building {} ({})\nspy: id {}", job.node.key, job.store_name, job.node.id);
+    let (store_in, build_in, tmp_in) = visible_paths(job, dir);
+    let spy_dir = dir.work.join(".spy");
+    fs_err::create_dir_all(spy_dir.join("patches")).map_err(|e| job.setup_err(e))?;
+    fs_err::create_dir_all(dir.dir.join("tmp")).map_err(|e| job.setup_err(e))?;
+
+    // Sources: the first unpacked one is the working directory.
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut workdir = build_in.clone();
+    for (i, (src, path)) in job.node.sources.iter().zip(&job.sources).enumerate() {
+        let visible = if src.unpack {
+            let tmp = dir.work.join(format!(".unpack-{i}"));
+            let _ = writeln!(log, "spy: unpacking {}", src.file);
+            spy_fetch::unpack(path, &tmp).map_err(|e| job.setup_err(e))?;
+            let entries: Vec<_> = fs_err::read_dir(&tmp).map_err(|e| job.setup_err(e))?.flatten().collect();
+            let name = if entries.len() == 1 && entries[0].path().is_dir() {
+                let name = entries[0].file_name().to_string_lossy().into_owned();
+                fs_err::rename(entries[0].path(), dir.work.join(&name)).map_err(|e| job.setup_err(e))?;
+                let _ = fs_err::remove_dir(&tmp);
+                name
+            } else {
+                let name = format!("source-{i}");
+                fs_err::rename(&tmp, dir.work.join(&name)).map_err(|e| job.setup_err(e))?;
+                name
+            };
+            format!("{build_in}/{name}")
+        } else {
+            fs_err::copy(path, dir.work.join(&src.file)).map_err(|e| job.setup_err(e))?;
+            format!("{build_in}/{}", src.file)
+        };
+        if i == 0 && src.unpack {
+            workdir = visible.clone();
+        }
+        vars.push((src.var.clone(), visible));
+    }
+    let mut patch_lines = String::new();
+    for (i, p) in job.node.patches.iter().enumerate() {
+        let name = format!("{:02}-{}", i, p.name);
+        fs_err::copy(&p.path, spy_dir.join("patches").join(&name)).map_err(|e| job.setup_err(e))?;
+        patch_lines.push_str(&format!("echo 'spy: applying {}'\npatch -p1 --forward --batch -i \"$SPY_BUILD_TOP/.spy/patches/{}\"\n", p.name, name));
+    }
+
+    let script = driver_script(job.node, &patch_lines);
+    fs_err::write(spy_dir.join("builder.sh"), script).map_err(|e| job.setup_err(e))?;
+
+    // The environment: defaults, then the recipe's, then the reserved names.
+    let out_visible = if job.sandbox { format!("{store_in}/{}", job.store_name) } else { dir.out.display().to_string() };
+    let mut path_dirs: Vec<String> = Vec::new();
+    for i in job.inputs.iter().filter(|i| i.is_bootstrap) {
+        path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
+    }
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), if path_dirs.is_empty() { "/path-not-set".into() } else { path_dirs.join(":") }),
+        ("HOME".into(), "/homeless-shelter".into()),
+        ("TMPDIR".into(), tmp_in.clone()),
+        ("TMP".into(), tmp_in.clone()),
+        ("TEMP".into(), tmp_in.clone()),
+        ("TZ".into(), "UTC".into()),
+        ("LC_ALL".into(), "C".into()),
+        ("LANG".into(), "C".into()),
+        ("SOURCE_DATE_EPOCH".into(), DEFAULT_SOURCE_DATE_EPOCH.into()),
+        ("TERM".into(), "dumb".into()),
+        ("SHELL".into(), "/bin/bash".into()),
+        ("USER".into(), "spy".into()),
+    ];
+    for (k, v) in &job.node.env {
+        set(&mut env, k, v);
+    }
+    set(&mut env, "out", &out_visible);
+    set(&mut env, "SPY_STORE", &store_in);
+    set(&mut env, "SPY_BUILD_TOP", &build_in);
+    set(&mut env, "SPY_SRC_DIR", &workdir);
+    set(&mut env, "SPY_TARGET", &job.node.key.target);
+    set(&mut env, "SPY_NAME", &job.node.key.name);
+    set(&mut env, "SPY_VERSION", &job.node.version);
+    set(&mut env, "SPY_JOBS", &job.jobs.to_string());
+    for (k, v) in &vars {
+        set(&mut env, k, v);
+    }
+    for i in &job.inputs {
+        set(&mut env, &i.var, &format!("{store_in}/{}", i.store_name));
+    }
+    if let Some(js) = job.jobserver {
+        // GNU make finds the shared token pool here; `-j` without a number defers to it.
+        let mut probe = Command::new("true");
+        js.configure_make(&mut probe);
+        if let Some(flags) = probe.get_envs().find(|(k, _)| *k == "MAKEFLAGS").and_then(|(_, v)| v) {
+            set(&mut env, "MAKEFLAGS", &flags.to_string_lossy());
+        }
+    }
+
+    let stdout = log.try_clone().map_err(|e| job.setup_err(e))?;
+    let stderr = log.try_clone().map_err(|e| job.setup_err(e))?;
+    let _ = writeln!(log, "spy: sandbox: {}", if job.sandbox { "namespaces" } else { "none (--no-sandbox)" });
+    let mut cmd;
+    if job.sandbox {
+        let spec = sandbox_spec(job, dir, env.clone(), &workdir);
+        let spec_path = dir.dir.join("sandbox.json");
+        fs_err::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap_or_default()).map_err(|e| job.setup_err(e))?;
+        fs_err::create_dir_all(&spec.root).map_err(|e| job.setup_err(e))?;
+        cmd = Command::new(&job.spy_exe);
+        cmd.arg("__sandbox").arg(&spec_path);
+    } else {
+        cmd = Command::new("/bin/bash");
+        cmd.arg(format!("{build_in}/.spy/builder.sh")).current_dir(&dir.work).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.process_group(0);
+    }
+    cmd.stdin(Stdio::null()).stdout(stdout.into_parts().0).stderr(stderr.into_parts().0);
+    if let Some(js) = job.jobserver {
+        js.configure(&mut cmd);
+    }
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| job.setup_err(format!("cannot start the build: {e}")))?;
+    let status = loop {
+        if job.cancel.load(Ordering::Relaxed) {
+            let pid = child.id() as i32;
+            unsafe {
+                if job.sandbox {
+                    libc::kill(pid, libc::SIGKILL);
+                } else {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait();
+            return Err(BuildError::Cancelled { node: job.node.key.to_string() });
+        }
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(job.setup_err(e)),
+        }
+    };
+    if !status.success() {
+        return Err(BuildError::Failed { node: job.node.key.to_string(), status: status.to_string(), log: job.log.clone() });
+    }
+    Ok(())
+}
+
+fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    env.retain(|(key, _)| key != k);
+    env.push((k.to_string(), v.to_string()));
+}
+
+/// The bash script that applies patches and runs the phases, each as a function started from
+/// the source directory.
+fn driver_script(node: &PlanNode, patch_lines: &str) -> String {
+    let mut s = String::from("# generated by spy\nset -eo pipefail\numask 022\ncd \"$SPY_SRC_DIR\"\n");
+    s.push_str(patch_lines);
+    for p in PHASES {
+        if let Some(body) = node.phases.get(&p) {
+            s.push_str(&format!("spy_phase_{0}() {{\n{1}\n}}\necho 'spy: phase {0}'\ncd \"$SPY_SRC_DIR\"\nspy_phase_{0}\n", p.as_str(), body));
+        }
+    }
+    s.push_str("echo 'spy: phases done'\n");
+    s
+}
+
+/// The sandbox root: the host's `/usr` and friends read-only (the bootstrap tools and the libraries
+/// they run on), the closure of inputs read-only, `$out`, `/build` and `/tmp` writable, nothing else.
+fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, workdir: &str) -> sandbox::SandboxSpec {
+    use sandbox::Bind;
+    let mut binds = Vec::new();
+    let mut symlinks = Vec::new();
+    for top in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        let p = Path::new(top);
+        match fs_err::symlink_metadata(p) {
+            Ok(md) if md.is_symlink() => {
+                if let Ok(t) = fs_err::read_link(p) {
+                    symlinks.push((top.to_string(), t.display().to_string()));
+                }
+            }
+            Ok(md) if md.is_dir() => binds.push(Bind { src: p.into(), dst: top.into(), writable: false }),
+            _ => {}
+        }
+    }
+    for f in ["/etc/ld.so.cache", "/etc/ld.so.conf"] {
+        if Path::new(f).is_file() {
+            binds.push(Bind { src: f.into(), dst: f.into(), writable: false });
+        }
+    }
+    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+        binds.push(Bind { src: PathBuf::from("/dev").join(dev), dst: format!("/dev/{dev}"), writable: true });
+    }
+    for name in &job.closure {
+        binds.push(Bind { src: job.store_root.join(name), dst: format!("{SANDBOX_STORE}/{name}"), writable: false });
+    }
+    binds.push(Bind { src: dir.out.clone(), dst: format!("{SANDBOX_STORE}/{}", job.store_name), writable: true });
+    binds.push(Bind { src: dir.work.clone(), dst: SANDBOX_BUILD.into(), writable: true });
+    binds.push(Bind { src: dir.dir.join("tmp"), dst: "/tmp".into(), writable: true });
+    for (l, t) in [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2"), ("/dev/ptmx", "pts/ptmx")] {
+        symlinks.push((l.into(), t.into()));
+    }
+    let files = vec![
+        ("/etc/passwd".into(), format!("root:x:0:0:root:/homeless-shelter:/bin/sh\nspy:x:{}:{}:spy build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", sandbox::BUILD_UID, sandbox::BUILD_GID)),
+        ("/etc/group".into(), format!("root:x:0:\nspy:x:{}:\nnogroup:x:65534:\n", sandbox::BUILD_GID)),
+        ("/etc/hosts".into(), "127.0.0.1 localhost\n::1 localhost\n".into()),
+    ];
+    sandbox::SandboxSpec {
+        root: dir.dir.join("root"),
+        binds,
+        symlinks,
+        files,
+        dirs: vec![SANDBOX_STORE.into()],
+        workdir: workdir.to_string(),
+        env,
+        argv: vec!["/bin/bash".into(), format!("{SANDBOX_BUILD}/.spy/builder.sh")],
+        hostname: "localhost".into(),
+    }
+}
+
+/// Last `n` lines of a log, for failure reports.
+pub fn log_tail(log: &Path, n: usize) -> String {
+    let text = fs_err::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

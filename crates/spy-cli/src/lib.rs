@@ -1,1 +1,149 @@
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `spy` command line. It parses arguments, finds the graph and the store, and calls the
+//! crates; anything a test would want to call lives in those crates, not here.
+
+mod commands;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "spy",
+    version,
+    about = "Build fully static, single-file Python interpreters from a declarative package graph",
+    long_about = "spy realizes nodes of a package graph (TOML recipes under graph/) into a local \
+content-addressed store, building what is missing in a sandbox, in parallel.\n\n\
+Nodes are named as `spy list` shows them: NAME-SHORT (zlib-x86_64), NAME@TARGET \
+(zlib@x86_64-linux-musl) or a bare NAME for the graph's default target.",
+    after_help = "Environment: SPY_GRAPH (graph directory), SPY_STORE (store directory), \
+SPY_MIRRORS (colon-separated mirror directories), SPY_OVERLAYS (colon-separated overlay files)."
+)]
+pub struct Cli {
+    /// The graph directory (holds spy.toml); default: the nearest `graph/` at or above the current directory.
+    #[arg(long, global = true, env = "SPY_GRAPH", value_name = "DIR")]
+    graph: Option<PathBuf>,
+    /// The store directory; default: `store/` beside the graph directory.
+    #[arg(long, global = true, env = "SPY_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Apply an overlay file after the graph's own (repeatable, in order).
+    #[arg(long = "overlay", global = true, value_name = "FILE")]
+    overlays: Vec<PathBuf>,
+    /// A directory of source files to use before any network origin (repeatable).
+    #[arg(long = "mirror", global = true, value_name = "DIR")]
+    mirrors: Vec<PathBuf>,
+    /// Print less.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build what is missing for the given nodes, print their store paths, leave `result` links.
+    #[command(visible_alias = "build")]
+    Realize(commands::RealizeArgs),
+    /// Only fetch the sources of the given nodes (and of what they need) into the store.
+    Fetch {
+        #[arg(required = true, value_name = "NODE")]
+        nodes: Vec<String>,
+        /// Use only local origins (store, mirrors, file URLs, local git).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// List every node for every target, with its version and whether it is built.
+    List {
+        /// Only nodes of this target.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+        /// Also list targets.
+        #[arg(long)]
+        targets: bool,
+    },
+    /// Show a node: id, store path, state, dependencies, sources, phases, host tools.
+    Show { node: String },
+    /// Print the store path of a node (built or not).
+    Path { node: String },
+    /// Print the build log of a node.
+    Log { node: String },
+    /// Print a node's dependency graph.
+    Graph {
+        node: String,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: commands::GraphFormat,
+    },
+    /// Show why A depends on B: a shortest chain of dependencies.
+    WhyDepends { a: String, b: String },
+    /// Delete store entries not reachable from a root (`result` links), and crash debris.
+    Gc {
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-hash store entries and compare with their recorded output hash.
+    Verify {
+        /// Only these nodes (default: every entry).
+        nodes: Vec<String>,
+    },
+    /// Put local files into the store's source cache (for sources no origin here can supply).
+    AddSource {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Internal: run a build inside the namespace sandbox.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox { spec: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Sandbox { spec } = &cli.command {
+        spy_build::sandbox::enter(spec);
+    }
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(e: &anyhow::Error) {
+    let mut msg = format!("error: {e}");
+    let chain: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).filter(|c| !msg.contains(c.as_str())).collect();
+    for c in chain {
+        msg.push_str(&format!(": {c}"));
+    }
+    eprintln!("{msg}");
+    if let Some(h) = hint(e) {
+        eprintln!("hint: {h}");
+    }
+}
+
+fn hint(e: &anyhow::Error) -> Option<String> {
+    if let Some(f) = e.downcast_ref::<spy_fetch::FetchError>() {
+        return Some(f.hint().into());
+    }
+    if let Some(s) = e.downcast_ref::<spy_sched::SchedError>() {
+        return Some(match s {
+            spy_sched::SchedError::Fetch(_) => spy_fetch::FetchError::NotFound { file: String::new(), pin: String::new(), attempts: vec![] }.hint().into(),
+            spy_sched::SchedError::Failed { .. } => "see the log tail above; `spy log NODE` prints the whole log".into(),
+            _ => return None,
+        });
+    }
+    if let Some(p) = e.downcast_ref::<spy_plan::PlanError>() {
+        return Some(match p {
+            spy_plan::PlanError::UnknownName { .. } => "`spy list` shows every node name".into(),
+            _ => "fix the recipe named above".into(),
+        });
+    }
+    None
+}
+
+/// The nearest `graph/spy.toml` at or above `start`.
+fn find_graph(start: &Path) -> Option<PathBuf> {
+    start.ancestors().map(|a| a.join("graph")).find(|g| g.join("spy.toml").is_file())
+}

@@ -1,1 +1,310 @@
+//! The scheduler: decides what is missing from the store, fetches every missing source first (so a
+//! missing source fails before anything is built), then builds ready nodes in parallel, longest
+//! remaining path first, under one CPU budget shared with `make` through a GNU make jobserver.
 
+mod progress;
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use petgraph::graph::NodeIndex;
+use spy_build::{BuildError, BuildJob, Input};
+use spy_fetch::{FetchError, FetchOptions};
+use spy_plan::{Plan, PlanNode};
+use spy_recipe::Kind;
+use spy_store::{EntryMeta, Store, StoreError};
+
+pub use progress::Progress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedError {
+    #[error("{} source(s) could not be obtained; nothing was built\n{}", .0.len(), .0.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("\n"))]
+    Fetch(Vec<(String, FetchError)>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{} node(s) failed: {}", failed.len(), failed.join(", "))]
+    Failed { failed: Vec<String> },
+    #[error("cannot create the jobserver: {0}")]
+    Jobserver(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RealizeOptions {
+    /// Total CPU budget (builds and the `make` jobs inside them).
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub sandbox: bool,
+    pub spy_exe: PathBuf,
+    pub fetch: FetchOptions,
+}
+
+#[derive(Debug, Default)]
+pub struct RealizeReport {
+    pub built: Vec<String>,
+    pub reused_after_wait: Vec<String>,
+    pub already_valid: usize,
+}
+
+enum Event {
+    Done(NodeIndex, Result<Option<EntryMeta>, BuildError>, f64),
+    Waiting(NodeIndex),
+}
+
+/// Nodes of the closure of `roots` that must be built: not valid, and needed by a root.
+pub fn missing(store: &Store, plan: &Plan, roots: &[NodeIndex]) -> Vec<NodeIndex> {
+    let mut need = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<NodeIndex> = roots.to_vec();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if store.is_valid(&plan.node(n).store_name()) {
+            continue;
+        }
+        need.push(n);
+        stack.extend(plan.node(n).deps.iter().copied());
+    }
+    need
+}
+
+/// Fetches every source of `nodes` that is not cached yet; all failures are reported together.
+pub fn fetch_sources(store: &Store, plan: &Plan, nodes: &[NodeIndex], opts: &FetchOptions, ui: &Progress) -> Result<(), SchedError> {
+    let origins = spy_fetch::default_origins(opts);
+    let mut errors = Vec::new();
+    let mut done = HashSet::new();
+    for &n in nodes {
+        let node = plan.node(n);
+        for s in &node.sources {
+            if !done.insert(spy_fetch::pin_text(&s.pin)) || spy_fetch::cached(store, s).is_some() {
+                continue;
+            }
+            ui.line(&format!("fetching {} for {}", s.file, node.key));
+            if let Err(e) = spy_fetch::ensure(store, s, &origins, &|m| ui.line(m)) {
+                errors.push((node.key.to_string(), e));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SchedError::Fetch(errors))
+    }
+}
+
+/// Builds whatever `roots` still miss. Returns what happened; the roots are valid on `Ok`.
+pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOptions, ui: &Progress) -> Result<RealizeReport, SchedError> {
+    let need = missing(store, plan, roots);
+    let mut report = RealizeReport { already_valid: plan.closure(roots).len() - need.len(), ..Default::default() };
+    if need.is_empty() {
+        return Ok(report);
+    }
+    fetch_sources(store, plan, &need, &opts.fetch, ui)?;
+
+    let need_set: HashSet<NodeIndex> = need.iter().copied().collect();
+    // Dependents within the set, and the priority: longest weighted path to a root.
+    let mut dependents: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::new();
+    for &n in &need {
+        let deps: Vec<NodeIndex> = plan.node(n).deps.iter().copied().filter(|d| need_set.contains(d)).collect();
+        waiting_on.insert(n, deps.len());
+        for d in deps {
+            dependents.entry(d).or_default().push(n);
+        }
+    }
+    let order: Vec<NodeIndex> = plan.closure(roots).into_iter().filter(|n| need_set.contains(n)).collect();
+    let mut priority: HashMap<NodeIndex, u64> = HashMap::new();
+    for &n in order.iter().rev() {
+        let above = dependents.get(&n).map(|v| v.iter().map(|d| priority[d]).max().unwrap_or(0)).unwrap_or(0);
+        priority.insert(n, above + plan.node(n).weight as u64);
+    }
+
+    let jobs = opts.jobs.max(1);
+    let client = jobserver::Client::new(jobs).map_err(|e| SchedError::Jobserver(e.to_string()))?;
+    let cancel = AtomicBool::new(false);
+    let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
+    for &n in &need {
+        if waiting_on[&n] == 0 {
+            ready.push((priority[&n], std::cmp::Reverse(n.index())));
+        }
+    }
+    ui.start(need.len());
+    let started = Instant::now();
+    let mut failed: Vec<String> = Vec::new();
+    let mut skipped: HashSet<NodeIndex> = HashSet::new();
+    let mut running: HashMap<NodeIndex, jobserver::Acquired> = HashMap::new();
+    let mut remaining = need.len();
+    let (tx, rx) = mpsc::channel::<Event>();
+
+    std::thread::scope(|scope| {
+        loop {
+            let stop_starting = !failed.is_empty() && !opts.keep_going;
+            while !stop_starting && running.len() < jobs {
+                let Some(&(_, std::cmp::Reverse(ix))) = ready.peek() else { break };
+                let n = NodeIndex::new(ix);
+                // Bootstrap nodes cost nothing; builds hold one token for the whole build (make's implicit one).
+                let token = match client.try_acquire() {
+                    Ok(Some(t)) => t,
+                    _ if running.is_empty() => match client.acquire() {
+                        Ok(t) => t,
+                        Err(_) => break,
+                    },
+                    _ => break,
+                };
+                ready.pop();
+                running.insert(n, token);
+                ui.started(&plan.node(n).key.to_string());
+                let tx = tx.clone();
+                let (client, cancel) = (&client, &cancel);
+                scope.spawn(move || {
+                    let t0 = Instant::now();
+                    let r = build_one(store, plan, n, opts, client, cancel, &|| {
+                        let _ = tx.send(Event::Waiting(n));
+                    });
+                    let _ = tx.send(Event::Done(n, r, t0.elapsed().as_secs_f64()));
+                });
+            }
+            if running.is_empty() {
+                break;
+            }
+            let Ok(ev) = rx.recv() else { break };
+            match ev {
+                Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
+                Event::Done(n, r, secs) => {
+                    running.remove(&n);
+                    remaining -= 1;
+                    let key = plan.node(n).key.to_string();
+                    match r {
+                        Ok(meta) => {
+                            match meta {
+                                Some(_) => {
+                                    ui.finished(&key, &format!("built {key} in {secs:.1}s"));
+                                    report.built.push(key);
+                                }
+                                None => {
+                                    ui.finished(&key, &format!("{key} was built by another spy process"));
+                                    report.reused_after_wait.push(key);
+                                }
+                            }
+                            for &d in dependents.get(&n).into_iter().flatten() {
+                                let w = waiting_on.get_mut(&d).expect("dependent is scheduled");
+                                *w -= 1;
+                                if *w == 0 && !skipped.contains(&d) {
+                                    ready.push((priority[&d], std::cmp::Reverse(d.index())));
+                                }
+                            }
+                        }
+                        Err(BuildError::Cancelled { .. }) => ui.finished(&key, &format!("cancelled {key}")),
+                        Err(e) => {
+                            ui.finished(&key, &format!("error: {e}"));
+                            if let BuildError::Failed { log, .. } = &e {
+                                ui.block(&format!("last lines of the log of {key}:\n{}\nfull log: {}", spy_build::log_tail(log, 25), log.display()));
+                            }
+                            failed.push(key);
+                            // Everything above a failed node is skipped.
+                            let mut stack = vec![n];
+                            while let Some(x) = stack.pop() {
+                                for &d in dependents.get(&x).into_iter().flatten() {
+                                    if skipped.insert(d) {
+                                        remaining -= 1;
+                                        stack.push(d);
+                                    }
+                                }
+                            }
+                            if !opts.keep_going {
+                                cancel.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let _ = remaining;
+    ui.done(started.elapsed().as_secs_f64());
+    if !failed.is_empty() {
+        if !skipped.is_empty() {
+            ui.line(&format!("{} dependent node(s) were not built", skipped.len()));
+        }
+        return Err(SchedError::Failed { failed });
+    }
+    Ok(report)
+}
+
+/// Locks, re-checks and builds one node. `Ok(None)`: another process built it meanwhile.
+fn build_one(
+    store: &Store,
+    plan: &Plan,
+    n: NodeIndex,
+    opts: &RealizeOptions,
+    client: &jobserver::Client,
+    cancel: &AtomicBool,
+    on_wait: &dyn Fn(),
+) -> Result<Option<EntryMeta>, BuildError> {
+    let node = plan.node(n);
+    let store_name = node.store_name();
+    let setup = |e: &dyn std::fmt::Display| BuildError::Setup { node: node.key.to_string(), message: e.to_string() };
+    let _lock = store.lock(&node.id, on_wait).map_err(|e| setup(&e))?;
+    if store.is_valid(&store_name) {
+        return Ok(None);
+    }
+    let in_place = !opts.sandbox && node.kind == Kind::Build;
+    let dir = store.begin_build(&store_name, in_place).map_err(|e| setup(&e))?;
+    let t0 = Instant::now();
+    let result = match node.kind {
+        Kind::Bootstrap => spy_build::realize_bootstrap(node, &dir),
+        Kind::Build => {
+            let sources = node.sources.iter().map(|s| spy_fetch::cached(store, s).ok_or_else(|| setup(&format!("source {} vanished from the store", s.file)))).collect::<Result<Vec<_>, _>>()?;
+            let job = BuildJob {
+                node,
+                store_name: store_name.clone(),
+                inputs: inputs_of(plan, node),
+                closure: plan.closure(&node.deps).into_iter().map(|d| plan.node(d).store_name()).collect(),
+                sources,
+                store_root: store.root().to_path_buf(),
+                sandbox: opts.sandbox,
+                jobs: opts.jobs,
+                jobserver: Some(client),
+                cancel,
+                spy_exe: opts.spy_exe.clone(),
+                log: store.log_path(&store_name),
+            };
+            spy_build::run_build(&job, &dir)
+        }
+    };
+    if let Err(e) = result {
+        store.abort_build(dir);
+        return Err(e);
+    }
+    let meta = EntryMeta {
+        format: 1,
+        id: node.id,
+        name: node.key.name.clone(),
+        version: node.version.clone(),
+        target: node.key.target.clone(),
+        store_name: store_name.clone(),
+        tree_hash: spy_hash::TreeHash([0; 32]),
+        size: 0,
+        files: 0,
+        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
+        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
+        build_seconds: t0.elapsed().as_secs_f64(),
+        registered_at: 0,
+        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
+        sandboxed: opts.sandbox,
+    };
+    store.register(dir, meta).map(Some).map_err(|e| setup(&e))
+}
+
+fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {
+    node.deps
+        .iter()
+        .map(|&d| {
+            let dn = plan.node(d);
+            Input { var: dn.var_name(), store_name: dn.store_name(), is_bootstrap: dn.kind == Kind::Bootstrap }
+        })
+        .collect()
+}

@@ -162,8 +162,9 @@ impl Store {
     }
 
     /// Prepares a fresh build directory for an entry, clearing debris of earlier crashed attempts.
-    /// Call with the node's lock held.
-    pub fn begin_build(&self, store_name: &str) -> Result<BuildDir, StoreError> {
+    /// Call with the node's lock held. `in_place` builds straight into the entry's final path
+    /// (unsandboxed builds, which see host paths); the entry still only exists once its metadata does.
+    pub fn begin_build(&self, store_name: &str, in_place: bool) -> Result<BuildDir, StoreError> {
         let final_path = self.entry_path(store_name);
         if final_path.exists() && !self.meta_path(store_name).exists() {
             remove_tree(&final_path)?;
@@ -172,7 +173,7 @@ impl Store {
         if dir.exists() {
             remove_tree(&dir)?;
         }
-        let out = dir.join("out");
+        let out = if in_place { final_path.clone() } else { dir.join("out") };
         let work = dir.join("build");
         for d in [&out, &work] {
             fs_err::create_dir_all(d).map_err(io(d))?;
@@ -182,6 +183,7 @@ impl Store {
 
     /// Discards a build directory (failed build).
     pub fn abort_build(&self, b: BuildDir) {
+        let _ = remove_tree(&b.out);
         let _ = remove_tree(&b.dir);
     }
 
@@ -196,10 +198,12 @@ impl Store {
         meta.store_name = b.store_name.clone();
         meta.registered_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let dest = self.entry_path(&b.store_name);
-        if dest.exists() {
-            remove_tree(&dest)?;
+        if b.out != dest {
+            if dest.exists() {
+                remove_tree(&dest)?;
+            }
+            fs_err::rename(&b.out, &dest).map_err(io(&dest))?;
         }
-        fs_err::rename(&b.out, &dest).map_err(io(&dest))?;
         self.write_meta(&meta)?;
         let _ = remove_tree(&b.dir);
         Ok(meta)
@@ -457,7 +461,7 @@ mod tests {
 
     fn build(store: &Store, id: u8, name: &str, inputs: Vec<String>) -> String {
         let sn = format!("{}-{name}-1", NodeId([id; 32]).short(32));
-        let b = store.begin_build(&sn).unwrap();
+        let b = store.begin_build(&sn, false).unwrap();
         std::fs::write(b.out.join("file"), name).unwrap();
         store.register(b, meta(id, name, inputs)).unwrap();
         sn

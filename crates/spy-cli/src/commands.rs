@@ -1,0 +1,376 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use petgraph::graph::NodeIndex;
+use spy_plan::{display_name, parse_spec, NodeKey, Plan, ProbeCache};
+use spy_recipe::Graph;
+use spy_store::{Store, VerifyOutcome};
+
+use crate::{Cli, Command};
+
+#[derive(clap::Args)]
+pub struct RealizeArgs {
+    #[arg(required = true, value_name = "NODE")]
+    nodes: Vec<String>,
+    /// CPU budget for everything: parallel builds plus the `make` jobs inside them.
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Go on building what does not depend on a failed node.
+    #[arg(short, long)]
+    keep_going: bool,
+    /// Build without the namespace sandbox (builds then see the whole host).
+    #[arg(long)]
+    no_sandbox: bool,
+    /// Name of the result link (default `result`, or `result-NODE` for several nodes).
+    #[arg(short, long, value_name = "PATH")]
+    out_link: Option<PathBuf>,
+    /// Leave no result link (and so no GC root).
+    #[arg(long)]
+    no_out_link: bool,
+    /// Use only local origins for sources.
+    #[arg(long)]
+    offline: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Json,
+}
+
+struct Ctx {
+    graph: Graph,
+    store: Store,
+    probes: ProbeCache,
+    mirrors: Vec<PathBuf>,
+    quiet: bool,
+}
+
+impl Ctx {
+    fn load(cli: &Cli) -> Result<Ctx> {
+        let cwd = std::env::current_dir().context("current directory")?;
+        let graph_dir = match &cli.graph {
+            Some(g) => g.clone(),
+            None => crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?,
+        };
+        let mut overlays: Vec<PathBuf> = std::env::var("SPY_OVERLAYS").ok().map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default();
+        overlays.extend(cli.overlays.iter().cloned());
+        for o in &overlays {
+            if !o.is_file() {
+                bail!("overlay {} does not exist", o.display());
+            }
+        }
+        let graph = Graph::load(&graph_dir, &overlays)?;
+        let store_dir = match &cli.store {
+            Some(s) => s.clone(),
+            None => graph_dir.parent().map(|p| p.join("store")).unwrap_or_else(|| PathBuf::from("store")),
+        };
+        let store = Store::open(&store_dir)?;
+        let probes = ProbeCache::open(&store.probe_cache_path());
+        let mut mirrors: Vec<PathBuf> = std::env::var("SPY_MIRRORS").ok().map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default();
+        mirrors.extend(cli.mirrors.iter().cloned());
+        Ok(Ctx { graph, store, probes, mirrors, quiet: cli.quiet })
+    }
+
+    fn keys(&self, specs: &[String]) -> Result<Vec<NodeKey>> {
+        specs.iter().map(|s| parse_spec(&self.graph, s).map_err(Into::into)).collect()
+    }
+
+    fn plan(&mut self, keys: &[NodeKey]) -> Result<(Plan, Vec<NodeIndex>)> {
+        let plan = spy_plan::resolve(&self.graph, keys, &mut self.probes)?;
+        self.probes.save();
+        let roots = keys.iter().map(|k| plan.get(k).expect("resolved root")).collect();
+        Ok((plan, roots))
+    }
+
+    fn one(&mut self, spec: &str) -> Result<(Plan, NodeIndex)> {
+        let keys = self.keys(&[spec.to_string()])?;
+        let (plan, roots) = self.plan(&keys)?;
+        Ok((plan, roots[0]))
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let mut ctx = Ctx::load(&cli)?;
+    match cli.command {
+        Command::Realize(args) => realize(&mut ctx, args),
+        Command::Fetch { nodes, offline } => {
+            let keys = ctx.keys(&nodes)?;
+            let (plan, roots) = ctx.plan(&keys)?;
+            let all = plan.closure(&roots);
+            let ui = spy_sched::Progress::new(ctx.quiet);
+            spy_sched::fetch_sources(&ctx.store, &plan, &all, &spy_fetch::FetchOptions { mirrors: ctx.mirrors.clone(), offline }, &ui)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { target, targets } => list(&mut ctx, target, targets),
+        Command::Show { node } => show(&mut ctx, &node),
+        Command::Path { node } => {
+            let (plan, n) = ctx.one(&node)?;
+            let name = plan.node(n).store_name();
+            println!("{}", ctx.store.entry_path(&name).display());
+            if !ctx.store.is_valid(&name) && !ctx.quiet {
+                eprintln!("spy: note: {} is not built yet (`spy realize {node}`)", plan.node(n).key);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Log { node } => {
+            let (plan, n) = ctx.one(&node)?;
+            let log = ctx.store.log_path(&plan.node(n).store_name());
+            let mut f = std::fs::File::open(&log).with_context(|| format!("no build log for {} (never built here?) at {}", plan.node(n).key, log.display()))?;
+            std::io::copy(&mut f, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { node, format } => graph(&mut ctx, &node, format),
+        Command::WhyDepends { a, b } => {
+            let keys = ctx.keys(&[a.clone(), b.clone()])?;
+            let (plan, roots) = ctx.plan(&keys[..1])?;
+            let Some(to) = plan.get(&keys[1]) else {
+                println!("{} does not depend on {}", keys[0], keys[1]);
+                return Ok(ExitCode::FAILURE);
+            };
+            match plan.why_depends(roots[0], to) {
+                Some(path) => {
+                    for (i, n) in path.iter().enumerate() {
+                        println!("{}{}", "  ".repeat(i) + if i > 0 { "└─ " } else { "" }, plan.node(*n).key);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    println!("{} does not depend on {}", keys[0], keys[1]);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Gc { dry_run } => {
+            let r = ctx.store.gc(dry_run)?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for n in &r.removed {
+                println!("{verb} {}", ctx.store.entry_path(n).display());
+            }
+            eprintln!("spy: {verb} {} entr(ies), {:.1} MiB; {} live; {} stale root(s)", r.removed.len(), r.freed_bytes as f64 / 1048576.0, r.live.len(), r.stale_roots.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { nodes } => {
+            let only = if nodes.is_empty() {
+                None
+            } else {
+                let keys = ctx.keys(&nodes)?;
+                let (plan, roots) = ctx.plan(&keys)?;
+                Some(roots.iter().map(|&r| plan.node(r).store_name()).collect::<Vec<_>>())
+            };
+            let results = ctx.store.verify(only.as_deref())?;
+            let mut bad = 0;
+            for (m, o) in &results {
+                match o {
+                    VerifyOutcome::Ok => {}
+                    VerifyOutcome::Mismatch { expected, actual } => {
+                        bad += 1;
+                        println!("MODIFIED {} (recorded {expected}, now {actual})", ctx.store.entry_path(&m.store_name).display());
+                    }
+                    VerifyOutcome::Missing => {
+                        bad += 1;
+                        println!("MISSING {}", ctx.store.entry_path(&m.store_name).display());
+                    }
+                    VerifyOutcome::Error(e) => {
+                        bad += 1;
+                        println!("ERROR {}: {e}", m.store_name);
+                    }
+                }
+            }
+            eprintln!("spy: verified {} entr(ies), {bad} problem(s)", results.len());
+            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::AddSource { files } => {
+            for f in files {
+                let (sha, _) = spy_fetch::add_file(&ctx.store, &f).with_context(|| format!("adding {}", f.display()))?;
+                let users: Vec<String> = recipes_using(&ctx.graph, &sha);
+                println!("{sha}  {}", f.display());
+                if users.is_empty() && !ctx.quiet {
+                    eprintln!("spy: note: no recipe pins sha256 {sha}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sandbox { .. } => unreachable!("handled before loading"),
+    }
+}
+
+fn recipes_using(graph: &Graph, sha: &spy_hash::Sha256) -> Vec<String> {
+    let hex = sha.to_hex();
+    graph.nodes.values().filter(|n| toml_contains(&toml::Value::Table(n.table.clone()), &hex)).map(|n| n.name.clone()).collect()
+}
+
+fn toml_contains(v: &toml::Value, s: &str) -> bool {
+    match v {
+        toml::Value::String(x) => x == s,
+        toml::Value::Array(a) => a.iter().any(|x| toml_contains(x, s)),
+        toml::Value::Table(t) => t.iter().any(|(_, x)| toml_contains(x, s)),
+        _ => false,
+    }
+}
+
+fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
+    let keys = ctx.keys(&args.nodes)?;
+    let (plan, roots) = ctx.plan(&keys)?;
+    let sandbox = !args.no_sandbox;
+    if sandbox {
+        if let Err(why) = spy_build::sandbox::available() {
+            bail!("cannot build in a sandbox: {why}; pass --no-sandbox to build without one (builds then see the whole host)");
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let ui = spy_sched::Progress::new(ctx.quiet);
+    let need = spy_sched::missing(&ctx.store, &plan, &roots);
+    if !sandbox && !need.is_empty() {
+        ui.line("warning: building without a sandbox (--no-sandbox): builds see the whole host and its network");
+    }
+    let opts = spy_sched::RealizeOptions {
+        jobs,
+        keep_going: args.keep_going,
+        sandbox,
+        spy_exe: std::env::current_exe().context("locating the spy executable")?,
+        fetch: spy_fetch::FetchOptions { mirrors: ctx.mirrors.clone(), offline: args.offline },
+    };
+    spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
+    for (i, &r) in roots.iter().enumerate() {
+        let name = plan.node(r).store_name();
+        println!("{}", ctx.store.entry_path(&name).display());
+        if args.no_out_link {
+            continue;
+        }
+        let link = match (&args.out_link, roots.len()) {
+            (Some(l), 1) => l.clone(),
+            (Some(l), _) => PathBuf::from(format!("{}-{}", l.display(), display_name(&ctx.graph, &keys[i]))),
+            (None, 1) => PathBuf::from("result"),
+            (None, _) => PathBuf::from(format!("result-{}", display_name(&ctx.graph, &keys[i]))),
+        };
+        ctx.store.add_root(&link, &name).with_context(|| format!("creating the result link {}", link.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<ExitCode> {
+    if targets {
+        for (t, c) in &ctx.graph.config.targets {
+            println!("{:<24} {:<10} {}", t, c.short, c.description);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(t) = &only_target {
+        if !ctx.graph.config.targets.contains_key(t) {
+            bail!("unknown target `{t}` (known: {})", ctx.graph.config.targets.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+    }
+    let plan = spy_plan::resolve_all(&ctx.graph, &mut ctx.probes)?;
+    ctx.probes.save();
+    let mut rows: Vec<(String, String, &str, bool)> = plan
+        .dag
+        .node_indices()
+        .map(|i| plan.node(i))
+        .filter(|n| only_target.as_ref().is_none_or(|t| &n.key.target == t))
+        .map(|n| (display_name(&ctx.graph, &n.key), n.version.clone(), n.kind.as_str(), ctx.store.is_valid(&n.store_name())))
+        .collect();
+    rows.sort();
+    let tty = std::io::stdout().is_terminal();
+    if tty {
+        println!("{:<36} {:<14} {:<10} STATE", "NODE", "VERSION", "KIND");
+    }
+    for (name, version, kind, built) in rows {
+        println!("{name:<36} {version:<14} {kind:<10} {}", if built { "built" } else { "-" });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(ctx: &mut Ctx, spec: &str) -> Result<ExitCode> {
+    let (plan, n) = ctx.one(spec)?;
+    let node = plan.node(n);
+    let name = node.store_name();
+    let meta = ctx.store.lookup(&name)?;
+    println!("node:        {} ({})", node.key, display_name(&ctx.graph, &node.key));
+    println!("version:     {}", node.version);
+    println!("kind:        {}", node.kind.as_str());
+    if !node.description.is_empty() {
+        println!("description: {}", node.description);
+    }
+    if !node.license.is_empty() {
+        println!("license:     {}", node.license);
+    }
+    println!("recipe:      {}", node.file.display());
+    println!("id:          {}", node.id);
+    println!("path:        {}", ctx.store.entry_path(&name).display());
+    match &meta {
+        Some(m) => println!("state:       built ({} files, {} bytes, output hash {}, built in {:.1}s{})", m.files, m.size, m.tree_hash, m.build_seconds, if m.sandboxed { "" } else { ", unsandboxed" }),
+        None => println!("state:       not built"),
+    }
+    for &d in &node.deps {
+        println!("dependency:  {} {}", plan.node(d).key, plan.node(d).id.short(16));
+    }
+    for s in &node.sources {
+        let cached = if spy_fetch::cached(&ctx.store, s).is_some() { "cached" } else { "not fetched" };
+        println!("source:      {} ({}, {cached})", s.file, spy_fetch::pin_text(&s.pin));
+        for u in &s.urls {
+            println!("               url {u}");
+        }
+        if let Some(d) = &s.debian {
+            println!("               debian source package {d}");
+        }
+        if let Some(p) = &s.pypi {
+            println!("               pypi sdist {p}");
+        }
+    }
+    for p in &node.patches {
+        println!("patch:       {} (blake3 {})", p.name, p.blake3.short(16));
+    }
+    for (k, v) in &node.env {
+        println!("env:         {k}={v}");
+    }
+    for (p, body) in &node.phases {
+        println!("phase {}: {} line(s)", p.as_str(), body.lines().count());
+    }
+    for t in &node.tools {
+        println!("host tool:   {:<10} {:<24} {}", t.name, t.path, t.version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
+    let (plan, root) = ctx.one(spec)?;
+    let nodes = plan.closure(&[root]);
+    match format {
+        GraphFormat::Dot => {
+            println!("digraph spy {{\n  rankdir=LR;\n  node [shape=box];");
+            for &n in &nodes {
+                let node = plan.node(n);
+                let built = ctx.store.is_valid(&node.store_name());
+                println!("  \"{}\" [label=\"{}\\n{}\"{}];", node.key, node.key.name, node.version, if built { "" } else { ", style=dashed" });
+                for &d in &node.deps {
+                    println!("  \"{}\" -> \"{}\";", node.key, plan.node(d).key);
+                }
+            }
+            println!("}}");
+        }
+        GraphFormat::Json => {
+            let list: Vec<serde_json::Value> = nodes
+                .iter()
+                .map(|&n| {
+                    let node = plan.node(n);
+                    serde_json::json!({
+                        "key": node.key.to_string(),
+                        "name": node.key.name,
+                        "target": node.key.target,
+                        "version": node.version,
+                        "kind": node.kind.as_str(),
+                        "id": node.id.to_hex(),
+                        "path": ctx.store.entry_path(&node.store_name()),
+                        "built": ctx.store.is_valid(&node.store_name()),
+                        "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "root": plan.node(root).key.to_string(), "nodes": list }))?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
