@@ -49,6 +49,7 @@ pub struct RealizeReport {
 }
 
 enum Event {
+    Token(std::io::Result<jobserver::Acquired>),
     Done(NodeIndex, Result<Option<EntryMeta>, BuildError>, f64),
     Waiting(NodeIndex),
 }
@@ -139,39 +140,57 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
     let mut remaining = need.len();
     let (tx, rx) = mpsc::channel::<Event>();
 
+    // Tokens come from a helper thread that blocks on the jobserver pipe; each build holds one for
+    // its whole run (the implicit token of the `make` inside it), so running builds plus the extra
+    // jobs their makes take never exceed `jobs`.
+    let token_tx = tx.clone();
+    let helper = client
+        .clone()
+        .into_helper_thread(move |t| {
+            let _ = token_tx.send(Event::Token(t));
+        })
+        .map_err(|e| SchedError::Jobserver(e.to_string()))?;
+    let mut requested = 0usize;
+
     std::thread::scope(|scope| {
         loop {
             let stop_starting = !failed.is_empty() && !opts.keep_going;
-            while !stop_starting && running.len() < jobs {
-                let Some(&(_, std::cmp::Reverse(ix))) = ready.peek() else { break };
-                let n = NodeIndex::new(ix);
-                // Bootstrap nodes cost nothing; builds hold one token for the whole build (make's implicit one).
-                let token = match client.try_acquire() {
-                    Ok(Some(t)) => t,
-                    _ if running.is_empty() => match client.acquire() {
-                        Ok(t) => t,
-                        Err(_) => break,
-                    },
-                    _ => break,
-                };
-                ready.pop();
-                running.insert(n, token);
-                ui.started(&plan.node(n).key.to_string());
-                let tx = tx.clone();
-                let (client, cancel) = (&client, &cancel);
-                scope.spawn(move || {
-                    let t0 = Instant::now();
-                    let r = build_one(store, plan, n, opts, client, cancel, &|| {
-                        let _ = tx.send(Event::Waiting(n));
-                    });
-                    let _ = tx.send(Event::Done(n, r, t0.elapsed().as_secs_f64()));
-                });
+            if !stop_starting {
+                while requested < ready.len() && running.len() + requested < jobs {
+                    helper.request_token();
+                    requested += 1;
+                }
             }
-            if running.is_empty() {
+            if running.is_empty() && (requested == 0 || stop_starting) {
                 break;
             }
             let Ok(ev) = rx.recv() else { break };
+            let ev = match ev {
+                Event::Token(t) => {
+                    requested = requested.saturating_sub(1);
+                    let Ok(token) = t else { continue };
+                    if stop_starting {
+                        continue;
+                    }
+                    let Some((_, std::cmp::Reverse(ix))) = ready.pop() else { continue };
+                    let n = NodeIndex::new(ix);
+                    running.insert(n, token);
+                    ui.started(&plan.node(n).key.to_string());
+                    let tx = tx.clone();
+                    let (client, cancel) = (&client, &cancel);
+                    scope.spawn(move || {
+                        let t0 = Instant::now();
+                        let r = build_one(store, plan, n, opts, client, cancel, &|| {
+                            let _ = tx.send(Event::Waiting(n));
+                        });
+                        let _ = tx.send(Event::Done(n, r, t0.elapsed().as_secs_f64()));
+                    });
+                    continue;
+                }
+                other => other,
+            };
             match ev {
+                Event::Token(_) => {}
                 Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
                 Event::Done(n, r, secs) => {
                     running.remove(&n);

@@ -1,0 +1,163 @@
+//! Fixture graphs for the integration tests: a temporary project with `graph/`, a store, a mirror
+//! directory, and tarballs of tiny C packages made on the spot.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const SPY: &str = env!("CARGO_BIN_EXE_spy");
+pub const TARGET: &str = "x86_64-linux-musl";
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+pub const STAGE0: &str = r#"
+name = "stage0"
+version = "host"
+kind = "bootstrap"
+tools = ["bash", "sh", "gcc", "cc", "as", "ld", "ar", "ranlib", "make", "cat", "cp", "mkdir", "ls", "rm",
+         "sleep", "date", "echo", "touch", "chmod", "mv", "ln", "sed", "grep", "patch", "head", "tee", "test", "true", "id"]
+"#;
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::Builder::new().prefix("spy-test-").tempdir().expect("tempdir");
+        let f = Fixture { dir };
+        f.write("graph/spy.toml", "format = 1\ndefault_target = \"x86_64-linux-musl\"\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n[targets.i686-linux-musl]\nshort = \"i686\"\n");
+        f.write("graph/stage0.toml", STAGE0);
+        std::fs::create_dir_all(f.mirror()).unwrap();
+        f
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn store(&self) -> PathBuf {
+        self.root().join("store")
+    }
+    pub fn mirror(&self) -> PathBuf {
+        self.root().join("mirror")
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A `spy` command in the fixture project (cwd = project root, so `result` lands there).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(SPY);
+        c.args(args)
+            .current_dir(self.root())
+            .env("SPY_GRAPH", self.root().join("graph"))
+            .env("SPY_STORE", self.store())
+            .env("SPY_MIRRORS", self.mirror())
+            .env_remove("SPY_OVERLAYS");
+        c
+    }
+
+    pub fn spy(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run spy")
+    }
+
+    /// Runs spy and insists on success, returning (stdout, stderr).
+    pub fn ok(&self, args: &[&str]) -> (String, String) {
+        let o = self.spy(args);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+        assert!(o.status.success(), "spy {args:?} failed\nstdout:\n{out}\nstderr:\n{err}");
+        (out, err)
+    }
+
+    /// Runs spy and insists on failure, returning stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.spy(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "spy {args:?} should have failed\nstderr:\n{err}");
+        err
+    }
+
+    /// Writes a tar.gz of `files` (path, contents, executable) into the mirror; returns its sha256.
+    pub fn tarball(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let path = self.mirror().join(name);
+        make_tar_gz(&path, files);
+        sha256(&path)
+    }
+
+    /// The tiny C library + program used by most tests, as two tarballs in the mirror.
+    /// Returns (lib sha256, app sha256).
+    pub fn greet_sources(&self, lib_version: &str) -> (String, String) {
+        let lib = self.tarball(
+            &format!("libgreet-{lib_version}.tar.gz"),
+            &[
+                ("libgreet/greet.h", "const char *greet(void);\n"),
+                ("libgreet/greet.c", &format!("#include \"greet.h\"\nconst char *greet(void) {{ return \"hello from libgreet {lib_version}\"; }}\n")),
+                ("libgreet/Makefile", "libgreet.a: greet.o\n\tar rcs $@ greet.o\ngreet.o: greet.c greet.h\n\t$(CC) -O2 -c greet.c\ninstall: libgreet.a\n\tmkdir -p $(PREFIX)/lib $(PREFIX)/include\n\tcp libgreet.a $(PREFIX)/lib/\n\tcp greet.h $(PREFIX)/include/\n"),
+            ],
+        );
+        let app = self.tarball(
+            "hello-1.0.tar.gz",
+            &[("hello-1.0/hello.c", "#include <stdio.h>\n#include <greet.h>\nint main(void) { puts(greet()); return 0; }\n")],
+        );
+        (lib, app)
+    }
+
+    /// Recipes for libgreet, hello (depends on libgreet) and an unrelated node.
+    pub fn greet_graph(&self, lib_version: &str, lib_extra: &str) {
+        let (lib_sha, app_sha) = self.greet_sources(lib_version);
+        self.write(
+            "graph/libgreet.toml",
+            &format!(
+                "name = \"libgreet\"\nversion = \"{lib_version}\"\n[[sources]]\nfile = \"libgreet-{lib_version}.tar.gz\"\nsha256 = \"{lib_sha}\"\n[phases]\nbuild = \"make CC=gcc\"\ninstall = \"make install PREFIX=$out\"\n{lib_extra}"
+            ),
+        );
+        self.write(
+            "graph/hello.toml",
+            &format!(
+                "name = \"hello\"\nversion = \"1.0\"\ndeps = [\"libgreet\"]\n[[sources]]\nfile = \"hello-1.0.tar.gz\"\nsha256 = \"{app_sha}\"\n[phases]\nbuild = \"gcc -static -I$libgreet/include -o hello hello.c -L$libgreet/lib -lgreet\"\ninstall = \"mkdir -p $out/bin && cp hello $out/bin/\"\n"
+            ),
+        );
+        self.write("graph/other.toml", "name = \"other\"\nversion = \"1\"\n[phases]\ninstall = \"echo other > $out/other.txt\"\n");
+    }
+
+    /// Store entry directories (not `.spy`).
+    pub fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.store())
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+pub fn make_tar_gz(path: &Path, files: &[(&str, &str)]) {
+    let f = std::fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_000_000_000);
+        h.set_path(name).unwrap();
+        h.set_cksum();
+        b.append(&h, content.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap().flush().unwrap();
+}
+
+pub fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// Lines of spy's plain progress output that say a node was built.
+pub fn built_lines(stderr: &str) -> Vec<String> {
+    stderr.lines().filter(|l| l.starts_with("spy: built ")).map(|l| l.to_string()).collect()
+}

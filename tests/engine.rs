@@ -1,0 +1,449 @@
+//! The engine end to end: the real `spy` binary on fixture graphs made by each test.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn builds_a_library_and_a_program_that_links_it() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    let (out, err) = f.ok(&["realize", "hello-x86_64"]);
+    let path = out.trim();
+    assert!(path.starts_with(f.store().to_str().unwrap()), "{out}");
+    assert!(err.contains("building libgreet@x86_64-linux-musl"), "{err}");
+    // The result link points at the entry and the program runs.
+    let link = std::fs::read_link(f.root().join("result")).unwrap();
+    assert_eq!(link, Path::new(path));
+    let run = std::process::Command::new(f.root().join("result/bin/hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "hello from libgreet 1.0");
+    // Entries are read-only; `show` and `log` know the node.
+    let md = std::fs::metadata(f.root().join("result/bin/hello")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(md.permissions().mode() & 0o777, 0o555);
+    let (show, _) = f.ok(&["show", "hello"]);
+    assert!(show.contains("state:       built"), "{show}");
+    let (log, _) = f.ok(&["log", "hello-x86_64"]);
+    assert!(log.contains("spy: phase build"), "{log}");
+    // Realizing again does no work.
+    let (out2, err2) = f.ok(&["realize", "hello-x86_64"]);
+    assert_eq!(out2, out);
+    assert!(!err2.contains("building"), "{err2}");
+}
+
+#[test]
+fn a_dependency_change_rebuilds_exactly_its_dependents() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    f.ok(&["realize", "hello", "other"]);
+    let before = f.entries();
+    // Change one phase of the library.
+    f.greet_graph("1.0", "[env]\nEXTRA = \"changed\"\n");
+    let (_, err) = f.ok(&["realize", "hello", "other"]);
+    let built = built_lines(&err);
+    assert_eq!(built.len(), 2, "{err}");
+    assert!(built.iter().any(|l| l.contains("libgreet@")), "{err}");
+    assert!(built.iter().any(|l| l.contains("hello@")), "{err}");
+    assert!(!err.contains("building other"), "{err}");
+    assert!(!err.contains("building stage0"), "{err}");
+    // Two results: result-hello-x86_64 and result-other-x86_64.
+    assert!(f.root().join("result-hello-x86_64").exists());
+    assert!(f.root().join("result-other-x86_64").exists());
+    assert_eq!(f.entries().len(), before.len() + 2);
+    // A new source version changes the ids too.
+    f.greet_graph("1.1", "");
+    let (_, err) = f.ok(&["realize", "hello"]);
+    assert_eq!(built_lines(&err).len(), 2, "{err}");
+    let run = std::process::Command::new(f.root().join("result/bin/hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "hello from libgreet 1.1");
+}
+
+#[test]
+fn a_wrong_source_hash_names_both_hashes_and_the_origin_and_stores_nothing() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    let good = sha256(&f.mirror().join("libgreet-1.0.tar.gz"));
+    let wrong = "0".repeat(64);
+    let text = std::fs::read_to_string(f.root().join("graph/libgreet.toml")).unwrap().replace(&good, &wrong);
+    f.write("graph/libgreet.toml", &text);
+    let err = f.fails(&["realize", "hello"]);
+    assert!(err.contains(&wrong) && err.contains(&good), "{err}");
+    assert!(err.contains(f.mirror().join("libgreet-1.0.tar.gz").to_str().unwrap()), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    // Nothing was built, nothing was stored under either hash.
+    assert!(f.entries().is_empty(), "{:?}", f.entries());
+    let cached: Vec<_> = std::fs::read_dir(f.store().join(".spy/sources")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!cached.iter().any(|n| n.to_string_lossy().contains(&good) || n.to_string_lossy().contains(&wrong)), "{cached:?}");
+}
+
+#[test]
+fn cycles_missing_dependencies_unknown_keys_and_targets_are_load_errors() {
+    let f = Fixture::new();
+    f.write("graph/a.toml", "name = \"a\"\nversion = \"1\"\ndeps = [\"b\"]\n");
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\ndeps = [\"a\"]\n");
+    let err = f.fails(&["realize", "a"]);
+    assert!(err.contains("cycle") && err.contains("a -> b -> a"), "{err}");
+
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\ndeps = [\"nothere\"]\n");
+    let err = f.fails(&["realize", "a"]);
+    assert!(err.contains("b.toml:3") && err.contains("nothere") && err.contains("`deps`"), "{err}");
+
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\nsauces = []\n");
+    let err = f.fails(&["list"]);
+    assert!(err.contains("b.toml:3") && err.contains("sauces"), "{err}");
+
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\n[target.mips-linux.env]\nA = \"1\"\n");
+    let err = f.fails(&["list"]);
+    assert!(err.contains("b.toml:3") && err.contains("mips-linux"), "{err}");
+
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\n");
+    let err = f.fails(&["realize", "b@sparc-linux"]);
+    assert!(err.contains("sparc-linux"), "{err}");
+    let err = f.fails(&["realize", "nosuchnode"]);
+    assert!(err.contains("nosuchnode") && err.contains("spy list"), "{err}");
+}
+
+#[test]
+fn a_failing_build_shows_its_log_tail_and_registers_nothing() {
+    let f = Fixture::new();
+    f.write("graph/bad.toml", "name = \"bad\"\nversion = \"1\"\n[phases]\nbuild = \"\"\"\necho partial > $out/partial\necho 'the compiler said no' >&2\nexit 3\n\"\"\"\n");
+    let err = f.fails(&["realize", "bad"]);
+    assert!(err.contains("the compiler said no"), "{err}");
+    assert!(err.contains("full log: ") && err.contains(".log"), "{err}");
+    assert!(err.contains("bad@x86_64-linux-musl"), "{err}");
+    let entries = f.entries();
+    assert!(entries.iter().all(|e| e.contains("-stage0-")), "{entries:?}");
+    assert!(!f.root().join("result").exists());
+    let (log, _) = f.ok(&["log", "bad"]);
+    assert!(log.contains("the compiler said no"), "{log}");
+}
+
+#[test]
+fn keep_going_builds_what_does_not_depend_on_the_failure() {
+    let f = Fixture::new();
+    f.write("graph/bad.toml", "name = \"bad\"\nversion = \"1\"\n[phases]\nbuild = \"exit 1\"\n");
+    f.write("graph/above.toml", "name = \"above\"\nversion = \"1\"\ndeps = [\"bad\"]\n");
+    f.write("graph/fine.toml", "name = \"fine\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 1; echo ok > $out/ok\"\n");
+    let o = f.spy(&["realize", "-j1", "--keep-going", "above", "fine"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("built fine@"), "{err}");
+    assert!(err.contains("1 dependent node(s) were not built"), "{err}");
+}
+
+#[test]
+fn sigkill_mid_build_leaves_no_partial_entry_and_the_next_realize_completes() {
+    let f = Fixture::new();
+    f.write("graph/slow.toml", "name = \"slow\"\nversion = \"1\"\n[phases]\nbuild = \"\"\"\necho half > $out/half\necho started-slow-build\nsleep 4\necho done > $out/done\n\"\"\"\n");
+    f.ok(&["realize", "stage0"]);
+    let mut child = f.cmd(&["realize", "slow"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Wait until the build is really running (its log says so), then kill spy outright.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = std::fs::read_dir(f.store().join(".spy/logs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("-slow-")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<String>();
+        if logs.contains("started-slow-build") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "build never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // No entry for `slow` counts as built, and `path` says so.
+    let (_, err) = f.ok(&["path", "slow"]);
+    assert!(err.contains("not built"), "{err}");
+    let (show, _) = f.ok(&["show", "slow"]);
+    assert!(show.contains("state:       not built"), "{show}");
+    // The sandboxed build died with spy: nothing writes into the old build directory any more.
+    let (_, err) = f.ok(&["realize", "slow"]);
+    assert!(err.contains("built slow@"), "{err}");
+    let done = std::fs::read_to_string(f.root().join("result/done")).unwrap();
+    assert_eq!(done.trim(), "done");
+    let (_, verify) = f.ok(&["verify"]);
+    assert!(verify.contains("0 problem(s)"), "{verify}");
+}
+
+#[test]
+fn two_concurrent_realizes_build_once_and_both_succeed() {
+    let f = Fixture::new();
+    f.write("graph/shared.toml", "name = \"shared\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 2; date +%s%N > $out/stamp\"\n");
+    f.ok(&["realize", "stage0"]);
+    let a = f.cmd(&["realize", "--no-out-link", "shared"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let b = f.cmd(&["realize", "--no-out-link", "shared"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(oa.status.success() && ob.status.success());
+    assert_eq!(oa.stdout, ob.stdout, "both print the same path");
+    let (ea, eb) = (String::from_utf8_lossy(&oa.stderr), String::from_utf8_lossy(&ob.stderr));
+    let builds = built_lines(&ea).len() + built_lines(&eb).len();
+    assert_eq!(builds, 1, "A:\n{ea}\nB:\n{eb}");
+    assert!(ea.contains("built by another spy process") || eb.contains("built by another spy process"), "A:\n{ea}\nB:\n{eb}");
+}
+
+#[test]
+fn gc_keeps_rooted_closures_and_removes_the_rest() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    f.ok(&["realize", "hello"]);
+    f.ok(&["realize", "--no-out-link", "other"]);
+    let all = f.entries();
+    assert_eq!(all.len(), 4, "{all:?}"); // stage0, libgreet, hello, other
+    let (dry, _) = f.ok(&["gc", "--dry-run"]);
+    assert!(dry.contains("-other-1") && dry.lines().count() == 1, "{dry}");
+    assert_eq!(f.entries(), all, "a dry run deletes nothing");
+    f.ok(&["gc"]);
+    let left = f.entries();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|e| !e.contains("-other-")));
+    std::process::Command::new(f.root().join("result/bin/hello")).status().unwrap();
+    // Without the root, everything goes.
+    std::fs::remove_file(f.root().join("result")).unwrap();
+    f.ok(&["gc"]);
+    assert!(f.entries().is_empty(), "{:?}", f.entries());
+    let (list, _) = f.ok(&["list"]);
+    assert!(!list.contains("built"), "{list}");
+}
+
+#[test]
+fn the_sandbox_blocks_network_and_writes_outside_out() {
+    let f = Fixture::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host_dir = f.root().join("host-visible");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let script = format!(
+        r#"
+try() {{ if ( eval "$2" ) 2>/dev/null; then echo "$1=allowed"; else echo "$1=blocked"; fi >> $out/report; }}
+try net 'exec 3<>/dev/tcp/127.0.0.1/{port}'
+try usr 'touch /usr/spy-sandbox-test'
+try etc 'touch /etc/spy-sandbox-test'
+try root 'touch /spy-sandbox-test'
+try dep 'touch $stage0/spy-sandbox-test'
+try home 'touch $HOME/x'
+try host 'touch {host}/escaped'
+try proc_host 'test -e /proc/1/root{host}'
+try out 'touch $out/written'
+try build 'touch /build/scratch'
+try tmp 'touch /tmp/scratch'
+echo "uid=$(id -u) path=$PATH" >> $out/report
+"#,
+        host = host_dir.display()
+    );
+    f.write("graph/probe.toml", &format!("name = \"probe\"\nversion = \"1\"\n[phases]\nbuild = '''{script}'''\n"));
+    f.ok(&["realize", "probe"]);
+    let report = std::fs::read_to_string(f.root().join("result/report")).unwrap();
+    for blocked in ["net", "usr", "etc", "root", "dep", "home", "host", "proc_host"] {
+        assert!(report.contains(&format!("{blocked}=blocked")), "{blocked}:\n{report}");
+    }
+    for allowed in ["out", "build", "tmp"] {
+        assert!(report.contains(&format!("{allowed}=allowed")), "{allowed}:\n{report}");
+    }
+    assert!(report.contains("uid=1000"), "{report}");
+    assert!(listener.accept().is_err(), "the build reached the host's loopback");
+    assert!(!host_dir.join("escaped").exists());
+    assert!(!Path::new("/usr/spy-sandbox-test").exists());
+}
+
+#[test]
+fn no_sandbox_must_be_asked_for_and_says_so() {
+    let f = Fixture::new();
+    f.write("graph/plain.toml", "name = \"plain\"\nversion = \"1\"\n[phases]\nbuild = \"echo hi > $out/hi\"\n");
+    let (_, err) = f.ok(&["realize", "--no-sandbox", "plain"]);
+    assert!(err.contains("without a sandbox"), "{err}");
+    assert_eq!(std::fs::read_to_string(f.root().join("result/hi")).unwrap(), "hi\n");
+    let (show, _) = f.ok(&["show", "plain"]);
+    assert!(show.contains("unsandboxed"), "{show}");
+}
+
+#[test]
+fn archives_with_escaping_entries_are_refused() {
+    for (name, evil) in [("dotdot", "../../escaped-file"), ("abs", "/tmp/spy-escaped-abs")] {
+        let f = Fixture::new();
+        let path = f.mirror().join(format!("{name}.tar.gz"));
+        write_raw_tar(&path, evil, None);
+        let sha = sha256(&path);
+        f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"{name}.tar.gz\"\nsha256 = \"{sha}\"\n"));
+        let err = f.fails(&["realize", "evil"]);
+        assert!(err.contains("escapes the destination"), "{err}");
+        assert!(!f.store().join(".spy/escaped-file").exists() && !f.store().join("escaped-file").exists());
+    }
+    let f = Fixture::new();
+    let path = f.mirror().join("link.tar.gz");
+    write_raw_tar(&path, "pkg/passwd", Some("/etc/passwd"));
+    let sha = sha256(&path);
+    f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link.tar.gz\"\nsha256 = \"{sha}\"\n"));
+    let err = f.fails(&["realize", "evil"]);
+    assert!(err.contains("symlink to /etc/passwd"), "{err}");
+    let path = f.mirror().join("link2.tar.gz");
+    write_raw_tar(&path, "pkg/up", Some("../../.."));
+    let sha = sha256(&path);
+    f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link2.tar.gz\"\nsha256 = \"{sha}\"\n"));
+    let err = f.fails(&["realize", "evil"]);
+    assert!(err.contains("escapes the destination"), "{err}");
+}
+
+/// A tar.gz with one raw entry, written byte by byte as a hostile tool would (the tar crate's
+/// own setters refuse such names).
+fn write_raw_tar(path: &Path, name: &str, link: Option<&str>) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    let data: &[u8] = if link.is_some() { b"" } else { b"evil" };
+    h.set_size(data.len() as u64);
+    if link.is_some() {
+        h.set_entry_type(tar::EntryType::Symlink);
+    }
+    {
+        let g = h.as_gnu_mut().unwrap();
+        g.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+    }
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn verify_detects_a_modified_file() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    f.ok(&["realize", "hello"]);
+    let (_, err) = f.ok(&["verify"]);
+    assert!(err.contains("0 problem(s)"), "{err}");
+    let file = std::fs::canonicalize(f.root().join("result/bin/hello")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(0);
+    std::fs::write(&file, bytes).unwrap();
+    let o = f.spy(&["verify"]);
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("MODIFIED") && out.contains("-hello-1.0"), "{out}");
+    assert_eq!(out.lines().count(), 1, "only the modified entry: {out}");
+}
+
+#[test]
+fn builds_share_one_jobserver_and_run_in_parallel() {
+    let f = Fixture::new();
+    for n in ["left", "right"] {
+        f.write(&format!("graph/{n}.toml"), &format!("name = \"{n}\"\nversion = \"1\"\n[phases]\nbuild = \"\"\"\necho \"$MAKEFLAGS\" > $out/makeflags\nprintf 'all:\\n\\t@echo made-$(MAKEFLAGS)\\n' > Makefile\nmake > $out/make.txt\nsleep 2\n\"\"\"\n"));
+    }
+    f.write("graph/top.toml", "name = \"top\"\nversion = \"1\"\ndeps = [\"left\", \"right\"]\n");
+    let (_, err) = f.ok(&["realize", "-j2", "top"]);
+    let flags = std::fs::read_to_string(f.store().join(std::fs::read_dir(f.store()).unwrap().flatten().find(|e| e.file_name().to_string_lossy().contains("-left-")).unwrap().file_name()).join("makeflags")).unwrap();
+    assert!(flags.contains("--jobserver-auth="), "{flags}");
+    // Both leaves started before either finished.
+    let lines: Vec<&str> = err.lines().collect();
+    let pos = |p: &str| lines.iter().position(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no `{p}` in\n{err}"));
+    let first_built = pos("spy: built left").min(pos("spy: built right"));
+    assert!(pos("spy: building left") < first_built && pos("spy: building right") < first_built, "{err}");
+    assert!(pos("spy: built top") > first_built);
+}
+
+#[test]
+fn add_source_and_offline_realize() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    let elsewhere = f.root().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for n in ["libgreet-1.0.tar.gz", "hello-1.0.tar.gz"] {
+        std::fs::rename(f.mirror().join(n), elsewhere.join(n)).unwrap();
+    }
+    let err = f.fails(&["realize", "--offline", "hello"]);
+    assert!(err.contains("could not be obtained") && err.contains("libgreet-1.0.tar.gz") && err.contains("add-source"), "{err}");
+    let (out, _) = f.ok(&["add-source", elsewhere.join("libgreet-1.0.tar.gz").to_str().unwrap(), elsewhere.join("hello-1.0.tar.gz").to_str().unwrap()]);
+    assert_eq!(out.lines().count(), 2);
+    f.ok(&["realize", "--offline", "hello"]);
+}
+
+#[test]
+fn file_urls_and_mirror_by_hash() {
+    let f = Fixture::new();
+    let sha = f.tarball("pkg-1.tar.gz", &[("pkg-1/data.txt", "data\n")]);
+    let elsewhere = f.root().join("srv");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(f.mirror().join("pkg-1.tar.gz"), elsewhere.join("pkg-1.tar.gz")).unwrap();
+    f.write("graph/pkg.toml", &format!("name = \"pkg\"\nversion = \"1\"\n[[sources]]\nurls = [\"file://{}/pkg-1.tar.gz\"]\nsha256 = \"{sha}\"\n[phases]\ninstall = \"cp data.txt $out/\"\n", elsewhere.display()));
+    f.ok(&["realize", "pkg"]);
+    assert_eq!(std::fs::read_to_string(f.root().join("result/data.txt")).unwrap(), "data\n");
+    // A mirror may hold a file under its sha256.
+    let g = Fixture::new();
+    std::fs::copy(elsewhere.join("pkg-1.tar.gz"), g.mirror().join(&sha)).unwrap();
+    g.write("graph/pkg.toml", &format!("name = \"pkg\"\nversion = \"1\"\n[[sources]]\nfile = \"pkg-1.tar.gz\"\nsha256 = \"{sha}\"\n[phases]\ninstall = \"cp data.txt $out/\"\n"));
+    g.ok(&["realize", "pkg"]);
+}
+
+#[test]
+fn git_sources_are_pinned_by_full_commit() {
+    let f = Fixture::new();
+    let repo = f.root().join("repo");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git").arg("-C").arg(&repo).args(args).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@example.org").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@example.org").output().unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("file.txt"), "first\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "one"]);
+    let first = git(&["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("file.txt"), "second\n").unwrap();
+    git(&["commit", "-qam", "two"]);
+    let recipe = |commit: &str| format!("name = \"fromgit\"\nversion = \"1\"\n[[sources]]\ngit = {{ url = \"{}\", commit = \"{commit}\" }}\n[phases]\ninstall = \"cp file.txt $out/\"\n", repo.display());
+    f.write("graph/fromgit.toml", &recipe(&first));
+    f.ok(&["realize", "fromgit"]);
+    assert_eq!(std::fs::read_to_string(f.root().join("result/file.txt")).unwrap(), "first\n");
+    // A commit that is not in the repository.
+    f.write("graph/fromgit.toml", &recipe(&"1".repeat(40)));
+    let err = f.fails(&["realize", "fromgit"]);
+    assert!(err.contains("is not in") && err.contains(&"1".repeat(40)), "{err}");
+    // A prefix is not a pin.
+    f.write("graph/fromgit.toml", &recipe(&first[..12]));
+    let err = f.fails(&["realize", "fromgit"]);
+    assert!(err.contains("full 40-digit"), "{err}");
+}
+
+#[test]
+fn overlays_change_exactly_the_nodes_they_touch_and_their_dependents() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    let ids = |extra: &[&str]| {
+        let mut args = vec!["graph", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push("hello");
+        let (out, _) = f.ok(&args);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["nodes"].as_array().unwrap().iter().map(|n| (n["name"].as_str().unwrap().to_string(), n["id"].as_str().unwrap().to_string())).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let base = ids(&[]);
+    f.write("overlays/lib-flags.toml", "[nodes.libgreet.env]\nCFLAGS = \"-O3\"\n");
+    let over = ids(&["--overlay", "overlays/lib-flags.toml"]);
+    assert_ne!(base["libgreet"], over["libgreet"]);
+    assert_ne!(base["hello"], over["hello"]);
+    assert_eq!(base["stage0"], over["stage0"]);
+    let (out, _) = f.ok(&["why-depends", "hello", "stage0"]);
+    assert!(out.contains("hello@") && out.contains("stage0@"), "{out}");
+    let (dot, _) = f.ok(&["graph", "hello"]);
+    assert!(dot.starts_with("digraph") && dot.contains("\"hello@x86_64-linux-musl\" -> \"libgreet@x86_64-linux-musl\""), "{dot}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let o = std::process::Command::new(SPY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for c in ["realize", "list", "show", "path", "log", "graph", "why-depends", "gc", "verify", "add-source", "fetch"] {
+        assert!(help.contains(c), "{c} missing from --help:\n{help}");
+    }
+    assert!(!help.contains("__sandbox"));
+}
