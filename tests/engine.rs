@@ -447,3 +447,33 @@ fn help_lists_the_commands() {
     }
     assert!(!help.contains("__sandbox"));
 }
+
+#[test]
+fn make_inside_a_build_takes_its_extra_jobs_from_the_shared_budget() {
+    let f = Fixture::new();
+    f.write(
+        "graph/par.toml",
+        r#"name = "par"
+version = "1"
+[phases]
+build = '''
+cat > Makefile <<'MK'
+all: a b c d e f
+a b c d e f:
+	@mkdir lock-$@; ls -d lock-* | wc -l >> counts; sleep 0.5; rmdir lock-$@
+MK
+make
+sort -n counts | tail -1 > $out/max
+'''
+"#,
+    );
+    for j in ["2", "3"] {
+        f.ok(&["realize", "-j", j, "--no-out-link", "stage0"]);
+        let (out, _) = f.ok(&["realize", "-j", j, "par"]);
+        let max = std::fs::read_to_string(format!("{}/max", out.trim())).unwrap();
+        assert_eq!(max.trim(), j, "with -j{j} make ran {max} jobs at once");
+        // Force a rebuild with the other budget: ids do not depend on -j.
+        let entry = out.trim().rsplit('/').next().unwrap().to_string();
+        std::fs::remove_file(f.store().join(".spy/meta").join(format!("{entry}.json"))).unwrap();
+    }
+}

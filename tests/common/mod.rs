@@ -19,7 +19,7 @@ name = "stage0"
 version = "host"
 kind = "bootstrap"
 tools = ["bash", "sh", "gcc", "cc", "as", "ld", "ar", "ranlib", "make", "cat", "cp", "mkdir", "ls", "rm",
-         "sleep", "date", "echo", "touch", "chmod", "mv", "ln", "sed", "grep", "patch", "head", "tee", "test", "true", "id"]
+         "sleep", "date", "echo", "touch", "chmod", "mv", "ln", "sed", "grep", "patch", "head", "tail", "tee", "test", "true", "id", "wc", "rmdir", "sort"]
 "#;
 
 impl Fixture {

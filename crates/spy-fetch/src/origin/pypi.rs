@@ -21,13 +21,20 @@ impl Origin for PypiOrigin {
         let dir = store.staging_dir("pip-")?;
         let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
         log(&format!("pip download --no-binary :all: --no-deps {req}"));
-        let mut cmd = Command::new(&python);
-        cmd.args(["-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--no-build-isolation", "--disable-pip-version-check", "-q", "-d"])
-            .arg(dir.path())
-            .arg(req);
-        if let Err(e) = run_tool(&mut cmd) {
-            return Ok(Attempt::Missed(format!("`pip download {req}` failed: {e}")));
+        // Without build isolation pip prepares the sdist's metadata with the host's setuptools,
+        // which is fast; packages with another build backend need the isolated (slower) way.
+        let mut failures = Vec::new();
+        for isolation in [false, true] {
+            let mut cmd = Command::new(&python);
+            cmd.args(["-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--disable-pip-version-check", "-q", "-d"]).arg(dir.path()).arg(req);
+            if !isolation {
+                cmd.arg("--no-build-isolation");
+            }
+            match run_tool(&mut cmd) {
+                Ok(()) => return pick_matching(store, dir.path(), src, &format!("pip download {req}")),
+                Err(e) => failures.push(e),
+            }
         }
-        pick_matching(store, dir.path(), src, &format!("pip download {req}"))
+        Ok(Attempt::Missed(format!("`pip download --no-binary :all: --no-deps {req}` failed: {}", failures.join("; then: "))))
     }
 }
