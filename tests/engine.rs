@@ -67,7 +67,9 @@ fn a_wrong_source_hash_names_both_hashes_and_the_origin_and_stores_nothing() {
     f.greet_graph("1.0", "");
     let good = sha256(&f.mirror().join("libgreet-1.0.tar.gz"));
     let wrong = "0".repeat(64);
-    let text = std::fs::read_to_string(f.root().join("graph/libgreet.toml")).unwrap().replace(&good, &wrong);
+    let text = std::fs::read_to_string(f.root().join("graph/libgreet.toml"))
+        .unwrap()
+        .replace(&good, &wrong);
     f.write("graph/libgreet.toml", &text);
     let err = f.fails(&["realize", "hello"]);
     assert!(err.contains(&wrong) && err.contains(&good), "{err}");
@@ -75,8 +77,17 @@ fn a_wrong_source_hash_names_both_hashes_and_the_origin_and_stores_nothing() {
     assert!(err.contains("hint:"), "{err}");
     // Nothing was built, nothing was stored under either hash.
     assert!(f.entries().is_empty(), "{:?}", f.entries());
-    let cached: Vec<_> = std::fs::read_dir(f.store().join(".spy/sources")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(!cached.iter().any(|n| n.to_string_lossy().contains(&good) || n.to_string_lossy().contains(&wrong)), "{cached:?}");
+    let cached: Vec<_> = std::fs::read_dir(f.store().join(".spy/sources"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !cached
+            .iter()
+            .any(|n| n.to_string_lossy().contains(&good) || n.to_string_lossy().contains(&wrong)),
+        "{cached:?}"
+    );
 }
 
 #[test]
@@ -89,13 +100,19 @@ fn cycles_missing_dependencies_unknown_keys_and_targets_are_load_errors() {
 
     f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\ndeps = [\"nothere\"]\n");
     let err = f.fails(&["realize", "a"]);
-    assert!(err.contains("b.toml:3") && err.contains("nothere") && err.contains("`deps`"), "{err}");
+    assert!(
+        err.contains("b.toml:3") && err.contains("nothere") && err.contains("`deps`"),
+        "{err}"
+    );
 
     f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\nsauces = []\n");
     let err = f.fails(&["list"]);
     assert!(err.contains("b.toml:3") && err.contains("sauces"), "{err}");
 
-    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\n[target.mips-linux.env]\nA = \"1\"\n");
+    f.write(
+        "graph/b.toml",
+        "name = \"b\"\nversion = \"1\"\n[target.mips-linux.env]\nA = \"1\"\n",
+    );
     let err = f.fails(&["list"]);
     assert!(err.contains("b.toml:3") && err.contains("mips-linux"), "{err}");
 
@@ -126,7 +143,10 @@ fn keep_going_builds_what_does_not_depend_on_the_failure() {
     let f = Fixture::new();
     f.write("graph/bad.toml", "name = \"bad\"\nversion = \"1\"\n[phases]\nbuild = \"exit 1\"\n");
     f.write("graph/above.toml", "name = \"above\"\nversion = \"1\"\ndeps = [\"bad\"]\n");
-    f.write("graph/fine.toml", "name = \"fine\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 1; echo ok > $out/ok\"\n");
+    f.write(
+        "graph/fine.toml",
+        "name = \"fine\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 1; echo ok > $out/ok\"\n",
+    );
     let o = f.spy(&["realize", "-j1", "--keep-going", "above", "fine"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
@@ -139,11 +159,21 @@ fn sigkill_mid_build_leaves_no_partial_entry_and_the_next_realize_completes() {
     let f = Fixture::new();
     f.write("graph/slow.toml", "name = \"slow\"\nversion = \"1\"\n[phases]\nbuild = \"\"\"\necho half > $out/half\necho started-slow-build\nsleep 4\necho done > $out/done\n\"\"\"\n");
     f.ok(&["realize", "stage0"]);
-    let mut child = f.cmd(&["realize", "slow"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = f
+        .cmd(&["realize", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the build is really running (its log says so), then kill spy outright.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let logs = std::fs::read_dir(f.store().join(".spy/logs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("-slow-")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<String>();
+        let logs = std::fs::read_dir(f.store().join(".spy/logs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("-slow-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
         if logs.contains("started-slow-build") {
             break;
         }
@@ -170,18 +200,34 @@ fn sigkill_mid_build_leaves_no_partial_entry_and_the_next_realize_completes() {
 #[test]
 fn two_concurrent_realizes_build_once_and_both_succeed() {
     let f = Fixture::new();
-    f.write("graph/shared.toml", "name = \"shared\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 2; date +%s%N > $out/stamp\"\n");
+    f.write(
+        "graph/shared.toml",
+        "name = \"shared\"\nversion = \"1\"\n[phases]\nbuild = \"sleep 2; date +%s%N > $out/stamp\"\n",
+    );
     f.ok(&["realize", "stage0"]);
-    let a = f.cmd(&["realize", "--no-out-link", "shared"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let a = f
+        .cmd(&["realize", "--no-out-link", "shared"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let b = f.cmd(&["realize", "--no-out-link", "shared"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let b = f
+        .cmd(&["realize", "--no-out-link", "shared"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(oa.status.success() && ob.status.success());
     assert_eq!(oa.stdout, ob.stdout, "both print the same path");
     let (ea, eb) = (String::from_utf8_lossy(&oa.stderr), String::from_utf8_lossy(&ob.stderr));
     let builds = built_lines(&ea).len() + built_lines(&eb).len();
     assert_eq!(builds, 1, "A:\n{ea}\nB:\n{eb}");
-    assert!(ea.contains("built by another spy process") || eb.contains("built by another spy process"), "A:\n{ea}\nB:\n{eb}");
+    assert!(
+        ea.contains("built by another spy process") || eb.contains("built by another spy process"),
+        "A:\n{ea}\nB:\n{eb}"
+    );
 }
 
 #[test]
@@ -234,7 +280,10 @@ echo "uid=$(id -u) path=$PATH" >> $out/report
 "#,
         host = host_dir.display()
     );
-    f.write("graph/probe.toml", &format!("name = \"probe\"\nversion = \"1\"\n[phases]\nbuild = '''{script}'''\n"));
+    f.write(
+        "graph/probe.toml",
+        &format!("name = \"probe\"\nversion = \"1\"\n[phases]\nbuild = '''{script}'''\n"),
+    );
     f.ok(&["realize", "probe"]);
     let report = std::fs::read_to_string(f.root().join("result/report")).unwrap();
     for blocked in ["net", "usr", "etc", "root", "dep", "home", "host", "proc_host"] {
@@ -252,7 +301,10 @@ echo "uid=$(id -u) path=$PATH" >> $out/report
 #[test]
 fn no_sandbox_must_be_asked_for_and_says_so() {
     let f = Fixture::new();
-    f.write("graph/plain.toml", "name = \"plain\"\nversion = \"1\"\n[phases]\nbuild = \"echo hi > $out/hi\"\n");
+    f.write(
+        "graph/plain.toml",
+        "name = \"plain\"\nversion = \"1\"\n[phases]\nbuild = \"echo hi > $out/hi\"\n",
+    );
     let (_, err) = f.ok(&["realize", "--no-sandbox", "plain"]);
     assert!(err.contains("without a sandbox"), "{err}");
     assert_eq!(std::fs::read_to_string(f.root().join("result/hi")).unwrap(), "hi\n");
@@ -267,7 +319,10 @@ fn archives_with_escaping_entries_are_refused() {
         let path = f.mirror().join(format!("{name}.tar.gz"));
         write_raw_tar(&path, evil, None);
         let sha = sha256(&path);
-        f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"{name}.tar.gz\"\nsha256 = \"{sha}\"\n"));
+        f.write(
+            "graph/evil.toml",
+            &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"{name}.tar.gz\"\nsha256 = \"{sha}\"\n"),
+        );
         let err = f.fails(&["realize", "evil"]);
         assert!(err.contains("escapes the destination"), "{err}");
         assert!(!f.store().join(".spy/escaped-file").exists() && !f.store().join("escaped-file").exists());
@@ -276,13 +331,19 @@ fn archives_with_escaping_entries_are_refused() {
     let path = f.mirror().join("link.tar.gz");
     write_raw_tar(&path, "pkg/passwd", Some("/etc/passwd"));
     let sha = sha256(&path);
-    f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link.tar.gz\"\nsha256 = \"{sha}\"\n"));
+    f.write(
+        "graph/evil.toml",
+        &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link.tar.gz\"\nsha256 = \"{sha}\"\n"),
+    );
     let err = f.fails(&["realize", "evil"]);
     assert!(err.contains("symlink to /etc/passwd"), "{err}");
     let path = f.mirror().join("link2.tar.gz");
     write_raw_tar(&path, "pkg/up", Some("../../.."));
     let sha = sha256(&path);
-    f.write("graph/evil.toml", &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link2.tar.gz\"\nsha256 = \"{sha}\"\n"));
+    f.write(
+        "graph/evil.toml",
+        &format!("name = \"evil\"\nversion = \"1\"\n[[sources]]\nfile = \"link2.tar.gz\"\nsha256 = \"{sha}\"\n"),
+    );
     let err = f.fails(&["realize", "evil"]);
     assert!(err.contains("escapes the destination"), "{err}");
 }
@@ -340,13 +401,33 @@ fn builds_share_one_jobserver_and_run_in_parallel() {
     }
     f.write("graph/top.toml", "name = \"top\"\nversion = \"1\"\ndeps = [\"left\", \"right\"]\n");
     let (_, err) = f.ok(&["realize", "-j2", "top"]);
-    let flags = std::fs::read_to_string(f.store().join(std::fs::read_dir(f.store()).unwrap().flatten().find(|e| e.file_name().to_string_lossy().contains("-left-")).unwrap().file_name()).join("makeflags")).unwrap();
+    let flags = std::fs::read_to_string(
+        f.store()
+            .join(
+                std::fs::read_dir(f.store())
+                    .unwrap()
+                    .flatten()
+                    .find(|e| e.file_name().to_string_lossy().contains("-left-"))
+                    .unwrap()
+                    .file_name(),
+            )
+            .join("makeflags"),
+    )
+    .unwrap();
     assert!(flags.contains("--jobserver-auth="), "{flags}");
     // Both leaves started before either finished.
     let lines: Vec<&str> = err.lines().collect();
-    let pos = |p: &str| lines.iter().position(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no `{p}` in\n{err}"));
+    let pos = |p: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no `{p}` in\n{err}"))
+    };
     let first_built = pos("spy: built left").min(pos("spy: built right"));
-    assert!(pos("spy: building left") < first_built && pos("spy: building right") < first_built, "{err}");
+    assert!(
+        pos("spy: building left") < first_built && pos("spy: building right") < first_built,
+        "{err}"
+    );
     assert!(pos("spy: built top") > first_built);
 }
 
@@ -360,8 +441,15 @@ fn add_source_and_offline_realize() {
         std::fs::rename(f.mirror().join(n), elsewhere.join(n)).unwrap();
     }
     let err = f.fails(&["realize", "--offline", "hello"]);
-    assert!(err.contains("could not be obtained") && err.contains("libgreet-1.0.tar.gz") && err.contains("add-source"), "{err}");
-    let (out, _) = f.ok(&["add-source", elsewhere.join("libgreet-1.0.tar.gz").to_str().unwrap(), elsewhere.join("hello-1.0.tar.gz").to_str().unwrap()]);
+    assert!(
+        err.contains("could not be obtained") && err.contains("libgreet-1.0.tar.gz") && err.contains("add-source"),
+        "{err}"
+    );
+    let (out, _) = f.ok(&[
+        "add-source",
+        elsewhere.join("libgreet-1.0.tar.gz").to_str().unwrap(),
+        elsewhere.join("hello-1.0.tar.gz").to_str().unwrap(),
+    ]);
     assert_eq!(out.lines().count(), 2);
     f.ok(&["realize", "--offline", "hello"]);
 }
@@ -388,7 +476,16 @@ fn git_sources_are_pinned_by_full_commit() {
     let f = Fixture::new();
     let repo = f.root().join("repo");
     let git = |args: &[&str]| {
-        let o = std::process::Command::new("git").arg("-C").arg(&repo).args(args).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@example.org").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@example.org").output().unwrap();
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .output()
+            .unwrap();
         assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
@@ -400,7 +497,9 @@ fn git_sources_are_pinned_by_full_commit() {
     let first = git(&["rev-parse", "HEAD"]);
     std::fs::write(repo.join("file.txt"), "second\n").unwrap();
     git(&["commit", "-qam", "two"]);
-    let recipe = |commit: &str| format!("name = \"fromgit\"\nversion = \"1\"\n[[sources]]\ngit = {{ url = \"{}\", commit = \"{commit}\" }}\n[phases]\ninstall = \"cp file.txt $out/\"\n", repo.display());
+    let recipe = |commit: &str| {
+        format!("name = \"fromgit\"\nversion = \"1\"\n[[sources]]\ngit = {{ url = \"{}\", commit = \"{commit}\" }}\n[phases]\ninstall = \"cp file.txt $out/\"\n", repo.display())
+    };
     f.write("graph/fromgit.toml", &recipe(&first));
     f.ok(&["realize", "fromgit"]);
     assert_eq!(std::fs::read_to_string(f.root().join("result/file.txt")).unwrap(), "first\n");
@@ -424,7 +523,12 @@ fn overlays_change_exactly_the_nodes_they_touch_and_their_dependents() {
         args.push("hello");
         let (out, _) = f.ok(&args);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["nodes"].as_array().unwrap().iter().map(|n| (n["name"].as_str().unwrap().to_string(), n["id"].as_str().unwrap().to_string())).collect::<std::collections::BTreeMap<_, _>>()
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["name"].as_str().unwrap().to_string(), n["id"].as_str().unwrap().to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
     };
     let base = ids(&[]);
     f.write("overlays/lib-flags.toml", "[nodes.libgreet.env]\nCFLAGS = \"-O3\"\n");
@@ -435,14 +539,29 @@ fn overlays_change_exactly_the_nodes_they_touch_and_their_dependents() {
     let (out, _) = f.ok(&["why-depends", "hello", "stage0"]);
     assert!(out.contains("hello@") && out.contains("stage0@"), "{out}");
     let (dot, _) = f.ok(&["graph", "hello"]);
-    assert!(dot.starts_with("digraph") && dot.contains("\"hello@x86_64-linux-musl\" -> \"libgreet@x86_64-linux-musl\""), "{dot}");
+    assert!(
+        dot.starts_with("digraph") && dot.contains("\"hello@x86_64-linux-musl\" -> \"libgreet@x86_64-linux-musl\""),
+        "{dot}"
+    );
 }
 
 #[test]
 fn help_lists_the_commands() {
     let o = std::process::Command::new(SPY).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for c in ["realize", "list", "show", "path", "log", "graph", "why-depends", "gc", "verify", "add-source", "fetch"] {
+    for c in [
+        "realize",
+        "list",
+        "show",
+        "path",
+        "log",
+        "graph",
+        "why-depends",
+        "gc",
+        "verify",
+        "add-source",
+        "fetch",
+    ] {
         assert!(help.contains(c), "{c} missing from --help:\n{help}");
     }
     assert!(!help.contains("__sandbox"));

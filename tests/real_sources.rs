@@ -26,9 +26,17 @@ fn realizes_the_example_package_of_the_real_graph_from_a_cold_store() {
     let bin = tmp.path().join("result/bin/bzip2");
     let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
     std::fs::write(tmp.path().join("data"), &data).unwrap();
-    let st = std::process::Command::new(&bin).args(["-k", "-9"]).arg(tmp.path().join("data")).status().unwrap();
+    let st = std::process::Command::new(&bin)
+        .args(["-k", "-9"])
+        .arg(tmp.path().join("data"))
+        .status()
+        .unwrap();
     assert!(st.success());
-    let back = std::process::Command::new(&bin).arg("-dc").arg(tmp.path().join("data.bz2")).output().unwrap();
+    let back = std::process::Command::new(&bin)
+        .arg("-dc")
+        .arg(tmp.path().join("data.bz2"))
+        .output()
+        .unwrap();
     assert_eq!(back.stdout, data);
     let elf = std::fs::read(&bin).unwrap();
     let parsed = goblin::elf::Elf::parse(&elf).unwrap();
@@ -41,7 +49,12 @@ fn realizes_the_example_package_of_the_real_graph_from_a_cold_store() {
 fn fetches_a_pypi_sdist_through_pip_and_refuses_a_wrong_pin() {
     let f = Fixture::new();
     let sha = "1e61c37477a1626458e36f7b1d82aa5c9b094fa4802892072e49de9c60c4c926";
-    f.write("graph/six.toml", &format!("name = \"six\"\nversion = \"1.16.0\"\n[[sources]]\nfile = \"six-1.16.0.tar.gz\"\nsha256 = \"{sha}\"\npypi = \"six==1.16.0\"\n"));
+    f.write(
+        "graph/six.toml",
+        &format!(
+            "name = \"six\"\nversion = \"1.16.0\"\n[[sources]]\nfile = \"six-1.16.0.tar.gz\"\nsha256 = \"{sha}\"\npypi = \"six==1.16.0\"\n"
+        ),
+    );
     let (_, err) = f.ok(&["fetch", "six"]);
     assert!(err.contains("pip download"), "{err}");
     assert!(f.store().join(".spy/sources").join(sha).is_file());

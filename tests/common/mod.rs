@@ -67,7 +67,10 @@ impl Fixture {
     /// Runs spy and insists on success, returning (stdout, stderr).
     pub fn ok(&self, args: &[&str]) -> (String, String) {
         let o = self.spy(args);
-        let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
         assert!(o.status.success(), "spy {args:?} failed\nstdout:\n{out}\nstderr:\n{err}");
         (out, err)
     }
@@ -100,7 +103,10 @@ impl Fixture {
         );
         let app = self.tarball(
             "hello-1.0.tar.gz",
-            &[("hello-1.0/hello.c", "#include <stdio.h>\n#include <greet.h>\nint main(void) { puts(greet()); return 0; }\n")],
+            &[(
+                "hello-1.0/hello.c",
+                "#include <stdio.h>\n#include <greet.h>\nint main(void) { puts(greet()); return 0; }\n",
+            )],
         );
         (lib, app)
     }
@@ -120,13 +126,21 @@ impl Fixture {
                 "name = \"hello\"\nversion = \"1.0\"\ndeps = [\"libgreet\"]\n[[sources]]\nfile = \"hello-1.0.tar.gz\"\nsha256 = \"{app_sha}\"\n[phases]\nbuild = \"gcc -static -I$libgreet/include -o hello hello.c -L$libgreet/lib -lgreet\"\ninstall = \"mkdir -p $out/bin && cp hello $out/bin/\"\n"
             ),
         );
-        self.write("graph/other.toml", "name = \"other\"\nversion = \"1\"\n[phases]\ninstall = \"echo other > $out/other.txt\"\n");
+        self.write(
+            "graph/other.toml",
+            "name = \"other\"\nversion = \"1\"\n[phases]\ninstall = \"echo other > $out/other.txt\"\n",
+        );
     }
 
     /// Store entry directories (not `.spy`).
     pub fn entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.store())
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -159,5 +173,9 @@ pub fn sha256(path: &Path) -> String {
 
 /// Lines of spy's plain progress output that say a node was built.
 pub fn built_lines(stderr: &str) -> Vec<String> {
-    stderr.lines().filter(|l| l.starts_with("spy: built ")).map(|l| l.to_string()).collect()
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("spy: built "))
+        .map(|l| l.to_string())
+        .collect()
 }

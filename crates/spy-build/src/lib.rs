@@ -62,7 +62,10 @@ pub struct BuildJob<'a> {
 
 impl BuildJob<'_> {
     fn setup_err(&self, message: impl std::fmt::Display) -> BuildError {
-        BuildError::Setup { node: self.node.key.to_string(), message: message.to_string() }
+        BuildError::Setup {
+            node: self.node.key.to_string(),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -71,13 +74,20 @@ fn visible_paths(job: &BuildJob, dir: &BuildDir) -> (String, String, String) {
     if job.sandbox {
         (SANDBOX_STORE.into(), SANDBOX_BUILD.into(), "/tmp".into())
     } else {
-        (job.store_root.display().to_string(), dir.work.display().to_string(), dir.dir.join("tmp").display().to_string())
+        (
+            job.store_root.display().to_string(),
+            dir.work.display().to_string(),
+            dir.dir.join("tmp").display().to_string(),
+        )
     }
 }
 
 /// Realizes a bootstrap node: a `bin/` of symlinks to the host tools, and their identification.
 pub fn realize_bootstrap(node: &PlanNode, dir: &BuildDir) -> Result<(), BuildError> {
-    let e = |m: std::io::Error| BuildError::Setup { node: node.key.to_string(), message: m.to_string() };
+    let e = |m: std::io::Error| BuildError::Setup {
+        node: node.key.to_string(),
+        message: m.to_string(),
+    };
     let bin = dir.out.join("bin");
     fs_err::create_dir_all(&bin).map_err(e)?;
     for t in &node.tools {
@@ -130,20 +140,34 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
     for (i, p) in job.node.patches.iter().enumerate() {
         let name = format!("{:02}-{}", i, p.name);
         fs_err::copy(&p.path, spy_dir.join("patches").join(&name)).map_err(|e| job.setup_err(e))?;
-        patch_lines.push_str(&format!("echo 'spy: applying {}'\npatch -p1 --forward --batch -i \"$SPY_BUILD_TOP/.spy/patches/{}\"\n", p.name, name));
+        patch_lines.push_str(&format!(
+            "echo 'spy: applying {}'\npatch -p1 --forward --batch -i \"$SPY_BUILD_TOP/.spy/patches/{}\"\n",
+            p.name, name
+        ));
     }
 
     let script = driver_script(job.node, &patch_lines);
     fs_err::write(spy_dir.join("builder.sh"), script).map_err(|e| job.setup_err(e))?;
 
     // The environment: defaults, then the recipe's, then the reserved names.
-    let out_visible = if job.sandbox { format!("{store_in}/{}", job.store_name) } else { dir.out.display().to_string() };
+    let out_visible = if job.sandbox {
+        format!("{store_in}/{}", job.store_name)
+    } else {
+        dir.out.display().to_string()
+    };
     let mut path_dirs: Vec<String> = Vec::new();
     for i in job.inputs.iter().filter(|i| i.is_bootstrap) {
         path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
     }
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), if path_dirs.is_empty() { "/path-not-set".into() } else { path_dirs.join(":") }),
+        (
+            "PATH".into(),
+            if path_dirs.is_empty() {
+                "/path-not-set".into()
+            } else {
+                path_dirs.join(":")
+            },
+        ),
         ("HOME".into(), "/homeless-shelter".into()),
         ("TMPDIR".into(), tmp_in.clone()),
         ("TMP".into(), tmp_in.clone()),
@@ -184,7 +208,11 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
 
     let stdout = log.try_clone().map_err(|e| job.setup_err(e))?;
     let stderr = log.try_clone().map_err(|e| job.setup_err(e))?;
-    let _ = writeln!(log, "spy: sandbox: {}", if job.sandbox { "namespaces" } else { "none (--no-sandbox)" });
+    let _ = writeln!(
+        log,
+        "spy: sandbox: {}",
+        if job.sandbox { "namespaces" } else { "none (--no-sandbox)" }
+    );
     let mut cmd;
     if job.sandbox {
         let spec = sandbox_spec(job, dir, env.clone(), &workdir);
@@ -195,7 +223,10 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         cmd.arg("__sandbox").arg(&spec_path);
     } else {
         cmd = Command::new("/bin/bash");
-        cmd.arg(format!("{build_in}/.spy/builder.sh")).current_dir(&dir.work).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.arg(format!("{build_in}/.spy/builder.sh"))
+            .current_dir(&dir.work)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
         cmd.process_group(0);
     }
     cmd.stdin(Stdio::null()).stdout(stdout.into_parts().0).stderr(stderr.into_parts().0);
@@ -220,7 +251,9 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
                 }
             }
             let _ = child.wait();
-            return Err(BuildError::Cancelled { node: job.node.key.to_string() });
+            return Err(BuildError::Cancelled {
+                node: job.node.key.to_string(),
+            });
         }
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -229,7 +262,11 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         }
     };
     if !status.success() {
-        return Err(BuildError::Failed { node: job.node.key.to_string(), status: status.to_string(), log: job.log.clone() });
+        return Err(BuildError::Failed {
+            node: job.node.key.to_string(),
+            status: status.to_string(),
+            log: job.log.clone(),
+        });
     }
     Ok(())
 }
@@ -246,7 +283,11 @@ fn driver_script(node: &PlanNode, patch_lines: &str) -> String {
     s.push_str(patch_lines);
     for p in PHASES {
         if let Some(body) = node.phases.get(&p) {
-            s.push_str(&format!("spy_phase_{0}() {{\n{1}\n}}\necho 'spy: phase {0}'\ncd \"$SPY_SRC_DIR\"\nspy_phase_{0}\n", p.as_str(), body));
+            s.push_str(&format!(
+                "spy_phase_{0}() {{\n{1}\n}}\necho 'spy: phase {0}'\ncd \"$SPY_SRC_DIR\"\nspy_phase_{0}\n",
+                p.as_str(),
+                body
+            ));
         }
     }
     s.push_str("echo 'spy: phases done'\n");
@@ -267,25 +308,59 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
                     symlinks.push((top.to_string(), t.display().to_string()));
                 }
             }
-            Ok(md) if md.is_dir() => binds.push(Bind { src: p.into(), dst: top.into(), writable: false }),
+            Ok(md) if md.is_dir() => binds.push(Bind {
+                src: p.into(),
+                dst: top.into(),
+                writable: false,
+            }),
             _ => {}
         }
     }
     for f in ["/etc/ld.so.cache", "/etc/ld.so.conf"] {
         if Path::new(f).is_file() {
-            binds.push(Bind { src: f.into(), dst: f.into(), writable: false });
+            binds.push(Bind {
+                src: f.into(),
+                dst: f.into(),
+                writable: false,
+            });
         }
     }
     for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
-        binds.push(Bind { src: PathBuf::from("/dev").join(dev), dst: format!("/dev/{dev}"), writable: true });
+        binds.push(Bind {
+            src: PathBuf::from("/dev").join(dev),
+            dst: format!("/dev/{dev}"),
+            writable: true,
+        });
     }
     for name in &job.closure {
-        binds.push(Bind { src: job.store_root.join(name), dst: format!("{SANDBOX_STORE}/{name}"), writable: false });
+        binds.push(Bind {
+            src: job.store_root.join(name),
+            dst: format!("{SANDBOX_STORE}/{name}"),
+            writable: false,
+        });
     }
-    binds.push(Bind { src: dir.out.clone(), dst: format!("{SANDBOX_STORE}/{}", job.store_name), writable: true });
-    binds.push(Bind { src: dir.work.clone(), dst: SANDBOX_BUILD.into(), writable: true });
-    binds.push(Bind { src: dir.dir.join("tmp"), dst: "/tmp".into(), writable: true });
-    for (l, t) in [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2"), ("/dev/ptmx", "pts/ptmx")] {
+    binds.push(Bind {
+        src: dir.out.clone(),
+        dst: format!("{SANDBOX_STORE}/{}", job.store_name),
+        writable: true,
+    });
+    binds.push(Bind {
+        src: dir.work.clone(),
+        dst: SANDBOX_BUILD.into(),
+        writable: true,
+    });
+    binds.push(Bind {
+        src: dir.dir.join("tmp"),
+        dst: "/tmp".into(),
+        writable: true,
+    });
+    for (l, t) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+        ("/dev/ptmx", "pts/ptmx"),
+    ] {
         symlinks.push((l.into(), t.into()));
     }
     let files = vec![
@@ -308,7 +383,9 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
 
 /// Last `n` lines of a log, for failure reports.
 pub fn log_tail(log: &Path, n: usize) -> String {
-    let text = fs_err::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = fs_err::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

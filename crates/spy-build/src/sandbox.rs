@@ -54,11 +54,17 @@ pub struct SandboxError {
 
 fn err(step: impl Into<String>) -> impl FnOnce(nix::Error) -> SandboxError {
     let step = step.into();
-    move |e| SandboxError { step, message: e.desc().to_string() }
+    move |e| SandboxError {
+        step,
+        message: e.desc().to_string(),
+    }
 }
 fn ioerr(step: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
     let step = step.into();
-    move |e| SandboxError { step, message: e.to_string() }
+    move |e| SandboxError {
+        step,
+        message: e.to_string(),
+    }
 }
 
 /// Whether this machine lets an unprivileged process create user namespaces (checked by running
@@ -90,7 +96,10 @@ pub fn enter(spec_path: &Path) -> ! {
 }
 
 fn enter_inner(spec_path: &Path) -> Result<i32, SandboxError> {
-    let spec: SandboxSpec = serde_json::from_slice(&fs_err::read(spec_path).map_err(ioerr("read spec"))?).map_err(|e| SandboxError { step: "parse spec".into(), message: e.to_string() })?;
+    let spec: SandboxSpec = serde_json::from_slice(&fs_err::read(spec_path).map_err(ioerr("read spec"))?).map_err(|e| SandboxError {
+        step: "parse spec".into(),
+        message: e.to_string(),
+    })?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     unshare(
@@ -129,7 +138,14 @@ fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
     nix::unistd::sethostname(&spec.hostname).map_err(err("sethostname"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("make / private"))?;
     let root = &spec.root;
-    mount(Some("tmpfs"), root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")).map_err(err("mount root tmpfs"))?;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(err("mount root tmpfs"))?;
     let inside = |p: &str| root.join(p.trim_start_matches('/'));
     for d in &spec.dirs {
         fs_err::create_dir_all(inside(d)).map_err(ioerr(format!("mkdir {d}")))?;
@@ -145,13 +161,29 @@ fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
             }
             fs_err::write(&target, "").map_err(ioerr(format!("create {}", b.dst)))?;
         }
-        mount(Some(&b.src), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(err(format!("bind {} -> {}", b.src.display(), b.dst)))?;
+        mount(
+            Some(&b.src),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err(format!("bind {} -> {}", b.src.display(), b.dst)))?;
         if !b.writable {
             // Flags the kernel locked on the source mount (nosuid, nodev...) must be kept.
-            let locked = nix::sys::statvfs::statvfs(&target).map(|s| s.flags()).unwrap_or(nix::sys::statvfs::FsFlags::empty());
+            let locked = nix::sys::statvfs::statvfs(&target)
+                .map(|s| s.flags())
+                .unwrap_or(nix::sys::statvfs::FsFlags::empty());
             let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
             use nix::sys::statvfs::FsFlags as F;
-            for (f, m) in [(F::ST_NOSUID, MsFlags::MS_NOSUID), (F::ST_NODEV, MsFlags::MS_NODEV), (F::ST_NOEXEC, MsFlags::MS_NOEXEC), (F::ST_NOATIME, MsFlags::MS_NOATIME), (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME), (F::ST_RELATIME, MsFlags::MS_RELATIME)] {
+            for (f, m) in [
+                (F::ST_NOSUID, MsFlags::MS_NOSUID),
+                (F::ST_NODEV, MsFlags::MS_NODEV),
+                (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (F::ST_NOATIME, MsFlags::MS_NOATIME),
+                (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (F::ST_RELATIME, MsFlags::MS_RELATIME),
+            ] {
                 if locked.contains(f) {
                     flags |= m;
                 }
@@ -175,22 +207,50 @@ fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
     }
     let proc_dir = inside("/proc");
     fs_err::create_dir_all(&proc_dir).map_err(ioerr("mkdir /proc"))?;
-    mount(Some("proc"), &proc_dir, Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>).map_err(err("mount /proc"))?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(err("mount /proc"))?;
     let shm = inside("/dev/shm");
     fs_err::create_dir_all(&shm).map_err(ioerr("mkdir /dev/shm"))?;
-    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")).map_err(err("mount /dev/shm"))?;
+    mount(
+        Some("tmpfs"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(err("mount /dev/shm"))?;
     loopback_up();
 
     nix::unistd::chdir(root).map_err(err("chdir root"))?;
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(err("detach old root"))?;
     nix::unistd::chdir("/").map_err(err("chdir /"))?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>).map_err(err("read-only root"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(err("read-only root"))?;
     nix::unistd::chdir(spec.workdir.as_str()).map_err(err(format!("chdir {}", spec.workdir)))?;
 
     let argv: Vec<CString> = spec.argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
-    let env: Vec<CString> = spec.env.iter().map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default()).collect();
-    let prog = argv.first().cloned().ok_or_else(|| SandboxError { step: "exec".into(), message: "empty argv".into() })?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
+        .collect();
+    let prog = argv.first().cloned().ok_or_else(|| SandboxError {
+        step: "exec".into(),
+        message: "empty argv".into(),
+    })?;
     nix::unistd::execve(&prog, &argv, &env).map_err(err(format!("exec {}", spec.argv[0])))
 }
 

@@ -53,9 +53,14 @@ impl Ctx {
         let cwd = std::env::current_dir().context("current directory")?;
         let graph_dir = match &cli.graph {
             Some(g) => g.clone(),
-            None => crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?,
+            None => {
+                crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?
+            }
         };
-        let mut overlays: Vec<PathBuf> = std::env::var("SPY_OVERLAYS").ok().map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default();
+        let mut overlays: Vec<PathBuf> = std::env::var("SPY_OVERLAYS")
+            .ok()
+            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+            .unwrap_or_default();
         overlays.extend(cli.overlays.iter().cloned());
         for o in &overlays {
             if !o.is_file() {
@@ -65,13 +70,25 @@ impl Ctx {
         let graph = Graph::load(&graph_dir, &overlays)?;
         let store_dir = match &cli.store {
             Some(s) => s.clone(),
-            None => graph_dir.parent().map(|p| p.join("store")).unwrap_or_else(|| PathBuf::from("store")),
+            None => graph_dir
+                .parent()
+                .map(|p| p.join("store"))
+                .unwrap_or_else(|| PathBuf::from("store")),
         };
         let store = Store::open(&store_dir)?;
         let probes = ProbeCache::open(&store.probe_cache_path());
-        let mut mirrors: Vec<PathBuf> = std::env::var("SPY_MIRRORS").ok().map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default();
+        let mut mirrors: Vec<PathBuf> = std::env::var("SPY_MIRRORS")
+            .ok()
+            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+            .unwrap_or_default();
         mirrors.extend(cli.mirrors.iter().cloned());
-        Ok(Ctx { graph, store, probes, mirrors, quiet: cli.quiet })
+        Ok(Ctx {
+            graph,
+            store,
+            probes,
+            mirrors,
+            quiet: cli.quiet,
+        })
     }
 
     fn keys(&self, specs: &[String]) -> Result<Vec<NodeKey>> {
@@ -101,7 +118,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let (plan, roots) = ctx.plan(&keys)?;
             let all = plan.closure(&roots);
             let ui = spy_sched::Progress::new(ctx.quiet);
-            spy_sched::fetch_sources(&ctx.store, &plan, &all, &spy_fetch::FetchOptions { mirrors: ctx.mirrors.clone(), offline }, &ui)?;
+            spy_sched::fetch_sources(
+                &ctx.store,
+                &plan,
+                &all,
+                &spy_fetch::FetchOptions {
+                    mirrors: ctx.mirrors.clone(),
+                    offline,
+                },
+                &ui,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::List { target, targets } => list(&mut ctx, target, targets),
@@ -118,7 +144,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log { node } => {
             let (plan, n) = ctx.one(&node)?;
             let log = ctx.store.log_path(&plan.node(n).store_name());
-            let mut f = std::fs::File::open(&log).with_context(|| format!("no build log for {} (never built here?) at {}", plan.node(n).key, log.display()))?;
+            let mut f = std::fs::File::open(&log)
+                .with_context(|| format!("no build log for {} (never built here?) at {}", plan.node(n).key, log.display()))?;
             std::io::copy(&mut f, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -149,7 +176,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for n in &r.removed {
                 println!("{verb} {}", ctx.store.entry_path(n).display());
             }
-            eprintln!("spy: {verb} {} entr(ies), {:.1} MiB; {} live; {} stale root(s)", r.removed.len(), r.freed_bytes as f64 / 1048576.0, r.live.len(), r.stale_roots.len());
+            eprintln!(
+                "spy: {verb} {} entr(ies), {:.1} MiB; {} live; {} stale root(s)",
+                r.removed.len(),
+                r.freed_bytes as f64 / 1048576.0,
+                r.live.len(),
+                r.stale_roots.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { nodes } => {
@@ -167,7 +200,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     VerifyOutcome::Ok => {}
                     VerifyOutcome::Mismatch { expected, actual } => {
                         bad += 1;
-                        println!("MODIFIED {} (recorded {expected}, now {actual})", ctx.store.entry_path(&m.store_name).display());
+                        println!(
+                            "MODIFIED {} (recorded {expected}, now {actual})",
+                            ctx.store.entry_path(&m.store_name).display()
+                        );
                     }
                     VerifyOutcome::Missing => {
                         bad += 1;
@@ -197,18 +233,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Nodes whose recipe (any target) pins this sha256.
 fn recipes_using(graph: &Graph, sha: &spy_hash::Sha256) -> Vec<String> {
     let hex = sha.to_hex();
-    graph.nodes.values().filter(|n| toml_contains(&toml::Value::Table(n.table.clone()), &hex)).map(|n| n.name.clone()).collect()
-}
-
-fn toml_contains(v: &toml::Value, s: &str) -> bool {
-    match v {
-        toml::Value::String(x) => x == s,
-        toml::Value::Array(a) => a.iter().any(|x| toml_contains(x, s)),
-        toml::Value::Table(t) => t.iter().any(|(_, x)| toml_contains(x, s)),
-        _ => false,
-    }
+    let pins = |sources: &Option<Vec<spy_recipe::SourceSpec>>| sources.iter().flatten().any(|s| s.sha256.as_deref() == Some(hex.as_str()));
+    graph
+        .nodes
+        .values()
+        .filter(|n| pins(&n.recipe.sources) || n.recipe.target.iter().flatten().any(|(_, t)| pins(&t.sources)))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
@@ -220,7 +254,9 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
             bail!("cannot build in a sandbox: {why}; pass --no-sandbox to build without one (builds then see the whole host)");
         }
     }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let ui = spy_sched::Progress::new(ctx.quiet);
     let need = spy_sched::missing(&ctx.store, &plan, &roots);
     if !sandbox && !need.is_empty() {
@@ -231,7 +267,10 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
         keep_going: args.keep_going,
         sandbox,
         spy_exe: std::env::current_exe().context("locating the spy executable")?,
-        fetch: spy_fetch::FetchOptions { mirrors: ctx.mirrors.clone(), offline: args.offline },
+        fetch: spy_fetch::FetchOptions {
+            mirrors: ctx.mirrors.clone(),
+            offline: args.offline,
+        },
     };
     spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
     for (i, &r) in roots.iter().enumerate() {
@@ -246,7 +285,9 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
             (None, 1) => PathBuf::from("result"),
             (None, _) => PathBuf::from(format!("result-{}", display_name(&ctx.graph, &keys[i]))),
         };
-        ctx.store.add_root(&link, &name).with_context(|| format!("creating the result link {}", link.display()))?;
+        ctx.store
+            .add_root(&link, &name)
+            .with_context(|| format!("creating the result link {}", link.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -260,7 +301,10 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
     }
     if let Some(t) = &only_target {
         if !ctx.graph.config.targets.contains_key(t) {
-            bail!("unknown target `{t}` (known: {})", ctx.graph.config.targets.keys().cloned().collect::<Vec<_>>().join(", "));
+            bail!(
+                "unknown target `{t}` (known: {})",
+                ctx.graph.config.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
     }
     let plan = spy_plan::resolve_all(&ctx.graph, &mut ctx.probes)?;
@@ -270,7 +314,14 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
         .node_indices()
         .map(|i| plan.node(i))
         .filter(|n| only_target.as_ref().is_none_or(|t| &n.key.target == t))
-        .map(|n| (display_name(&ctx.graph, &n.key), n.version.clone(), n.kind.as_str(), ctx.store.is_valid(&n.store_name())))
+        .map(|n| {
+            (
+                display_name(&ctx.graph, &n.key),
+                n.version.clone(),
+                n.kind.as_str(),
+                ctx.store.is_valid(&n.store_name()),
+            )
+        })
         .collect();
     rows.sort();
     let tty = std::io::stdout().is_terminal();
@@ -301,14 +352,25 @@ fn show(ctx: &mut Ctx, spec: &str) -> Result<ExitCode> {
     println!("id:          {}", node.id);
     println!("path:        {}", ctx.store.entry_path(&name).display());
     match &meta {
-        Some(m) => println!("state:       built ({} files, {} bytes, output hash {}, built in {:.1}s{})", m.files, m.size, m.tree_hash, m.build_seconds, if m.sandboxed { "" } else { ", unsandboxed" }),
+        Some(m) => println!(
+            "state:       built ({} files, {} bytes, output hash {}, built in {:.1}s{})",
+            m.files,
+            m.size,
+            m.tree_hash,
+            m.build_seconds,
+            if m.sandboxed { "" } else { ", unsandboxed" }
+        ),
         None => println!("state:       not built"),
     }
     for &d in &node.deps {
         println!("dependency:  {} {}", plan.node(d).key, plan.node(d).id.short(16));
     }
     for s in &node.sources {
-        let cached = if spy_fetch::cached(&ctx.store, s).is_some() { "cached" } else { "not fetched" };
+        let cached = if spy_fetch::cached(&ctx.store, s).is_some() {
+            "cached"
+        } else {
+            "not fetched"
+        };
         println!("source:      {} ({}, {cached})", s.file, spy_fetch::pin_text(&s.pin));
         for u in &s.urls {
             println!("               url {u}");
@@ -344,7 +406,13 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
             for &n in &nodes {
                 let node = plan.node(n);
                 let built = ctx.store.is_valid(&node.store_name());
-                println!("  \"{}\" [label=\"{}\\n{}\"{}];", node.key, node.key.name, node.version, if built { "" } else { ", style=dashed" });
+                println!(
+                    "  \"{}\" [label=\"{}\\n{}\"{}];",
+                    node.key,
+                    node.key.name,
+                    node.version,
+                    if built { "" } else { ", style=dashed" }
+                );
                 for &d in &node.deps {
                     println!("  \"{}\" -> \"{}\";", node.key, plan.node(d).key);
                 }
@@ -369,7 +437,10 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "root": plan.node(root).key.to_string(), "nodes": list }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "root": plan.node(root).key.to_string(), "nodes": list }))?
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

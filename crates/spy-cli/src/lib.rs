@@ -113,7 +113,12 @@ pub fn main() -> ExitCode {
 
 fn report(e: &anyhow::Error) {
     let mut msg = format!("error: {e}");
-    let chain: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).filter(|c| !msg.contains(c.as_str())).collect();
+    let chain: Vec<String> = e
+        .chain()
+        .skip(1)
+        .map(|c| c.to_string())
+        .filter(|c| !msg.contains(c.as_str()))
+        .collect();
     for c in chain {
         msg.push_str(&format!(": {c}"));
     }
@@ -129,7 +134,13 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     }
     if let Some(s) = e.downcast_ref::<spy_sched::SchedError>() {
         return Some(match s {
-            spy_sched::SchedError::Fetch(_) => spy_fetch::FetchError::NotFound { file: String::new(), pin: String::new(), attempts: vec![] }.hint().into(),
+            spy_sched::SchedError::Fetch(_) => spy_fetch::FetchError::NotFound {
+                file: String::new(),
+                pin: String::new(),
+                attempts: vec![],
+            }
+            .hint()
+            .into(),
             spy_sched::SchedError::Failed { .. } => "see the log tail above; `spy log NODE` prints the whole log".into(),
             _ => return None,
         });

@@ -94,7 +94,11 @@ pub fn ensure(store: &Store, src: &Source, origins: &[Box<dyn Origin>], log: &dy
     if attempts.is_empty() {
         attempts.push("no origin applies (no URL, mirror, debian, pypi or git given)".into());
     }
-    Err(FetchError::NotFound { file: src.file.clone(), pin: pin_text(&src.pin), attempts })
+    Err(FetchError::NotFound {
+        file: src.file.clone(),
+        pin: pin_text(&src.pin),
+        attempts,
+    })
 }
 
 /// Streams `reader` into the store's cache if its sha256 equals `expected`; nothing is stored
@@ -102,7 +106,10 @@ pub fn ensure(store: &Store, src: &Source, origins: &[Box<dyn Origin>], log: &dy
 pub fn store_stream(store: &Store, reader: impl Read, file: &str, expected: &Sha256, origin: &str) -> Result<PathBuf, FetchError> {
     let mut tmp = store.staging_file()?;
     let mut r = Sha256Reader::new(reader);
-    std::io::copy(&mut r, tmp.as_file_mut()).map_err(|e| spy_store::StoreError::Io { path: PathBuf::from(origin), message: e.to_string() })?;
+    std::io::copy(&mut r, tmp.as_file_mut()).map_err(|e| spy_store::StoreError::Io {
+        path: PathBuf::from(origin),
+        message: e.to_string(),
+    })?;
     let (actual, _) = r.finish();
     Ok(store.add_source(tmp, file, expected, &actual, origin)?)
 }
@@ -110,7 +117,10 @@ pub fn store_stream(store: &Store, reader: impl Read, file: &str, expected: &Sha
 /// `spy add-source`: copies a local file into the cache under its own sha256.
 pub fn add_file(store: &Store, path: &Path) -> Result<(Sha256, PathBuf), FetchError> {
     let actual = spy_hash::sha256_file(path).map_err(spy_store::StoreError::from)?;
-    let f = fs_err::File::open(path).map_err(|e| spy_store::StoreError::Io { path: path.into(), message: e.to_string() })?;
+    let f = fs_err::File::open(path).map_err(|e| spy_store::StoreError::Io {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let p = store_stream(store, f, &name, &actual, &path.display().to_string())?;
     Ok((actual, p))

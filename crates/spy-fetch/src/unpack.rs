@@ -25,7 +25,10 @@ pub enum Format {
 }
 
 pub fn detect(path: &Path) -> Result<Format, UnpackError> {
-    let io = |e: std::io::Error| UnpackError::Io { archive: path.into(), message: e.to_string() };
+    let io = |e: std::io::Error| UnpackError::Io {
+        archive: path.into(),
+        message: e.to_string(),
+    };
     let mut f = fs_err::File::open(path).map_err(io)?;
     let mut head = [0u8; 512];
     let mut n = 0;
@@ -54,7 +57,10 @@ pub fn detect(path: &Path) -> Result<Format, UnpackError> {
 
 /// Unpacks `archive` into `dest` (created if missing).
 pub fn unpack(archive: &Path, dest: &Path) -> Result<(), UnpackError> {
-    let io = |e: std::io::Error| UnpackError::Io { archive: archive.into(), message: e.to_string() };
+    let io = |e: std::io::Error| UnpackError::Io {
+        archive: archive.into(),
+        message: e.to_string(),
+    };
     fs_err::create_dir_all(dest).map_err(io)?;
     let format = detect(archive)?;
     let file = BufReader::new(fs_err::File::open(archive).map_err(io)?);
@@ -85,7 +91,10 @@ fn link_stays_inside(entry: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
-    let mut depth: i64 = entry.parent().map(|p| p.components().filter(|c| matches!(c, Component::Normal(_))).count() as i64).unwrap_or(0);
+    let mut depth: i64 = entry
+        .parent()
+        .map(|p| p.components().filter(|c| matches!(c, Component::Normal(_))).count() as i64)
+        .unwrap_or(0);
     for c in target.components() {
         match c {
             Component::Normal(_) => depth += 1,
@@ -103,7 +112,10 @@ fn link_stays_inside(entry: &Path, target: &Path) -> bool {
 }
 
 fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), UnpackError> {
-    let io = |e: std::io::Error| UnpackError::Io { archive: archive.into(), message: e.to_string() };
+    let io = |e: std::io::Error| UnpackError::Io {
+        archive: archive.into(),
+        message: e.to_string(),
+    };
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
@@ -112,8 +124,14 @@ fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), Unpa
     for entry in ar.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
         let raw = entry.path().map_err(io)?.into_owned();
-        let escape = |why: &str| UnpackError::Escape { archive: archive.into(), entry: raw.display().to_string(), why: why.into() };
-        let Some(rel) = safe_relative(&raw) else { return Err(escape("absolute path or `..`")) };
+        let escape = |why: &str| UnpackError::Escape {
+            archive: archive.into(),
+            entry: raw.display().to_string(),
+            why: why.into(),
+        };
+        let Some(rel) = safe_relative(&raw) else {
+            return Err(escape("absolute path or `..`"));
+        };
         let kind = entry.header().entry_type();
         if kind.is_symlink() {
             let target = entry.link_name().map_err(io)?.ok_or_else(|| escape("symlink without target"))?;
@@ -142,14 +160,26 @@ fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), Unpa
 
 fn unpack_zip(archive: &Path, file: impl Read + Seek, dest: &Path) -> Result<(), UnpackError> {
     use std::os::unix::fs::PermissionsExt;
-    let zerr = |e: zip::result::ZipError| UnpackError::Io { archive: archive.into(), message: e.to_string() };
-    let io = |e: std::io::Error| UnpackError::Io { archive: archive.into(), message: e.to_string() };
+    let zerr = |e: zip::result::ZipError| UnpackError::Io {
+        archive: archive.into(),
+        message: e.to_string(),
+    };
+    let io = |e: std::io::Error| UnpackError::Io {
+        archive: archive.into(),
+        message: e.to_string(),
+    };
     let mut z = zip::ZipArchive::new(file).map_err(zerr)?;
     for i in 0..z.len() {
         let mut f = z.by_index(i).map_err(zerr)?;
         let name = f.name().to_string();
-        let escape = |why: &str| UnpackError::Escape { archive: archive.into(), entry: name.clone(), why: why.into() };
-        let Some(rel) = f.enclosed_name().and_then(|p| safe_relative(&p)) else { return Err(escape("absolute path or `..`")) };
+        let escape = |why: &str| UnpackError::Escape {
+            archive: archive.into(),
+            entry: name.clone(),
+            why: why.into(),
+        };
+        let Some(rel) = f.enclosed_name().and_then(|p| safe_relative(&p)) else {
+            return Err(escape("absolute path or `..`"));
+        };
         let out = dest.join(&rel);
         let mode = f.unix_mode();
         if f.is_dir() {

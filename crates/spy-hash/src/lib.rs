@@ -20,6 +20,17 @@ pub enum HashError {
     FileType { path: PathBuf },
 }
 
+/// Lowercase hex (hot in id computation, hence not `hex::encode`'s char iterator).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
 macro_rules! digest_newtype {
     ($name:ident, $what:literal) => {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +38,7 @@ macro_rules! digest_newtype {
 
         impl $name {
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                to_hex(&self.0)
             }
             /// First `n` hex digits, used in store entry names.
             pub fn short(&self, n: usize) -> String {
@@ -49,7 +60,11 @@ macro_rules! digest_newtype {
         impl FromStr for $name {
             type Err = HashError;
             fn from_str(s: &str) -> Result<Self, HashError> {
-                let bad = || HashError::BadHex { what: $what, text: s.to_string(), len: 64 };
+                let bad = || HashError::BadHex {
+                    what: $what,
+                    text: s.to_string(),
+                    len: 64,
+                };
                 if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
                     return Err(bad());
                 }
@@ -99,7 +114,11 @@ pub struct Sha256Reader<R> {
 
 impl<R: Read> Sha256Reader<R> {
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: sha2::Sha256::new(), bytes: 0 }
+        Self {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
     }
     pub fn finish(self) -> (Sha256, u64) {
         (Sha256(self.hasher.finalize().into()), self.bytes)
@@ -117,7 +136,10 @@ impl<R: Read> Read for Sha256Reader<R> {
 
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<Sha256, HashError> {
-    let io_err = |source| HashError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| HashError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let f = std::fs::File::open(path).map_err(io_err)?;
     let mut r = Sha256Reader::new(f);
     io::copy(&mut r, &mut io::sink()).map_err(io_err)?;
@@ -145,20 +167,21 @@ pub fn hash_tree(root: &Path) -> Result<TreeSummary, HashError> {
     let mut size = 0u64;
     let mut files = 0u64;
     walk(root, Path::new(""), &mut h, &mut size, &mut files)?;
-    Ok(TreeSummary { hash: TreeHash(*h.finalize().as_bytes()), size, files })
+    Ok(TreeSummary {
+        hash: TreeHash(*h.finalize().as_bytes()),
+        size,
+        files,
+    })
 }
 
-fn walk(
-    root: &Path,
-    rel: &Path,
-    h: &mut blake3::Hasher,
-    size: &mut u64,
-    files: &mut u64,
-) -> Result<(), HashError> {
+fn walk(root: &Path, rel: &Path, h: &mut blake3::Hasher, size: &mut u64, files: &mut u64) -> Result<(), HashError> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     let dir = root.join(rel);
-    let io_err = |p: &Path, source| HashError::Io { path: p.to_path_buf(), source };
+    let io_err = |p: &Path, source| HashError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| io_err(&dir, e))?
         .map(|e| e.map(|e| e.file_name()))
@@ -229,8 +252,7 @@ mod tests {
     fn make_tree(root: &Path) {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::write(root.join("bin/tool"), b"#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(root.join("bin/tool"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(root.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(root.join("README"), b"hello").unwrap();
         std::os::unix::fs::symlink("bin/tool", root.join("link")).unwrap();
     }

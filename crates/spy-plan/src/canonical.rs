@@ -1,7 +1,13 @@
 //! The canonical form of a node, hashed into its id. Specified in `docs/hashing.md`: change it only
 //! together with `CANONICAL_FORMAT` and the golden tests.
+//!
+//! The form is `spy-node-v1\n` followed by compact JSON whose object keys are in byte order. The
+//! structs below declare their fields in that order, so serde writes the canonical bytes directly
+//! (into the hasher, for ids) without building a JSON tree first.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use spy_hash::NodeId;
 
 use crate::{PlanNode, SourcePin};
@@ -12,39 +18,98 @@ pub const CANONICAL_FORMAT: &str = "spy-node-v1";
 /// rebuilds everything.
 pub const BUILDER_VERSION: u32 = 1;
 
-/// `spy-node-v1\n` followed by compact JSON with object keys in byte order (serde_json's map is a
-/// BTreeMap), so equal nodes give equal bytes whatever the recipe's formatting.
+#[derive(Serialize)]
+struct Canon<'a> {
+    builder: u32,
+    deps: Vec<CanonDep<'a>>,
+    env: &'a BTreeMap<String, String>,
+    kind: &'a str,
+    name: &'a str,
+    patches: Vec<CanonPatch<'a>>,
+    phases: BTreeMap<&'a str, &'a str>,
+    sources: Vec<CanonSource<'a>>,
+    target: &'a str,
+    tools: Vec<CanonTool<'a>>,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct CanonDep<'a> {
+    id: String,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct CanonPatch<'a> {
+    blake3: String,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct CanonSource<'a> {
+    file: &'a str,
+    pin: CanonPin<'a>,
+    unpack: bool,
+    var: &'a str,
+}
+
+#[derive(Serialize)]
+enum CanonPin<'a> {
+    #[serde(rename = "git")]
+    Git(&'a str),
+    #[serde(rename = "sha256")]
+    Sha256(String),
+}
+
+#[derive(Serialize)]
+struct CanonTool<'a> {
+    name: &'a str,
+    path: &'a str,
+    version: &'a str,
+}
+
+fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
+    let mut deps: Vec<CanonDep> = dep_ids.iter().map(|(n, id)| CanonDep { id: id.to_hex(), name: n }).collect();
+    deps.sort_by(|a, b| (a.name, &a.id).cmp(&(b.name, &b.id)));
+    Canon {
+        builder: BUILDER_VERSION,
+        deps,
+        env: &node.env,
+        kind: node.kind.as_str(),
+        name: &node.key.name,
+        patches: node.patches.iter().map(|p| CanonPatch { blake3: p.blake3.to_hex(), name: &p.name }).collect(),
+        phases: node.phases.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        sources: node
+            .sources
+            .iter()
+            .map(|s| CanonSource {
+                file: &s.file,
+                pin: match &s.pin {
+                    SourcePin::Sha256(h) => CanonPin::Sha256(h.to_hex()),
+                    SourcePin::Git { commit, .. } => CanonPin::Git(commit),
+                },
+                unpack: s.unpack,
+                var: &s.var,
+            })
+            .collect(),
+        target: &node.key.target,
+        tools: node.tools.iter().map(|t| CanonTool { name: &t.name, path: &t.path, version: &t.version }).collect(),
+        version: &node.version,
+    }
+}
+
+/// The canonical bytes of a node, as text (for `docs/` and tests).
 pub fn canonical_form(node: &PlanNode, dep_ids: &[(String, NodeId)]) -> String {
-    let sources: Vec<Value> = node
-        .sources
-        .iter()
-        .map(|s| {
-            let pin = match &s.pin {
-                SourcePin::Sha256(h) => json!({ "sha256": h.to_hex() }),
-                SourcePin::Git { commit, .. } => json!({ "git": commit }),
-            };
-            json!({ "pin": pin, "file": s.file, "unpack": s.unpack, "var": s.var })
-        })
-        .collect();
-    let patches: Vec<Value> = node.patches.iter().map(|p| json!({ "name": p.name, "blake3": p.blake3.to_hex() })).collect();
-    let phases: Map<String, Value> = node.phases.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect();
-    let env: Map<String, Value> = node.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-    let tools: Vec<Value> = node.tools.iter().map(|t| json!({ "name": t.name, "path": t.path, "version": t.version })).collect();
-    let mut deps: Vec<(String, NodeId)> = dep_ids.to_vec();
-    deps.sort();
-    let deps: Vec<Value> = deps.iter().map(|(n, id)| json!({ "name": n, "id": id.to_hex() })).collect();
-    let v = json!({
-        "builder": BUILDER_VERSION,
-        "kind": node.kind.as_str(),
-        "name": node.key.name,
-        "version": node.version,
-        "target": node.key.target,
-        "phases": phases,
-        "env": env,
-        "patches": patches,
-        "sources": sources,
-        "deps": deps,
-        "tools": tools,
-    });
-    format!("{CANONICAL_FORMAT}\n{v}")
+    let json = serde_json::to_string(&canon(node, dep_ids)).expect("serializing to a string cannot fail");
+    format!("{CANONICAL_FORMAT}\n{json}")
+}
+
+/// The node's id: blake3 of its canonical form.
+pub fn node_id(node: &PlanNode, dep_ids: &[(String, NodeId)]) -> NodeId {
+    // One buffer, one hash: blake3 is slow when fed serde's many tiny writes.
+    let mut buf = Vec::with_capacity(1024);
+    buf.extend_from_slice(CANONICAL_FORMAT.as_bytes());
+    buf.push(b'\n');
+    serde_json::to_writer(&mut buf, &canon(node, dep_ids)).expect("writing to memory cannot fail");
+    NodeId(*blake3::hash(&buf).as_bytes())
 }

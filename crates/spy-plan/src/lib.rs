@@ -30,7 +30,12 @@ pub enum PlanError {
     #[error("node `{name}` does not exist for target `{target}` (its recipe limits `targets`)")]
     NotForTarget { name: String, target: String },
     #[error("{file}: node `{node}`, source {index}: {message}")]
-    BadSource { file: PathBuf, node: String, index: usize, message: String },
+    BadSource {
+        file: PathBuf,
+        node: String,
+        index: usize,
+        message: String,
+    },
     #[error("node `{node}`: cannot read patch {}: {message}", path.display())]
     Patch { node: String, path: PathBuf, message: String },
     #[error("node `{node}`: host tool `{tool}` not found in /usr/local/bin, /usr/bin or /bin")]
@@ -198,18 +203,27 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
         if !graph.nodes.contains_key(name) {
             return Err(PlanError::UnknownName { spec: spec.into() });
         }
-        return Ok(NodeKey { name: name.into(), target: target.into() });
+        return Ok(NodeKey {
+            name: name.into(),
+            target: target.into(),
+        });
     }
     for (target, tc) in &graph.config.targets {
         if let Some(name) = spec.strip_suffix(&format!("-{}", tc.short)) {
             if graph.nodes.contains_key(name) {
-                return Ok(NodeKey { name: name.into(), target: target.clone() });
+                return Ok(NodeKey {
+                    name: name.into(),
+                    target: target.clone(),
+                });
             }
         }
     }
     if graph.nodes.contains_key(spec) {
         if let Some(t) = graph.default_target() {
-            return Ok(NodeKey { name: spec.into(), target: t.into() });
+            return Ok(NodeKey {
+                name: spec.into(),
+                target: t.into(),
+            });
         }
     }
     Err(PlanError::UnknownName { spec: spec.into() })
@@ -224,14 +238,63 @@ pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
 }
 
 /// Resolves the closure of `roots` into a plan, computing every id.
+///
+/// Three passes: a depth-first walk finds the closure, its edges and any cycle (cheap: it reads
+/// only dependency lists); every node's recipe is then resolved in parallel; ids are computed
+/// level by level (a node's level is one more than its deepest dependency's), each level in parallel.
 pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
-    let mut stack: Vec<NodeKey> = Vec::new();
+    use rayon::prelude::*;
     for r in roots {
         if !graph.node_has_target(&r.name, &r.target) {
             return Err(PlanError::NotForTarget { name: r.name.clone(), target: r.target.clone() });
         }
-        resolve_one(graph, r, &mut plan, &mut stack, probes)?;
+    }
+    let order = walk(graph, roots)?;
+    let position: HashMap<&NodeKey, usize> = order.iter().enumerate().map(|(i, (k, _))| (k, i)).collect();
+    let dep_positions: Vec<Vec<usize>> = order.iter().map(|(_, deps)| deps.iter().map(|d| position[d]).collect()).collect();
+
+    let mut nodes: Vec<PlanNode> = order
+        .par_iter()
+        .zip(dep_positions.par_iter())
+        .map(|((key, _), deps)| node_without_id(graph, key, deps))
+        .collect::<Result<_, _>>()?;
+    for node in nodes.iter_mut().filter(|n| n.kind == Kind::Bootstrap) {
+        let tools = graph.recipe_for(&node.key.name, &node.key.target)?.tools;
+        for t in &tools {
+            node.tools.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing { node: node.key.name.clone(), tool: t.clone() })?);
+        }
+    }
+
+    let mut level = vec![0usize; nodes.len()];
+    for i in 0..nodes.len() {
+        level[i] = dep_positions[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+    }
+    let mut by_level: Vec<Vec<usize>> = vec![Vec::new(); level.iter().max().map_or(0, |m| m + 1)];
+    for (i, &l) in level.iter().enumerate() {
+        by_level[l].push(i);
+    }
+    for members in by_level {
+        let ids: Vec<(usize, NodeId)> = members
+            .par_iter()
+            .map(|&i| {
+                let dep_ids: Vec<(String, NodeId)> = dep_positions[i].iter().map(|&d| (nodes[d].key.name.clone(), nodes[d].id)).collect();
+                (i, canonical::node_id(&nodes[i], &dep_ids))
+            })
+            .collect();
+        for (i, id) in ids {
+            nodes[i].id = id;
+        }
+    }
+
+    let mut plan = Plan::default();
+    for node in nodes {
+        let key = node.key.clone();
+        let deps = node.deps.clone();
+        let ix = plan.dag.add_node(node);
+        for d in deps {
+            plan.dag.add_edge(ix, d, ());
+        }
+        plan.index.insert(key, ix);
     }
     Ok(plan)
 }
@@ -249,48 +312,103 @@ pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanE
     resolve(graph, &roots, probes)
 }
 
-fn resolve_one(
-    graph: &Graph,
-    key: &NodeKey,
-    plan: &mut Plan,
-    stack: &mut Vec<NodeKey>,
-    probes: &mut ProbeCache,
-) -> Result<NodeIndex, PlanError> {
-    if let Some(ix) = plan.get(key) {
-        return Ok(ix);
-    }
-    if let Some(pos) = stack.iter().position(|k| k == key) {
-        let mut cycle: Vec<String> = stack[pos..].iter().map(|k| k.name.clone()).collect();
-        cycle.push(key.name.clone());
-        let file = graph.file_of(&stack[stack.len() - 1].name).map(|p| p.display().to_string()).unwrap_or_default();
-        cycle.push(format!("(closed by key `deps` in {file})"));
-        return Err(PlanError::Cycle { cycle });
-    }
-    let recipe = graph.recipe_for(&key.name, &key.target)?;
-    let file = graph.file_of(&key.name).map(|p| p.to_path_buf()).unwrap_or_default();
-    stack.push(key.clone());
+/// Per target, the nodes the implicit dependencies are built from: those must not receive the
+/// implicit dependencies themselves.
+#[derive(Default)]
+struct StdenvCache(HashMap<String, std::collections::HashSet<String>>);
 
-    let mut dep_names: Vec<String> = recipe.deps.clone();
-    if recipe.kind == Kind::Build {
-        for implicit in &graph.config.implicit_deps {
-            if implicit != &key.name && !dep_names.contains(implicit) && !depends_on(graph, implicit, &key.name, &key.target) {
-                dep_names.push(implicit.clone());
+impl StdenvCache {
+    fn closure(&mut self, graph: &Graph, target: &str) -> &std::collections::HashSet<String> {
+        self.0.entry(target.to_string()).or_insert_with(|| {
+            let mut seen = std::collections::HashSet::new();
+            let mut stack: Vec<String> = graph.config.implicit_deps.clone();
+            while let Some(n) = stack.pop() {
+                if seen.insert(n.clone()) {
+                    if let Some(r) = graph.nodes.get(&n) {
+                        stack.extend(r.recipe.for_target_deps(target).into_iter().flatten().cloned());
+                    }
+                }
+            }
+            seen
+        })
+    }
+}
+
+/// The dependency keys of a node: its recipe's, plus the implicit ones for build nodes outside
+/// the stdenv's own closure; sorted.
+fn dep_keys(graph: &Graph, key: &NodeKey, stdenv: &mut StdenvCache) -> Result<Vec<NodeKey>, PlanError> {
+    let node = graph.nodes.get(&key.name).ok_or_else(|| PlanError::UnknownName { spec: key.name.clone() })?;
+    let mut names: Vec<String> = node.recipe.for_target_deps(&key.target).cloned().unwrap_or_default();
+    let kind = node.recipe.kind.unwrap_or_default();
+    if kind == Kind::Build && !graph.config.implicit_deps.is_empty() && !stdenv.closure(graph, &key.target).contains(&key.name) {
+        names.extend(graph.config.implicit_deps.iter().cloned());
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|d| {
+            if graph.node_has_target(&d, &key.target) {
+                Ok(NodeKey { name: d, target: key.target.clone() })
+            } else {
+                Err(PlanError::NotForTarget { name: d, target: key.target.clone() })
+            }
+        })
+        .collect()
+}
+
+/// Depth-first, iteratively (graphs may be deep): the closure of `roots` in post-order
+/// (dependencies first), with each node's dependency keys. A dependency met again while still on
+/// the current path closes a cycle.
+fn walk(graph: &Graph, roots: &[NodeKey]) -> Result<Vec<(NodeKey, Vec<NodeKey>)>, PlanError> {
+    enum Frame {
+        Enter(NodeKey),
+        Exit(NodeKey, Vec<NodeKey>),
+    }
+    let mut stdenv = StdenvCache::default();
+    let mut done: std::collections::HashSet<NodeKey> = std::collections::HashSet::new();
+    let mut order = Vec::new();
+    for root in roots {
+        let mut on_path: HashMap<NodeKey, usize> = HashMap::new();
+        let mut path: Vec<NodeKey> = Vec::new();
+        let mut stack = vec![Frame::Enter(root.clone())];
+        while let Some(frame) = stack.pop() {
+            match frame {
+                Frame::Enter(key) => {
+                    if done.contains(&key) {
+                        continue;
+                    }
+                    if let Some(&pos) = on_path.get(&key) {
+                        let mut cycle: Vec<String> = path[pos..].iter().map(|k| k.name.clone()).collect();
+                        cycle.push(key.name.clone());
+                        let file = path.last().and_then(|k| graph.file_of(&k.name)).map(|p| p.display().to_string()).unwrap_or_default();
+                        cycle.push(format!("(closed by key `deps` in {file})"));
+                        return Err(PlanError::Cycle { cycle });
+                    }
+                    let deps = dep_keys(graph, &key, &mut stdenv)?;
+                    on_path.insert(key.clone(), path.len());
+                    path.push(key.clone());
+                    let enter: Vec<Frame> = deps.iter().rev().map(|k| Frame::Enter(k.clone())).collect();
+                    stack.push(Frame::Exit(key, deps));
+                    stack.extend(enter);
+                }
+                Frame::Exit(key, deps) => {
+                    path.pop();
+                    on_path.remove(&key);
+                    if done.insert(key.clone()) {
+                        order.push((key, deps));
+                    }
+                }
             }
         }
     }
-    dep_names.sort();
-    dep_names.dedup();
-    let mut deps = Vec::new();
-    for d in &dep_names {
-        let dkey = NodeKey { name: d.clone(), target: key.target.clone() };
-        if !graph.node_has_target(d, &key.target) {
-            stack.pop();
-            return Err(PlanError::NotForTarget { name: d.clone(), target: key.target.clone() });
-        }
-        deps.push(resolve_one(graph, &dkey, plan, stack, probes)?);
-    }
-    stack.pop();
+    Ok(order)
+}
 
+/// A plan node with everything but its id (and, for bootstrap nodes, its probed tools).
+fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<PlanNode, PlanError> {
+    let recipe = graph.recipe_for(&key.name, &key.target)?;
+    let file = graph.file_of(&key.name).map(|p| p.to_path_buf()).unwrap_or_default();
     let mut sources = Vec::new();
     for (i, s) in recipe.sources.iter().enumerate() {
         sources.push(resolve_source(&file, &key.name, i, s)?);
@@ -301,16 +419,7 @@ fn resolve_one(
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         patches.push(Patch { name, path: p.clone(), blake3: spy_hash::Blake3::of_bytes(&bytes) });
     }
-    let tools = if recipe.kind == Kind::Bootstrap {
-        let mut v = Vec::new();
-        for t in &recipe.tools {
-            v.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing { node: key.name.clone(), tool: t.clone() })?);
-        }
-        v
-    } else {
-        Vec::new()
-    };
-    let mut node = PlanNode {
+    Ok(PlanNode {
         key: key.clone(),
         id: NodeId([0; 32]),
         version: recipe.version,
@@ -321,49 +430,33 @@ fn resolve_one(
         patches,
         env: recipe.env,
         phases: recipe.phases,
-        tools,
+        tools: Vec::new(),
         weight: recipe.weight,
-        deps: deps.clone(),
+        deps: deps.iter().map(|&d| NodeIndex::new(d)).collect(),
         file,
-    };
-    let dep_ids: Vec<(String, NodeId)> = deps.iter().map(|&d| (plan.dag[d].key.name.clone(), plan.dag[d].id)).collect();
-    node.id = NodeId::of_bytes(canonical_form(&node, &dep_ids).as_bytes());
-    let ix = plan.dag.add_node(node);
-    for d in deps {
-        plan.dag.add_edge(ix, d, ());
-    }
-    plan.index.insert(key.clone(), ix);
-    Ok(ix)
-}
-
-/// Whether `from` (transitively, explicit deps only) depends on `to`: the stdenv itself and what it
-/// is built from must not get the stdenv as an implicit dependency.
-fn depends_on(graph: &Graph, from: &str, to: &str, target: &str) -> bool {
-    let mut stack = vec![from.to_string()];
-    let mut seen = std::collections::HashSet::new();
-    while let Some(n) = stack.pop() {
-        if n == to {
-            return true;
-        }
-        if !seen.insert(n.clone()) {
-            continue;
-        }
-        if let Ok(r) = graph.recipe_for(&n, target) {
-            stack.extend(r.deps);
-        }
-    }
-    false
+    })
 }
 
 fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_recipe::SourceSpec) -> Result<Source, PlanError> {
-    let bad = |message: String| PlanError::BadSource { file: file.to_path_buf(), node: node.into(), index, message };
+    let bad = |message: String| PlanError::BadSource {
+        file: file.to_path_buf(),
+        node: node.into(),
+        index,
+        message,
+    };
     let pin = match (&s.sha256, &s.git) {
         (Some(h), None) => SourcePin::Sha256(h.parse().map_err(|e: spy_hash::HashError| bad(e.to_string()))?),
         (None, Some(g)) => {
             if g.commit.len() != 40 || !g.commit.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                return Err(bad(format!("git commit `{}` must be a full 40-digit lowercase hex id, not a prefix or a ref", g.commit)));
+                return Err(bad(format!(
+                    "git commit `{}` must be a full 40-digit lowercase hex id, not a prefix or a ref",
+                    g.commit
+                )));
             }
-            SourcePin::Git { url: g.url.clone(), commit: g.commit.clone() }
+            SourcePin::Git {
+                url: g.url.clone(),
+                commit: g.commit.clone(),
+            }
         }
         (Some(_), Some(_)) => return Err(bad("give either `sha256` or `git`, not both".into())),
         (None, None) => return Err(bad("a source needs a pinned `sha256` (or a `git` commit)".into())),
@@ -377,8 +470,19 @@ fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_reci
     if file_name.contains('/') || file_name.is_empty() || file_name.starts_with('.') {
         return Err(bad(format!("bad file name `{file_name}`")));
     }
-    let var = s.var.clone().unwrap_or_else(|| if index == 0 { "src".into() } else { format!("src_{index}") });
-    Ok(Source { pin, file: file_name, urls: s.urls.clone(), debian: s.debian.clone(), pypi: s.pypi.clone(), unpack: s.unpack, var })
+    let var = s
+        .var
+        .clone()
+        .unwrap_or_else(|| if index == 0 { "src".into() } else { format!("src_{index}") });
+    Ok(Source {
+        pin,
+        file: file_name,
+        urls: s.urls.clone(),
+        debian: s.debian.clone(),
+        pypi: s.pypi.clone(),
+        unpack: s.unpack,
+        var,
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,10 @@ pub struct ProbeCache {
 impl ProbeCache {
     /// A cache backed by `file` (missing or unreadable files start empty).
     pub fn open(file: &Path) -> Self {
-        let mut c: ProbeCache = fs_err::read(file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut c: ProbeCache = fs_err::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         c.file = Some(file.to_path_buf());
         c
     }
@@ -50,7 +53,11 @@ impl ProbeCache {
         let key = format!("{}={}", path.display(), name);
         if let Some((s, v)) = self.entries.get(&key) {
             if s == &stamp {
-                return Some(HostTool { name: name.into(), path: path.display().to_string(), version: v.clone() });
+                return Some(HostTool {
+                    name: name.into(),
+                    path: path.display().to_string(),
+                    version: v.clone(),
+                });
             }
         }
         let version = Command::new(&path)
@@ -65,7 +72,11 @@ impl ProbeCache {
             .unwrap_or_else(|| "unknown".into());
         self.entries.insert(key, (stamp, version.clone()));
         self.dirty = true;
-        Some(HostTool { name: name.into(), path: path.display().to_string(), version })
+        Some(HostTool {
+            name: name.into(),
+            path: path.display().to_string(),
+            version,
+        })
     }
 
     /// Writes the cache back if it changed; failures only cost speed next time.

@@ -13,7 +13,11 @@ const SHA: &str = "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2
 fn fixture(dir: &Path, lib_text: &str) -> Graph {
     write(dir, "spy.toml", CONFIG);
     write(dir, "lib.toml", lib_text);
-    write(dir, "app.toml", "name = \"app\"\nversion = \"2\"\ndeps = [\"lib\"]\n[phases]\nbuild = \"cc -o $out/app app.c\"\n");
+    write(
+        dir,
+        "app.toml",
+        "name = \"app\"\nversion = \"2\"\ndeps = [\"lib\"]\n[phases]\nbuild = \"cc -o $out/app app.c\"\n",
+    );
     write(dir, "other.toml", "name = \"other\"\nversion = \"1\"\n");
     write(dir, "fix.patch", "--- a/x\n+++ b/x\n");
     Graph::load(dir, &[]).unwrap()
@@ -25,7 +29,16 @@ fn lib(extra: &str) -> String {
 
 fn ids(g: &Graph) -> (NodeId, NodeId, NodeId) {
     let plan = resolve_all(g, &mut ProbeCache::in_memory()).unwrap();
-    let id = |n: &str| plan.node(plan.get(&NodeKey { name: n.into(), target: "x86_64-linux-musl".into() }).unwrap()).id;
+    let id = |n: &str| {
+        plan.node(
+            plan.get(&NodeKey {
+                name: n.into(),
+                target: "x86_64-linux-musl".into(),
+            })
+            .unwrap(),
+        )
+        .id
+    };
     (id("lib"), id("app"), id("other"))
 }
 
@@ -45,7 +58,7 @@ fn reformatting_keeps_ids_and_changes_propagate() {
     let base = ids(&fixture(d.path(), &lib("")));
     // Same meaning, other formatting, comments, key order and URL (mirrors do not change bytes).
     let reformatted = format!("# a comment\nversion   =   \"1.0\"\nname = \"lib\"\n\n[phases]\ninstall = \"make install PREFIX=$out\"\nbuild = \"make\"\n\n[env]\nCFLAGS = '-O2'\n\n[[sources]]\nsha256 = \"{SHA}\"\nurls = [\"https://mirror.example/lib-1.0.tar.gz\"]\n\n\npatches = []\n");
-    let reformatted = reformatted.replace("\npatches = []\n", "\n") ;
+    let reformatted = reformatted.replace("\npatches = []\n", "\n");
     let r = ids(&fixture(d.path(), &format!("patches = [\"fix.patch\"]\n{reformatted}")));
     assert_eq!(r, base);
 
@@ -86,7 +99,13 @@ fn specs_parse() {
     let d = tempfile::tempdir().unwrap();
     let g = fixture(d.path(), &lib(""));
     let k = parse_spec(&g, "lib-x86_64").unwrap();
-    assert_eq!(k, NodeKey { name: "lib".into(), target: "x86_64-linux-musl".into() });
+    assert_eq!(
+        k,
+        NodeKey {
+            name: "lib".into(),
+            target: "x86_64-linux-musl".into()
+        }
+    );
     assert_eq!(parse_spec(&g, "lib@x86_64-linux-musl").unwrap(), k);
     assert_eq!(parse_spec(&g, "lib").unwrap(), k);
     assert!(parse_spec(&g, "nope").is_err());
@@ -96,12 +115,25 @@ fn specs_parse() {
 #[test]
 fn implicit_deps_and_bootstrap_probe() {
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "spy.toml", "format = 1\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n");
-    write(d.path(), "stage0.toml", "name = \"stage0\"\nversion = \"host\"\nkind = \"bootstrap\"\ntools = [\"bash\", \"sh\"]\n");
+    write(
+        d.path(),
+        "spy.toml",
+        "format = 1\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n",
+    );
+    write(
+        d.path(),
+        "stage0.toml",
+        "name = \"stage0\"\nversion = \"host\"\nkind = \"bootstrap\"\ntools = [\"bash\", \"sh\"]\n",
+    );
     write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n");
     let g = Graph::load(d.path(), &[]).unwrap();
     let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
-    let a = plan.get(&NodeKey { name: "a".into(), target: "x86_64-linux-musl".into() }).unwrap();
+    let a = plan
+        .get(&NodeKey {
+            name: "a".into(),
+            target: "x86_64-linux-musl".into(),
+        })
+        .unwrap();
     assert_eq!(plan.node(a).deps.len(), 1);
     let s = plan.node(plan.node(a).deps[0]);
     assert_eq!(s.tools.len(), 2);
@@ -110,3 +142,17 @@ fn implicit_deps_and_bootstrap_probe() {
 
 const GOLDEN_LIB: &str = "4f5ca2fea623641d754cf8219f2641d14dc1386dbaeab1e4b6e7b503083e1ee7";
 const GOLDEN_APP: &str = "67c162d84ec20d184111bcc763ac98a450723fbfefeb7b270794a0de10b5e686";
+
+#[test]
+fn streamed_id_equals_hash_of_canonical_text() {
+    let d = tempfile::tempdir().unwrap();
+    let g = fixture(d.path(), &lib(""));
+    let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
+    for ix in plan.dag.node_indices() {
+        let n = plan.node(ix);
+        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
+        let text = canonical_form(n, &deps);
+        assert!(text.starts_with("spy-node-v1\n{\"builder\":1,\"deps\":["), "{text}");
+        assert_eq!(NodeId::of_bytes(text.as_bytes()), n.id);
+    }
+}

@@ -2,8 +2,9 @@
 //! overlays, checks every file's keys against the schema (so a typo is an error with file and
 //! line), and merges overlays and per-target tables into one recipe per node and target.
 //!
-//! Merging is one rule everywhere: tables merge key by key, every other value replaces. The same rule
-//! applies to `[target.<name>]` tables and to `[nodes.<name>]` tables of overlays, in order.
+//! Merging is one rule everywhere: tables (`env`, `phases`, `target`) merge key by key, every other
+//! value replaces. The same rule applies to `[target.<name>]` tables and to `[nodes.<name>]` tables
+//! of overlays, in order.
 
 mod error;
 mod schema;
@@ -12,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use schema::{Kind, Phase, Recipe, SourceSpec, GitPin, PHASES};
+pub use schema::{GitPin, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, PHASES};
 
 /// Graph-wide settings from `spy.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -46,7 +47,7 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct RawNode {
     pub name: String,
-    pub table: toml::Table,
+    pub recipe: PartialRecipe,
     /// The recipe file that defined the node.
     pub file: PathBuf,
     /// Overlay files that changed it, in order.
@@ -77,7 +78,13 @@ impl Graph {
         }
         if let Some(t) = &config.default_target {
             if !config.targets.contains_key(t) {
-                return Err(RecipeError::UnknownTarget { file: config_path.clone(), line: line_of(&text, t), key: "default_target".into(), target: t.clone(), known: config.targets.keys().cloned().collect() });
+                return Err(RecipeError::UnknownTarget {
+                    file: config_path.clone(),
+                    line: line_of(&text, t),
+                    key: "default_target".into(),
+                    target: t.clone(),
+                    known: config.targets.keys().cloned().collect(),
+                });
             }
         }
         let mut files = Vec::new();
@@ -86,18 +93,34 @@ impl Graph {
         files.sort();
 
         use rayon::prelude::*;
-        let parsed: Vec<Result<(String, toml::Table, PathBuf), RecipeError>> =
+        let parsed: Vec<Result<(String, PartialRecipe, PathBuf), RecipeError>> =
             files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
         let mut nodes: BTreeMap<String, RawNode> = BTreeMap::new();
         for p in parsed {
-            let (name, table, file) = p?;
+            let (name, recipe, file) = p?;
             if let Some(prev) = nodes.get(&name) {
-                return Err(RecipeError::Duplicate { name, first: prev.file.clone(), second: file });
+                return Err(RecipeError::Duplicate {
+                    name,
+                    first: prev.file.clone(),
+                    second: file,
+                });
             }
-            nodes.insert(name.clone(), RawNode { name, table, file, overlays: vec![] });
+            nodes.insert(
+                name.clone(),
+                RawNode {
+                    name,
+                    recipe,
+                    file,
+                    overlays: vec![],
+                },
+            );
         }
         let base = dir.parent().unwrap_or(dir).to_path_buf();
-        let mut graph = Graph { root: dir.to_path_buf(), config, nodes };
+        let mut graph = Graph {
+            root: dir.to_path_buf(),
+            config,
+            nodes,
+        };
         let mut overlays: Vec<PathBuf> = graph.config.overlays.iter().map(|o| base.join(o)).collect();
         overlays.extend(extra_overlays.iter().cloned());
         for o in overlays {
@@ -111,13 +134,10 @@ impl Graph {
     pub fn apply_overlay(&mut self, path: &Path) -> Result<(), RecipeError> {
         let text = read(path)?;
         let overlay: schema::OverlayFile = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let Some(toml::Value::Table(mut node_tables)) = doc.remove("nodes") else { return Ok(()) };
-        for (name, partial) in overlay.nodes {
-            let Some(toml::Value::Table(mut table)) = node_tables.remove(&name) else { continue };
+        for (name, mut partial) in overlay.nodes {
             check_targets(&partial, &self.config, path, &text)?;
-            absolutize_patches(&mut table, dir);
+            absolutize_patches(&mut partial, dir);
             match self.nodes.get_mut(&name) {
                 Some(node) => {
                     if let Some(n) = &partial.name {
@@ -125,12 +145,12 @@ impl Graph {
                             return Err(RecipeError::Invalid { file: path.into(), line: line_of(&text, n), key: format!("nodes.{name}.name"), message: "an overlay cannot rename a node".into() });
                         }
                     }
-                    merge(&mut node.table, table);
+                    node.recipe.merge(partial);
                     node.overlays.push(path.to_path_buf());
                 }
                 None => {
-                    table.entry("name").or_insert_with(|| toml::Value::String(name.clone()));
-                    self.nodes.insert(name.clone(), RawNode { name, table, file: path.to_path_buf(), overlays: vec![] });
+                    partial.name.get_or_insert_with(|| name.clone());
+                    self.nodes.insert(name.clone(), RawNode { name, recipe: partial, file: path.to_path_buf(), overlays: vec![] });
                 }
             }
         }
@@ -142,23 +162,18 @@ impl Graph {
             if !self.nodes.contains_key(name) {
                 let file = self.root.join("spy.toml");
                 let text = read(&file).unwrap_or_default();
-                return Err(RecipeError::MissingDep { file, line: line_of(&text, name), node: "(graph)".into(), key: "implicit_deps".into(), dep: name.clone() });
+                return Err(RecipeError::MissingDep {
+                    file,
+                    line: line_of(&text, name),
+                    node: "(graph)".into(),
+                    key: "implicit_deps".into(),
+                    dep: name.clone(),
+                });
             }
         }
         for node in self.nodes.values() {
-            let mut lists: Vec<(String, &toml::Value)> = Vec::new();
-            if let Some(d) = node.table.get("deps") {
-                lists.push(("deps".into(), d));
-            }
-            if let Some(toml::Value::Table(t)) = node.table.get("target") {
-                for (tn, tv) in t {
-                    if let Some(d) = tv.get("deps") {
-                        lists.push((format!("target.{tn}.deps"), d));
-                    }
-                }
-            }
-            for (key, list) in lists {
-                for dep in list.as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            for (key, list) in node.recipe.dep_lists() {
+                for dep in list {
                     if !self.nodes.contains_key(dep) {
                         let file = node.overlays.iter().rev().chain(std::iter::once(&node.file))
                             .find(|f| read(f).map(|t| t.contains(&format!("\"{dep}\""))).unwrap_or(false))
@@ -177,40 +192,53 @@ impl Graph {
     }
 
     pub fn default_target(&self) -> Option<&str> {
-        self.config.default_target.as_deref().or_else(|| self.config.targets.keys().next().map(|s| s.as_str()))
+        self.config
+            .default_target
+            .as_deref()
+            .or_else(|| self.config.targets.keys().next().map(|s| s.as_str()))
     }
 
     /// The recipe of `name` for `target`: the node's table with `[target.<target>]` merged in.
     pub fn recipe_for(&self, name: &str, target: &str) -> Result<Recipe, RecipeError> {
         let node = self.nodes.get(name).ok_or_else(|| RecipeError::UnknownNode { name: name.into() })?;
         if !self.config.targets.contains_key(target) {
-            return Err(RecipeError::UnknownTarget { file: self.root.join("spy.toml"), line: None, key: "targets".into(), target: target.into(), known: self.config.targets.keys().cloned().collect() });
+            return Err(RecipeError::UnknownTarget {
+                file: self.root.join("spy.toml"),
+                line: None,
+                key: "targets".into(),
+                target: target.into(),
+                known: self.config.targets.keys().cloned().collect(),
+            });
         }
-        let mut table = node.table.clone();
-        let per_target = table.remove("target");
-        if let Some(toml::Value::Table(mut t)) = per_target {
-            if let Some(toml::Value::Table(over)) = t.remove(target) {
-                merge(&mut table, over);
-            }
-        }
+        let r = node.recipe.for_target(target);
         let last = node.overlays.last().unwrap_or(&node.file);
-        let recipe: Recipe = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| RecipeError::Invalid {
-            file: last.clone(),
-            line: None,
-            key: format!("{name} (for {target})"),
-            message: e.message().to_string(),
-        })?;
-        if recipe.name != name {
-            return Err(RecipeError::Invalid { file: node.file.clone(), line: None, key: "name".into(), message: format!("node `{name}` is named `{}`", recipe.name) });
+        let version = r.version.ok_or_else(|| RecipeError::Invalid { file: last.clone(), line: None, key: "version".into(), message: format!("node `{name}` (for {target}) has no version") })?;
+        let recipe_name = r.name.unwrap_or_else(|| name.to_string());
+        if recipe_name != name {
+            return Err(RecipeError::Invalid { file: node.file.clone(), line: None, key: "name".into(), message: format!("node `{name}` is named `{recipe_name}`") });
         }
-        Ok(recipe)
+        Ok(Recipe {
+            name: recipe_name,
+            version,
+            kind: r.kind.unwrap_or_default(),
+            description: r.description.unwrap_or_default(),
+            license: r.license.unwrap_or_default(),
+            deps: r.deps.unwrap_or_default(),
+            targets: r.targets,
+            sources: r.sources.unwrap_or_default(),
+            patches: r.patches.unwrap_or_default(),
+            env: r.env.unwrap_or_default(),
+            phases: r.phases.unwrap_or_default(),
+            tools: r.tools.unwrap_or_default(),
+            weight: r.weight.unwrap_or(1),
+        })
     }
 
     /// Whether `name` exists for `target` (a recipe may restrict itself with `targets = [...]`).
     pub fn node_has_target(&self, name: &str, target: &str) -> bool {
-        match self.nodes.get(name).and_then(|n| n.table.get("targets")) {
-            Some(toml::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(target)),
-            _ => true,
+        match self.nodes.get(name).and_then(|n| n.recipe.targets.as_ref()) {
+            Some(list) => list.iter().any(|t| t == target),
+            None => true,
         }
     }
 
@@ -220,15 +248,27 @@ impl Graph {
 }
 
 fn read(path: &Path) -> Result<String, RecipeError> {
-    fs_err::read_to_string(path).map_err(|e| RecipeError::Io { path: path.to_path_buf(), message: e.to_string() })
+    fs_err::read_to_string(path).map_err(|e| RecipeError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
-    let rd = fs_err::read_dir(dir).map_err(|e| RecipeError::Io { path: dir.to_path_buf(), message: e.to_string() })?;
+    let rd = fs_err::read_dir(dir).map_err(|e| RecipeError::Io {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
     for entry in rd {
-        let entry = entry.map_err(|e| RecipeError::Io { path: dir.to_path_buf(), message: e.to_string() })?;
+        let entry = entry.map_err(|e| RecipeError::Io {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let p = entry.path();
-        let ft = entry.file_type().map_err(|e| RecipeError::Io { path: p.clone(), message: e.to_string() })?;
+        let ft = entry.file_type().map_err(|e| RecipeError::Io {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         if ft.is_dir() {
             collect_toml(&p, out)?;
         } else if p.extension().is_some_and(|e| e == "toml") {
@@ -238,24 +278,33 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
     Ok(())
 }
 
-fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<(String, toml::Table, PathBuf), RecipeError> {
+fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<(String, PartialRecipe, PathBuf), RecipeError> {
     let text = read(path)?;
-    let partial: schema::PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+    let mut partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
     let Some(name) = partial.name.clone() else {
         return Err(RecipeError::Invalid { file: path.into(), line: Some(1), key: "name".into(), message: "a recipe needs `name`".into() });
     };
     check_targets(&partial, config, path, &text)?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
-    absolutize_patches(&mut table, path.parent().unwrap_or(Path::new(".")));
-    Ok((name, table, path.to_path_buf()))
+    absolutize_patches(&mut partial, path.parent().unwrap_or(Path::new(".")));
+    Ok((name, partial, path.to_path_buf()))
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
     let known: BTreeSet<&String> = config.targets.keys().collect();
-    let named = p.target.iter().flat_map(|t| t.keys().map(|k| (k, "target"))).chain(p.targets.iter().flatten().map(|k| (k, "targets")));
+    let named = p
+        .target
+        .iter()
+        .flat_map(|t| t.keys().map(|k| (k, "target")))
+        .chain(p.targets.iter().flatten().map(|k| (k, "targets")));
     for (t, key) in named {
         if !known.contains(t) {
-            return Err(RecipeError::UnknownTarget { file: path.into(), line: line_of(text, t), key: key.into(), target: t.clone(), known: config.targets.keys().cloned().collect() });
+            return Err(RecipeError::UnknownTarget {
+                file: path.into(),
+                line: line_of(text, t),
+                key: key.into(),
+                target: t.clone(),
+                known: config.targets.keys().cloned().collect(),
+            });
         }
     }
     Ok(())
@@ -263,37 +312,10 @@ fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, t
 
 /// Patch paths are written relative to the file that names them; they are stored absolute so that a
 /// merged node can mix patches of its recipe and of overlays.
-fn absolutize_patches(table: &mut toml::Table, dir: &Path) {
-    fn fix(v: &mut toml::Value, dir: &Path) {
-        if let toml::Value::Array(a) = v {
-            for p in a.iter_mut() {
-                if let toml::Value::String(s) = p {
-                    let abs = dir.join(&*s);
-                    *s = abs.to_string_lossy().into_owned();
-                }
-            }
-        }
-    }
-    if let Some(p) = table.get_mut("patches") {
-        fix(p, dir);
-    }
-    if let Some(toml::Value::Table(t)) = table.get_mut("target") {
-        for (_, tv) in t.iter_mut() {
-            if let Some(p) = tv.get_mut("patches") {
-                fix(p, dir);
-            }
-        }
-    }
-}
-
-/// The one merge rule: tables merge key by key, anything else replaces.
-pub fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
+fn absolutize_patches(r: &mut PartialRecipe, dir: &Path) {
+    for list in r.patch_lists_mut() {
+        for p in list.iter_mut() {
+            *p = dir.join(&*p);
         }
     }
 }

@@ -84,87 +84,167 @@ fn yes() -> bool {
 }
 
 /// One node for one target, merged.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Recipe {
     pub name: String,
     pub version: String,
-    #[serde(default)]
     pub kind: Kind,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub license: String,
-    #[serde(default)]
     pub deps: Vec<String>,
     pub targets: Option<Vec<String>>,
-    #[serde(default)]
     pub sources: Vec<SourceSpec>,
-    #[serde(default)]
     pub patches: Vec<PathBuf>,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default)]
     pub phases: BTreeMap<Phase, String>,
     /// Bootstrap nodes: host tools to expose and identify by version.
-    #[serde(default)]
     pub tools: Vec<String>,
     /// Relative cost, used to order builds (longest weighted path first).
-    #[serde(default = "one")]
     pub weight: u32,
-    /// Already merged in by `Graph::recipe_for`; kept so the key is accepted.
-    #[serde(default)]
-    pub target: Option<toml::Table>,
 }
 
-fn one() -> u32 {
-    1
-}
-
-/// A recipe file as written: every key optional, unknown keys rejected.
-#[derive(Debug, Clone, Deserialize)]
+/// A recipe as written in a file or an overlay: every key optional, unknown keys rejected. Nodes
+/// are kept in this form; merging is field by field (maps merge key by key, the rest replaces).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PartialRecipe {
+pub struct PartialRecipe {
     pub name: Option<String>,
-    #[allow(dead_code)]
     pub version: Option<String>,
-    #[allow(dead_code)]
     pub kind: Option<Kind>,
-    #[allow(dead_code)]
     pub description: Option<String>,
-    #[allow(dead_code)]
     pub license: Option<String>,
-    #[allow(dead_code)]
     pub deps: Option<Vec<String>>,
     pub targets: Option<Vec<String>>,
-    #[allow(dead_code)]
     pub sources: Option<Vec<SourceSpec>>,
-    #[allow(dead_code)]
-    pub patches: Option<Vec<String>>,
-    #[allow(dead_code)]
+    pub patches: Option<Vec<PathBuf>>,
     pub env: Option<BTreeMap<String, String>>,
-    #[allow(dead_code)]
     pub phases: Option<BTreeMap<Phase, String>>,
-    #[allow(dead_code)]
     pub tools: Option<Vec<String>>,
-    #[allow(dead_code)]
     pub weight: Option<u32>,
     pub target: Option<BTreeMap<String, PartialTargetRecipe>>,
 }
 
 /// What a `[target.<name>]` table may change.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct PartialTargetRecipe {
+pub struct PartialTargetRecipe {
     pub version: Option<String>,
     pub deps: Option<Vec<String>>,
     pub sources: Option<Vec<SourceSpec>>,
-    pub patches: Option<Vec<String>>,
+    pub patches: Option<Vec<PathBuf>>,
     pub env: Option<BTreeMap<String, String>>,
     pub phases: Option<BTreeMap<Phase, String>>,
     pub tools: Option<Vec<String>>,
     pub weight: Option<u32>,
+}
+
+fn merge_map<K: Ord, V>(base: &mut Option<BTreeMap<K, V>>, over: Option<BTreeMap<K, V>>) {
+    if let Some(o) = over {
+        base.get_or_insert_with(BTreeMap::new).extend(o);
+    }
+}
+
+fn replace<T>(base: &mut Option<T>, over: Option<T>) {
+    if over.is_some() {
+        *base = over;
+    }
+}
+
+impl PartialTargetRecipe {
+    fn merge(&mut self, o: PartialTargetRecipe) {
+        replace(&mut self.version, o.version);
+        replace(&mut self.deps, o.deps);
+        replace(&mut self.sources, o.sources);
+        replace(&mut self.patches, o.patches);
+        merge_map(&mut self.env, o.env);
+        merge_map(&mut self.phases, o.phases);
+        replace(&mut self.tools, o.tools);
+        replace(&mut self.weight, o.weight);
+    }
+}
+
+impl PartialRecipe {
+    /// The one merge rule: tables (env, phases, target) merge key by key, anything else replaces.
+    pub fn merge(&mut self, o: PartialRecipe) {
+        replace(&mut self.name, o.name);
+        replace(&mut self.version, o.version);
+        replace(&mut self.kind, o.kind);
+        replace(&mut self.description, o.description);
+        replace(&mut self.license, o.license);
+        replace(&mut self.deps, o.deps);
+        replace(&mut self.targets, o.targets);
+        replace(&mut self.sources, o.sources);
+        replace(&mut self.patches, o.patches);
+        merge_map(&mut self.env, o.env);
+        merge_map(&mut self.phases, o.phases);
+        replace(&mut self.tools, o.tools);
+        replace(&mut self.weight, o.weight);
+        if let Some(targets) = o.target {
+            let mine = self.target.get_or_insert_with(BTreeMap::new);
+            for (t, over) in targets {
+                mine.entry(t).or_default().merge(over);
+            }
+        }
+    }
+
+    /// This recipe with its `[target.<target>]` table applied.
+    pub fn for_target(&self, target: &str) -> PartialRecipe {
+        let mut r = PartialRecipe { target: None, ..self.clone_without_targets() };
+        if let Some(t) = self.target.as_ref().and_then(|t| t.get(target)) {
+            let t = t.clone();
+            replace(&mut r.version, t.version);
+            replace(&mut r.deps, t.deps);
+            replace(&mut r.sources, t.sources);
+            replace(&mut r.patches, t.patches);
+            merge_map(&mut r.env, t.env);
+            merge_map(&mut r.phases, t.phases);
+            replace(&mut r.tools, t.tools);
+            replace(&mut r.weight, t.weight);
+        }
+        r
+    }
+
+    /// The dependency list for one target, without cloning the recipe.
+    pub fn for_target_deps(&self, target: &str) -> Option<&Vec<String>> {
+        self.target.as_ref().and_then(|t| t.get(target)).and_then(|t| t.deps.as_ref()).or(self.deps.as_ref())
+    }
+
+    fn clone_without_targets(&self) -> PartialRecipe {
+        PartialRecipe {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            kind: self.kind,
+            description: self.description.clone(),
+            license: self.license.clone(),
+            deps: self.deps.clone(),
+            targets: self.targets.clone(),
+            sources: self.sources.clone(),
+            patches: self.patches.clone(),
+            env: self.env.clone(),
+            phases: self.phases.clone(),
+            tools: self.tools.clone(),
+            weight: self.weight,
+            target: None,
+        }
+    }
+
+    /// Every patch list (top level and per target), for making paths absolute.
+    pub(crate) fn patch_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<PathBuf>> {
+        let top = self.patches.as_mut().into_iter();
+        let per_target = self.target.iter_mut().flat_map(|t| t.values_mut()).filter_map(|t| t.patches.as_mut());
+        top.chain(per_target)
+    }
+
+    /// Every dependency list with the key it sits under, for reference checks.
+    pub fn dep_lists(&self) -> Vec<(String, &Vec<String>)> {
+        let mut v: Vec<(String, &Vec<String>)> = self.deps.iter().map(|d| ("deps".to_string(), d)).collect();
+        for (t, tr) in self.target.iter().flatten() {
+            if let Some(d) = &tr.deps {
+                v.push((format!("target.{t}.deps"), d));
+            }
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

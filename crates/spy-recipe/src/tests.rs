@@ -13,9 +13,17 @@ fn loads_merges_targets_and_overlays() {
     let d = tempfile::tempdir().unwrap();
     let g = d.path().join("graph");
     write(&g, "spy.toml", CONFIG);
-    write(&g, "libs/a.toml", "name = \"a\"\nversion = \"1\"\npatches = [\"p.patch\"]\n[env]\nX = \"1\"\nY = \"y\"\n[target.i686-linux-musl.env]\nX = \"32\"\n");
+    write(
+        &g,
+        "libs/a.toml",
+        "name = \"a\"\nversion = \"1\"\npatches = [\"p.patch\"]\n[env]\nX = \"1\"\nY = \"y\"\n[target.i686-linux-musl.env]\nX = \"32\"\n",
+    );
     write(&g, "b.toml", "name = \"b\"\nversion = \"2\"\ndeps = [\"a\"]\n");
-    write(d.path(), "overlays/o.toml", "[nodes.a]\nversion = \"1.1\"\n[nodes.a.env]\nY = \"over\"\n[nodes.c]\nversion = \"3\"\n");
+    write(
+        d.path(),
+        "overlays/o.toml",
+        "[nodes.a]\nversion = \"1.1\"\n[nodes.a.env]\nY = \"over\"\n[nodes.c]\nversion = \"3\"\n",
+    );
     let graph = Graph::load(&g, &[d.path().join("overlays/o.toml")]).unwrap();
     let a64 = graph.recipe_for("a", "x86_64-linux-musl").unwrap();
     assert_eq!(a64.version, "1.1");
@@ -44,7 +52,11 @@ fn unknown_phase_and_target_are_errors() {
     write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n[phases]\ncompile = \"make\"\n");
     let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
     assert!(e.contains("a.toml:4") && e.contains("compile"), "{e}");
-    write(d.path(), "a.toml", "name = \"a\"\nversion = \"1\"\n[target.sparc-linux.env]\nX = \"1\"\n");
+    write(
+        d.path(),
+        "a.toml",
+        "name = \"a\"\nversion = \"1\"\n[target.sparc-linux.env]\nX = \"1\"\n",
+    );
     let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
     assert!(e.contains("a.toml:3") && e.contains("sparc-linux"), "{e}");
 }

@@ -50,7 +50,7 @@ pub struct RealizeReport {
 
 enum Event {
     Token(std::io::Result<jobserver::Acquired>),
-    Done(NodeIndex, Result<Option<EntryMeta>, BuildError>, f64),
+    Done(NodeIndex, Box<Result<Option<EntryMeta>, BuildError>>, f64),
     Waiting(NodeIndex),
 }
 
@@ -99,7 +99,10 @@ pub fn fetch_sources(store: &Store, plan: &Plan, nodes: &[NodeIndex], opts: &Fet
 /// Builds whatever `roots` still miss. Returns what happened; the roots are valid on `Ok`.
 pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOptions, ui: &Progress) -> Result<RealizeReport, SchedError> {
     let need = missing(store, plan, roots);
-    let mut report = RealizeReport { already_valid: plan.closure(roots).len() - need.len(), ..Default::default() };
+    let mut report = RealizeReport {
+        already_valid: plan.closure(roots).len() - need.len(),
+        ..Default::default()
+    };
     if need.is_empty() {
         return Ok(report);
     }
@@ -119,7 +122,10 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
     let order: Vec<NodeIndex> = plan.closure(roots).into_iter().filter(|n| need_set.contains(n)).collect();
     let mut priority: HashMap<NodeIndex, u64> = HashMap::new();
     for &n in order.iter().rev() {
-        let above = dependents.get(&n).map(|v| v.iter().map(|d| priority[d]).max().unwrap_or(0)).unwrap_or(0);
+        let above = dependents
+            .get(&n)
+            .map(|v| v.iter().map(|d| priority[d]).max().unwrap_or(0))
+            .unwrap_or(0);
         priority.insert(n, above + plan.node(n).weight as u64);
     }
 
@@ -183,7 +189,7 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                         let r = build_one(store, plan, n, opts, client, cancel, &|| {
                             let _ = tx.send(Event::Waiting(n));
                         });
-                        let _ = tx.send(Event::Done(n, r, t0.elapsed().as_secs_f64()));
+                        let _ = tx.send(Event::Done(n, Box::new(r), t0.elapsed().as_secs_f64()));
                     });
                     continue;
                 }
@@ -196,7 +202,7 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                     running.remove(&n);
                     remaining -= 1;
                     let key = plan.node(n).key.to_string();
-                    match r {
+                    match *r {
                         Ok(meta) => {
                             match meta {
                                 Some(_) => {
@@ -220,7 +226,11 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                         Err(e) => {
                             ui.finished(&key, &format!("error: {e}"));
                             if let BuildError::Failed { log, .. } = &e {
-                                ui.block(&format!("last lines of the log of {key}:\n{}\nfull log: {}", spy_build::log_tail(log, 25), log.display()));
+                                ui.block(&format!(
+                                    "last lines of the log of {key}:\n{}\nfull log: {}",
+                                    spy_build::log_tail(log, 25),
+                                    log.display()
+                                ));
                             }
                             failed.push(key);
                             // Everything above a failed node is skipped.
@@ -265,7 +275,10 @@ fn build_one(
 ) -> Result<Option<EntryMeta>, BuildError> {
     let node = plan.node(n);
     let store_name = node.store_name();
-    let setup = |e: &dyn std::fmt::Display| BuildError::Setup { node: node.key.to_string(), message: e.to_string() };
+    let setup = |e: &dyn std::fmt::Display| BuildError::Setup {
+        node: node.key.to_string(),
+        message: e.to_string(),
+    };
     let _lock = store.lock(&node.id, on_wait).map_err(|e| setup(&e))?;
     if store.is_valid(&store_name) {
         return Ok(None);
@@ -276,7 +289,11 @@ fn build_one(
     let result = match node.kind {
         Kind::Bootstrap => spy_build::realize_bootstrap(node, &dir),
         Kind::Build => {
-            let sources = node.sources.iter().map(|s| spy_fetch::cached(store, s).ok_or_else(|| setup(&format!("source {} vanished from the store", s.file)))).collect::<Result<Vec<_>, _>>()?;
+            let sources = node
+                .sources
+                .iter()
+                .map(|s| spy_fetch::cached(store, s).ok_or_else(|| setup(&format!("source {} vanished from the store", s.file))))
+                .collect::<Result<Vec<_>, _>>()?;
             let job = BuildJob {
                 node,
                 store_name: store_name.clone(),
@@ -323,7 +340,11 @@ fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {
         .iter()
         .map(|&d| {
             let dn = plan.node(d);
-            Input { var: dn.var_name(), store_name: dn.store_name(), is_bootstrap: dn.kind == Kind::Bootstrap }
+            Input {
+                var: dn.var_name(),
+                store_name: dn.store_name(),
+                is_bootstrap: dn.kind == Kind::Bootstrap,
+            }
         })
         .collect()
 }

@@ -18,10 +18,17 @@ impl Progress {
         let live = !quiet && std::io::stderr().is_terminal();
         let bar = live.then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            b.set_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed_precise} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed_precise} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
             b
         });
-        Self { bar, running: Mutex::new(Vec::new()), quiet }
+        Self {
+            bar,
+            running: Mutex::new(Vec::new()),
+            quiet,
+        }
     }
 
     pub fn line(&self, msg: &str) {

@@ -25,11 +25,19 @@ pub enum StoreError {
     #[error(transparent)]
     Hash(#[from] spy_hash::HashError),
     #[error("source {file}: expected sha256 {expected}, got {actual} (from {origin})")]
-    SourceMismatch { file: String, expected: Sha256, actual: Sha256, origin: String },
+    SourceMismatch {
+        file: String,
+        expected: Sha256,
+        actual: Sha256,
+        origin: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |e| StoreError::Io { path: path.to_path_buf(), message: e.to_string() }
+    move |e| StoreError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// What the store records about an entry (`.spy/meta/<entry>.json`).
@@ -97,7 +105,10 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         for sub in ["meta", "logs", "locks", "tmp", "sources", "roots"] {
             let p = root.join(".spy").join(sub);
-            fs_err::create_dir_all(&p).map_err(|e| StoreError::Io { path: p.clone(), message: e.to_string() })?;
+            fs_err::create_dir_all(&p).map_err(|e| StoreError::Io {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
         }
         let root = fs_err::canonicalize(root).map_err(io(root))?;
         Ok(Store { root })
@@ -130,7 +141,10 @@ impl Store {
         let p = self.meta_path(store_name);
         match fs_err::read(&p) {
             Ok(bytes) => {
-                let meta: EntryMeta = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadMeta { path: p.clone(), message: e.to_string() })?;
+                let meta: EntryMeta = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadMeta {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
                 if self.entry_path(store_name).is_dir() {
                     Ok(Some(meta))
                 } else {
@@ -138,7 +152,10 @@ impl Store {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Io { path: p, message: e.to_string() }),
+            Err(e) => Err(StoreError::Io {
+                path: p,
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -155,7 +172,10 @@ impl Store {
             Ok(l) => Ok(NodeLock { _lock: l }),
             Err((f, _)) => {
                 on_wait();
-                let l = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io { path: p.clone(), message: e.to_string() })?;
+                let l = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
                 Ok(NodeLock { _lock: l })
             }
         }
@@ -178,7 +198,12 @@ impl Store {
         for d in [&out, &work] {
             fs_err::create_dir_all(d).map_err(io(d))?;
         }
-        Ok(BuildDir { store_name: store_name.to_string(), dir, out, work })
+        Ok(BuildDir {
+            store_name: store_name.to_string(),
+            dir,
+            out,
+            work,
+        })
     }
 
     /// Discards a build directory (failed build).
@@ -196,7 +221,10 @@ impl Store {
         meta.size = sum.size;
         meta.files = sum.files;
         meta.store_name = b.store_name.clone();
-        meta.registered_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        meta.registered_at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let dest = self.entry_path(&b.store_name);
         if b.out != dest {
             if dest.exists() {
@@ -212,9 +240,15 @@ impl Store {
     fn write_meta(&self, meta: &EntryMeta) -> Result<(), StoreError> {
         let p = self.meta_path(&meta.store_name);
         let mut tmp = tempfile::NamedTempFile::new_in(self.spy("meta")).map_err(io(&p))?;
-        serde_json::to_writer_pretty(&mut tmp, meta).map_err(|e| StoreError::Io { path: p.clone(), message: e.to_string() })?;
+        serde_json::to_writer_pretty(&mut tmp, meta).map_err(|e| StoreError::Io {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         tmp.as_file().sync_all().map_err(io(&p))?;
-        tmp.persist(&p).map_err(|e| StoreError::Io { path: p.clone(), message: e.to_string() })?;
+        tmp.persist(&p).map_err(|e| StoreError::Io {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 
@@ -260,21 +294,39 @@ impl Store {
 
     /// Moves a downloaded file into the source cache after checking its hash (`actual`, computed
     /// while it was written). A mismatch deletes the file and stores nothing.
-    pub fn add_source(&self, tmp: tempfile::NamedTempFile, file: &str, expected: &Sha256, actual: &Sha256, origin: &str) -> Result<PathBuf, StoreError> {
+    pub fn add_source(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        file: &str,
+        expected: &Sha256,
+        actual: &Sha256,
+        origin: &str,
+    ) -> Result<PathBuf, StoreError> {
         if expected != actual {
             drop(tmp);
-            return Err(StoreError::SourceMismatch { file: file.into(), expected: *expected, actual: *actual, origin: origin.into() });
+            return Err(StoreError::SourceMismatch {
+                file: file.into(),
+                expected: *expected,
+                actual: *actual,
+                origin: origin.into(),
+            });
         }
         let dest = self.source_path(expected);
         let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o444));
-        tmp.persist(&dest).map_err(|e| StoreError::Io { path: dest.clone(), message: e.to_string() })?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            message: e.to_string(),
+        })?;
         Ok(dest)
     }
 
     /// Moves a finished git archive into the cache under its commit.
     pub fn add_git_source(&self, tmp: tempfile::NamedTempFile, commit: &str) -> Result<PathBuf, StoreError> {
         let dest = self.git_source_path(commit);
-        tmp.persist(&dest).map_err(|e| StoreError::Io { path: dest.clone(), message: e.to_string() })?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            message: e.to_string(),
+        })?;
         Ok(dest)
     }
 
@@ -283,7 +335,11 @@ impl Store {
     /// Points `link` at the entry and registers it as a GC root (like Nix's `gcroots/auto`).
     pub fn add_root(&self, link: &Path, store_name: &str) -> Result<(), StoreError> {
         let target = self.entry_path(store_name);
-        let tmp = link.with_file_name(format!(".{}.tmp{}", link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+        let tmp = link.with_file_name(format!(
+            ".{}.tmp{}",
+            link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
         let _ = fs_err::remove_file(&tmp);
         std::os::unix::fs::symlink(&target, &tmp).map_err(io(&tmp))?;
         fs_err::rename(&tmp, link).map_err(io(link))?;
@@ -329,7 +385,11 @@ impl Store {
                 }
             }
         }
-        let mut report = GcReport { live: live.clone(), stale_roots: stale.clone(), ..Default::default() };
+        let mut report = GcReport {
+            live: live.clone(),
+            stale_roots: stale.clone(),
+            ..Default::default()
+        };
         for m in &entries {
             if live.contains(&m.store_name) {
                 continue;
@@ -337,8 +397,17 @@ impl Store {
             report.freed_bytes += m.size;
             report.removed.push(m.store_name.clone());
             if !dry_run {
-                let Ok(lock_file) = File::options().create(true).truncate(false).write(true).open(self.spy("locks").join(format!("{}.lock", m.id))) else { continue };
-                let Ok(_l) = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) else { continue };
+                let Ok(lock_file) = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.spy("locks").join(format!("{}.lock", m.id)))
+                else {
+                    continue;
+                };
+                let Ok(_l) = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) else {
+                    continue;
+                };
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
                 remove_tree(&self.entry_path(&m.store_name))?;
@@ -383,7 +452,10 @@ impl Store {
                 } else {
                     match spy_hash::hash_tree(&p) {
                         Ok(s) if s.hash == m.tree_hash => VerifyOutcome::Ok,
-                        Ok(s) => VerifyOutcome::Mismatch { expected: m.tree_hash, actual: s.hash },
+                        Ok(s) => VerifyOutcome::Mismatch {
+                            expected: m.tree_hash,
+                            actual: s.hash,
+                        },
                         Err(e) => VerifyOutcome::Error(e.to_string()),
                     }
                 };

@@ -18,13 +18,17 @@ impl Origin for DebianOrigin {
         sha_of(src).is_some() && src.debian.is_some()
     }
     fn fetch(&self, store: &Store, src: &Source, log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(pkg) = &src.debian else { return Ok(Attempt::Missed("no debian package named".into())) };
+        let Some(pkg) = &src.debian else {
+            return Ok(Attempt::Missed("no debian package named".into()));
+        };
         let dir = store.staging_dir("apt-")?;
         log(&format!("apt-get source --download-only {pkg}"));
         let mut cmd = Command::new("apt-get");
         cmd.args(["source", "--download-only", "-qq", pkg]).current_dir(dir.path());
         if let Err(e) = run_tool(&mut cmd) {
-            return Ok(Attempt::Missed(format!("`apt-get source --download-only {pkg}` failed: {e} (are deb-src entries configured and `apt-get update` run?)")));
+            return Ok(Attempt::Missed(format!(
+                "`apt-get source --download-only {pkg}` failed: {e} (are deb-src entries configured and `apt-get update` run?)"
+            )));
         }
         pick_matching(store, dir.path(), src, &format!("apt-get source {pkg}"))
     }

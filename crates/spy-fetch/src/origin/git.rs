@@ -24,7 +24,9 @@ impl Origin for GitOrigin {
         }
     }
     fn fetch(&self, store: &Store, src: &Source, log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let SourcePin::Git { url, commit } = &src.pin else { return Ok(Attempt::Missed("not a git source".into())) };
+        let SourcePin::Git { url, commit } = &src.pin else {
+            return Ok(Attempt::Missed("not a git source".into()));
+        };
         let dir = store.staging_dir("git-")?;
         let repo = dir.path().join("repo");
         log(&format!("git fetch {url} {commit}"));
@@ -48,7 +50,12 @@ impl Origin for GitOrigin {
             _ => return Ok(Attempt::Missed(format!("commit {commit} is not in {url}"))),
         }
         let mut tmp = store.staging_file()?;
-        let out = git(&["archive", "--format=tar", commit]).stdout(tmp.as_file_mut().try_clone().map_err(|e| spy_store::StoreError::Io { path: tmp.path().into(), message: e.to_string() })?).status();
+        let out = git(&["archive", "--format=tar", commit])
+            .stdout(tmp.as_file_mut().try_clone().map_err(|e| spy_store::StoreError::Io {
+                path: tmp.path().into(),
+                message: e.to_string(),
+            })?)
+            .status();
         match out {
             Ok(s) if s.success() => {}
             other => return Ok(Attempt::Missed(format!("git archive failed: {other:?}"))),

@@ -25,11 +25,22 @@ impl Origin for MirrorOrigin {
         sha_of(src).is_some()
     }
     fn fetch(&self, store: &Store, src: &Source, _log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(expected) = sha_of(src) else { return Ok(Attempt::Missed("not a sha256 source".into())) };
+        let Some(expected) = sha_of(src) else {
+            return Ok(Attempt::Missed("not a sha256 source".into()));
+        };
         for candidate in [self.dir.join(&src.file), self.dir.join(expected.to_hex())] {
             if candidate.is_file() {
-                let f = fs_err::File::open(&candidate).map_err(|e| spy_store::StoreError::Io { path: candidate.clone(), message: e.to_string() })?;
-                return Ok(Attempt::Stored(crate::store_stream(store, f, &src.file, expected, &candidate.display().to_string())?));
+                let f = fs_err::File::open(&candidate).map_err(|e| spy_store::StoreError::Io {
+                    path: candidate.clone(),
+                    message: e.to_string(),
+                })?;
+                return Ok(Attempt::Stored(crate::store_stream(
+                    store,
+                    f,
+                    &src.file,
+                    expected,
+                    &candidate.display().to_string(),
+                )?));
             }
         }
         Ok(Attempt::Missed(format!("no {} or {} there", src.file, expected)))

@@ -29,7 +29,11 @@ pub trait Origin: Send + Sync {
 
 /// The origins in the order they are tried: local ones first, then the network ones.
 pub fn default_origins(opts: &FetchOptions) -> Vec<Box<dyn Origin>> {
-    let mut v: Vec<Box<dyn Origin>> = opts.mirrors.iter().map(|m| Box::new(MirrorOrigin::new(m.clone())) as Box<dyn Origin>).collect();
+    let mut v: Vec<Box<dyn Origin>> = opts
+        .mirrors
+        .iter()
+        .map(|m| Box::new(MirrorOrigin::new(m.clone())) as Box<dyn Origin>)
+        .collect();
     v.push(Box::new(FileUrlOrigin));
     v.push(Box::new(GitOrigin { offline: opts.offline }));
     if !opts.offline {
@@ -49,23 +53,39 @@ pub(crate) fn sha_of(src: &Source) -> Option<&spy_hash::Sha256> {
 
 /// Looks through the files a tool downloaded into `dir` for the one with the pinned hash.
 pub(crate) fn pick_matching(store: &Store, dir: &Path, src: &Source, origin: &str) -> Result<Attempt, FetchError> {
-    let Some(expected) = sha_of(src) else { return Ok(Attempt::Missed("not a sha256 source".into())) };
+    let Some(expected) = sha_of(src) else {
+        return Ok(Attempt::Missed("not a sha256 source".into()));
+    };
     let mut seen: Vec<String> = Vec::new();
-    let mut files: Vec<PathBuf> = fs_err::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
+    let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
     files.sort();
     for f in files {
         let actual = spy_hash::sha256_file(&f).map_err(spy_store::StoreError::from)?;
         let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
         if &actual == expected {
-            let file = fs_err::File::open(&f).map_err(|e| spy_store::StoreError::Io { path: f.clone(), message: e.to_string() })?;
-            return Ok(Attempt::Stored(crate::store_stream(store, file, &src.file, expected, &format!("{origin}: {name}"))?));
+            let file = fs_err::File::open(&f).map_err(|e| spy_store::StoreError::Io {
+                path: f.clone(),
+                message: e.to_string(),
+            })?;
+            return Ok(Attempt::Stored(crate::store_stream(
+                store,
+                file,
+                &src.file,
+                expected,
+                &format!("{origin}: {name}"),
+            )?));
         }
         seen.push(format!("{name} (sha256 {actual})"));
     }
     if seen.is_empty() {
         Ok(Attempt::Missed("downloaded nothing".into()))
     } else {
-        Ok(Attempt::Missed(format!("no file with sha256 {expected} among: {}", seen.join(", "))))
+        Ok(Attempt::Missed(format!(
+            "no file with sha256 {expected} among: {}",
+            seen.join(", ")
+        )))
     }
 }
 

@@ -17,7 +17,9 @@ impl Origin for PypiOrigin {
         sha_of(src).is_some() && src.pypi.is_some()
     }
     fn fetch(&self, store: &Store, src: &Source, log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(req) = &src.pypi else { return Ok(Attempt::Missed("no PyPI requirement named".into())) };
+        let Some(req) = &src.pypi else {
+            return Ok(Attempt::Missed("no PyPI requirement named".into()));
+        };
         let dir = store.staging_dir("pip-")?;
         let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
         log(&format!("pip download --no-binary :all: --no-deps {req}"));
@@ -26,7 +28,19 @@ impl Origin for PypiOrigin {
         let mut failures = Vec::new();
         for isolation in [false, true] {
             let mut cmd = Command::new(&python);
-            cmd.args(["-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--disable-pip-version-check", "-q", "-d"]).arg(dir.path()).arg(req);
+            cmd.args([
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+            ])
+            .arg(dir.path())
+            .arg(req);
             if !isolation {
                 cmd.arg("--no-build-isolation");
             }
@@ -35,6 +49,9 @@ impl Origin for PypiOrigin {
                 Err(e) => failures.push(e),
             }
         }
-        Ok(Attempt::Missed(format!("`pip download --no-binary :all: --no-deps {req}` failed: {}", failures.join("; then: "))))
+        Ok(Attempt::Missed(format!(
+            "`pip download --no-binary :all: --no-deps {req}` failed: {}",
+            failures.join("; then: ")
+        )))
     }
 }

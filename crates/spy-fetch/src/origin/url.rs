@@ -17,7 +17,9 @@ impl Origin for FileUrlOrigin {
         sha_of(src).is_some() && src.urls.iter().any(|u| u.starts_with("file://"))
     }
     fn fetch(&self, store: &Store, src: &Source, _log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(expected) = sha_of(src) else { return Ok(Attempt::Missed("not a sha256 source".into())) };
+        let Some(expected) = sha_of(src) else {
+            return Ok(Attempt::Missed("not a sha256 source".into()));
+        };
         let mut misses = Vec::new();
         for u in src.urls.iter().filter(|u| u.starts_with("file://")) {
             let path = std::path::PathBuf::from(&u["file://".len()..]);
@@ -60,7 +62,9 @@ impl Origin for HttpOrigin {
         sha_of(src).is_some() && src.urls.iter().any(|u| u.starts_with("http://") || u.starts_with("https://"))
     }
     fn fetch(&self, store: &Store, src: &Source, log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(expected) = sha_of(src) else { return Ok(Attempt::Missed("not a sha256 source".into())) };
+        let Some(expected) = sha_of(src) else {
+            return Ok(Attempt::Missed("not a sha256 source".into()));
+        };
         let mut misses = Vec::new();
         for u in src.urls.iter().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
             log(&format!("fetching {u}"));
