@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepares a Debian machine for spy: the stage-0 host tools, deb-src entries (so sources can come
+# through `apt-get source`), and cargo-nextest for the test suite. Idempotent; run as root (or with
+# sudo available).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# deb-src entries: copies of the machine's own Debian entries with `Types: deb-src`. Only stanzas
+# signed by the Debian archive key are copied, so third-party repositories without sources are left out.
+SRC_LIST=/etc/apt/sources.list.d/spy-deb-src.sources
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src ' /etc/apt/sources.list; then
+  tmp=$(mktemp)
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    grep -q 'debian-archive-keyring' "$f" || continue
+    sed -e 's/^Types:.*$/Types: deb-src/' "$f" >> "$tmp"
+    echo >> "$tmp"
+  done
+  if [ -s /etc/apt/sources.list ]; then
+    grep -E '^deb ' /etc/apt/sources.list | sed -e 's/^deb /deb-src /' > "${tmp}.list" || true
+    if [ -s "${tmp}.list" ]; then $SUDO cp "${tmp}.list" /etc/apt/sources.list.d/spy-deb-src.list; fi
+  fi
+  if [ -s "$tmp" ]; then $SUDO cp "$tmp" "$SRC_LIST"; fi
+  rm -f "$tmp" "${tmp}.list"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Stage 0 of the graph (graph/bootstrap/stage0.toml) and what the tests use.
+$SUDO apt-get install -y -qq --no-install-recommends \
+  bash coreutils gcc g++ gcc-multilib binutils make patch perl m4 pkg-config \
+  sed grep mawk findutils diffutils tar gzip bzip2 xz-utils hostname debianutils \
+  git time python3-pip ca-certificates >/dev/null
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
