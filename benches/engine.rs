@@ -29,7 +29,10 @@ enum Shape {
 }
 
 fn synthetic_graph(dir: &Path, shape: Shape) {
-    write(&dir.join("spy.toml"), "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n");
+    write(
+        &dir.join("spy.toml"),
+        "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n",
+    );
     for i in 0..NODES {
         let mut deps = Vec::new();
         match shape {
@@ -64,7 +67,13 @@ fn synthetic_graph(dir: &Path, shape: Shape) {
 fn stats(mut v: Vec<Duration>) -> String {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!("min {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)", ms(v[0]), ms(v[v.len() / 2]), ms(v[v.len() - 1]), v.len())
+    format!(
+        "min {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)",
+        ms(v[0]),
+        ms(v[v.len() / 2]),
+        ms(v[v.len() - 1]),
+        v.len()
+    )
 }
 
 /// Peak RSS of one run of a command, from GNU time.
@@ -85,7 +94,11 @@ fn peak_rss_kib(cmd: &mut Command) -> Option<u64> {
         };
     }
     let o = t.output().ok()?;
-    String::from_utf8_lossy(&o.stderr).lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): ").and_then(|v| v.parse().ok()))
+    String::from_utf8_lossy(&o.stderr).lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("Maximum resident set size (kbytes): ")
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 fn main() {
@@ -105,7 +118,10 @@ fn main() {
             loads.push(t1 - t0);
             resolves.push(t1.elapsed());
         }
-        println!("{shape:?} graph, {NODES} nodes, load + resolve + hash (in process): {}", stats(runs));
+        println!(
+            "{shape:?} graph, {NODES} nodes, load + resolve + hash (in process): {}",
+            stats(runs)
+        );
         println!("  of which load (read, parse, check, merge): {}", stats(loads));
         println!("  of which resolve + hash: {}", stats(resolves));
     }
@@ -115,7 +131,10 @@ fn main() {
     let store = tmp.path().join("store");
     let list = || {
         let mut c = Command::new(SPY);
-        c.args(["list"]).env("SPY_GRAPH", &gdir).env("SPY_STORE", &store).stdout(std::process::Stdio::null());
+        c.args(["list"])
+            .env("SPY_GRAPH", &gdir)
+            .env("SPY_STORE", &store)
+            .stdout(std::process::Stdio::null());
         c
     };
     let mut runs = Vec::new();
@@ -131,10 +150,19 @@ fn main() {
 
     // No-op realize of a built target.
     let p = tmp.path().join("noop");
-    write(&p.join("graph/spy.toml"), "format = 1\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n");
+    write(
+        &p.join("graph/spy.toml"),
+        "format = 1\nimplicit_deps = [\"stage0\"]\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n",
+    );
     write(&p.join("graph/stage0.toml"), "name = \"stage0\"\nversion = \"host\"\nkind = \"bootstrap\"\ntools = [\"bash\", \"gcc\", \"make\", \"cp\", \"mkdir\", \"sed\", \"grep\", \"awk\"]\n");
-    write(&p.join("graph/lib.toml"), "name = \"lib\"\nversion = \"1\"\n[phases]\ninstall = \"mkdir -p $out/lib && echo lib > $out/lib/x\"\n");
-    write(&p.join("graph/app.toml"), "name = \"app\"\nversion = \"1\"\ndeps = [\"lib\"]\n[phases]\ninstall = \"cp $lib/lib/x $out/\"\n");
+    write(
+        &p.join("graph/lib.toml"),
+        "name = \"lib\"\nversion = \"1\"\n[phases]\ninstall = \"mkdir -p $out/lib && echo lib > $out/lib/x\"\n",
+    );
+    write(
+        &p.join("graph/app.toml"),
+        "name = \"app\"\nversion = \"1\"\ndeps = [\"lib\"]\n[phases]\ninstall = \"cp $lib/lib/x $out/\"\n",
+    );
     let realize = || {
         let mut c = Command::new(SPY);
         c.args(["realize", "-q", "app"]).current_dir(&p).stdout(std::process::Stdio::null());
@@ -142,7 +170,10 @@ fn main() {
     };
     let t0 = Instant::now();
     assert!(realize().status().unwrap().success());
-    println!("first realize of the fixture target (3 nodes, sandboxed): {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "first realize of the fixture target (3 nodes, sandboxed): {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
     let mut runs = Vec::new();
     for _ in 0..30 {
         let t0 = Instant::now();

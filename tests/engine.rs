@@ -183,6 +183,9 @@ fn sigkill_mid_build_leaves_no_partial_entry_and_the_next_realize_completes() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
+    // The killed build's directory is debris that gc will collect (its lock is free now).
+    let (dry, _) = f.ok(&["gc", "--dry-run"]);
+    assert!(dry.lines().any(|l| l.contains(".spy/tmp/") && l.contains("-slow-1")), "{dry}");
     // No entry for `slow` counts as built, and `path` says so.
     let (_, err) = f.ok(&["path", "slow"]);
     assert!(err.contains("not built"), "{err}");
@@ -594,5 +597,41 @@ sort -n counts | tail -1 > $out/max
         // Force a rebuild with the other budget: ids do not depend on -j.
         let entry = out.trim().rsplit('/').next().unwrap().to_string();
         std::fs::remove_file(f.store().join(".spy/meta").join(format!("{entry}.json"))).unwrap();
+    }
+}
+
+#[test]
+fn gc_leaves_a_running_build_alone() {
+    let f = Fixture::new();
+    for (name, mode) in [("insandbox", ""), ("inplace", "--no-sandbox")] {
+        f.write(
+            &format!("graph/{name}.toml"),
+            &format!("name = \"{name}\"\nversion = \"1\"\n[phases]\nbuild = \"echo started-{name}; sleep 2; echo done > $out/done\"\n"),
+        );
+        f.ok(&["realize", "--no-out-link", "stage0"]);
+        let mut args = vec!["realize", name];
+        if !mode.is_empty() {
+            args.insert(1, mode);
+        }
+        let child = f
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_dir(f.store().join(".spy/logs")).unwrap().flatten().any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains(&format!("started-{name}"))
+        }) {
+            assert!(Instant::now() < deadline, "build never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (gone, _) = f.ok(&["gc"]);
+        assert!(!gone.contains("-stage0-"), "gc deleted an input of a running build:\n{gone}");
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read_to_string(f.root().join("result/done")).unwrap(), "done\n");
     }
 }

@@ -257,6 +257,9 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    // Everything this run may use or build stays out of `gc`'s reach until the process ends.
+    let closure: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
+    let _temp_roots = ctx.store.add_temp_roots(&closure)?;
     let ui = spy_sched::Progress::new(ctx.quiet);
     let need = spy_sched::missing(&ctx.store, &plan, &roots);
     if !sandbox && !need.is_empty() {

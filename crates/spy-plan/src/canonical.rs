@@ -77,7 +77,14 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
         env: &node.env,
         kind: node.kind.as_str(),
         name: &node.key.name,
-        patches: node.patches.iter().map(|p| CanonPatch { blake3: p.blake3.to_hex(), name: &p.name }).collect(),
+        patches: node
+            .patches
+            .iter()
+            .map(|p| CanonPatch {
+                blake3: p.blake3.to_hex(),
+                name: &p.name,
+            })
+            .collect(),
         phases: node.phases.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         sources: node
             .sources
@@ -93,7 +100,15 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
             })
             .collect(),
         target: &node.key.target,
-        tools: node.tools.iter().map(|t| CanonTool { name: &t.name, path: &t.path, version: &t.version }).collect(),
+        tools: node
+            .tools
+            .iter()
+            .map(|t| CanonTool {
+                name: &t.name,
+                path: &t.path,
+                version: &t.version,
+            })
+            .collect(),
         version: &node.version,
     }
 }

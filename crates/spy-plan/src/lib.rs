@@ -244,24 +244,22 @@ pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
 /// level by level (a node's level is one more than its deepest dependency's), each level in parallel.
 pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Result<Plan, PlanError> {
     use rayon::prelude::*;
-    for r in roots {
-        if !graph.node_has_target(&r.name, &r.target) {
-            return Err(PlanError::NotForTarget { name: r.name.clone(), target: r.target.clone() });
-        }
-    }
-    let order = walk(graph, roots)?;
-    let position: HashMap<&NodeKey, usize> = order.iter().enumerate().map(|(i, (k, _))| (k, i)).collect();
+    let (names, order) = walk(graph, roots)?;
+    let position: HashMap<Ix, usize> = order.iter().enumerate().map(|(i, (ix, _))| (*ix, i)).collect();
     let dep_positions: Vec<Vec<usize>> = order.iter().map(|(_, deps)| deps.iter().map(|d| position[d]).collect()).collect();
 
     let mut nodes: Vec<PlanNode> = order
         .par_iter()
         .zip(dep_positions.par_iter())
-        .map(|((key, _), deps)| node_without_id(graph, key, deps))
+        .map(|((ix, _), deps)| node_without_id(graph, &names.key(*ix), deps))
         .collect::<Result<_, _>>()?;
     for node in nodes.iter_mut().filter(|n| n.kind == Kind::Bootstrap) {
         let tools = graph.recipe_for(&node.key.name, &node.key.target)?.tools;
         for t in &tools {
-            node.tools.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing { node: node.key.name.clone(), tool: t.clone() })?);
+            node.tools.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing {
+                node: node.key.name.clone(),
+                tool: t.clone(),
+            })?);
         }
     }
 
@@ -302,107 +300,183 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
 /// Resolves every node for every target it exists for.
 pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanError> {
     let mut roots = Vec::new();
-    for name in graph.nodes.keys() {
+    for node in graph.nodes.values() {
         for t in graph.config.targets.keys() {
-            if graph.node_has_target(name, t) {
-                roots.push(NodeKey { name: name.clone(), target: t.clone() });
+            if node.has_target(t) {
+                roots.push(NodeKey {
+                    name: node.name.clone(),
+                    target: t.clone(),
+                });
             }
         }
     }
     resolve(graph, &roots, probes)
 }
 
-/// Per target, the nodes the implicit dependencies are built from: those must not receive the
-/// implicit dependencies themselves.
-#[derive(Default)]
-struct StdenvCache(HashMap<String, std::collections::HashSet<String>>);
-
-impl StdenvCache {
-    fn closure(&mut self, graph: &Graph, target: &str) -> &std::collections::HashSet<String> {
-        self.0.entry(target.to_string()).or_insert_with(|| {
-            let mut seen = std::collections::HashSet::new();
-            let mut stack: Vec<String> = graph.config.implicit_deps.clone();
-            while let Some(n) = stack.pop() {
-                if seen.insert(n.clone()) {
-                    if let Some(r) = graph.nodes.get(&n) {
-                        stack.extend(r.recipe.for_target_deps(target).into_iter().flatten().cloned());
-                    }
-                }
-            }
-            seen
-        })
-    }
+/// Interned names and targets: the walk handles `(name index, target index)` pairs, not strings.
+struct Names<'g> {
+    nodes: Vec<&'g spy_recipe::RawNode>,
+    node_ix: HashMap<&'g str, u32>,
+    targets: Vec<&'g str>,
+    target_ix: HashMap<&'g str, u32>,
+    /// Per target: the nodes the implicit dependencies are built from (they must not receive the
+    /// implicit dependencies themselves).
+    stdenv: HashMap<u32, std::collections::HashSet<u32>>,
+    implicit: Vec<u32>,
 }
 
-/// The dependency keys of a node: its recipe's, plus the implicit ones for build nodes outside
-/// the stdenv's own closure; sorted.
-fn dep_keys(graph: &Graph, key: &NodeKey, stdenv: &mut StdenvCache) -> Result<Vec<NodeKey>, PlanError> {
-    let node = graph.nodes.get(&key.name).ok_or_else(|| PlanError::UnknownName { spec: key.name.clone() })?;
-    let mut names: Vec<String> = node.recipe.for_target_deps(&key.target).cloned().unwrap_or_default();
-    let kind = node.recipe.kind.unwrap_or_default();
-    if kind == Kind::Build && !graph.config.implicit_deps.is_empty() && !stdenv.closure(graph, &key.target).contains(&key.name) {
-        names.extend(graph.config.implicit_deps.iter().cloned());
+type Ix = (u32, u32);
+/// A node of the closure and its dependencies, in post-order.
+type Visited = (Ix, Vec<Ix>);
+
+impl<'g> Names<'g> {
+    fn new(graph: &'g Graph) -> Self {
+        let nodes: Vec<&spy_recipe::RawNode> = graph.nodes.values().collect();
+        let node_ix = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
+        let targets: Vec<&str> = graph.config.targets.keys().map(|t| t.as_str()).collect();
+        let target_ix = targets.iter().enumerate().map(|(i, t)| (*t, i as u32)).collect();
+        let mut names = Names {
+            nodes,
+            node_ix,
+            targets,
+            target_ix,
+            stdenv: HashMap::new(),
+            implicit: Vec::new(),
+        };
+        names.implicit = graph
+            .config
+            .implicit_deps
+            .iter()
+            .filter_map(|d| names.node_ix.get(d.as_str()).copied())
+            .collect();
+        names
     }
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .map(|d| {
-            if graph.node_has_target(&d, &key.target) {
-                Ok(NodeKey { name: d, target: key.target.clone() })
-            } else {
-                Err(PlanError::NotForTarget { name: d, target: key.target.clone() })
+
+    fn ix(&self, key: &NodeKey) -> Option<Ix> {
+        Some((*self.node_ix.get(key.name.as_str())?, *self.target_ix.get(key.target.as_str())?))
+    }
+
+    fn key(&self, (n, t): Ix) -> NodeKey {
+        NodeKey {
+            name: self.nodes[n as usize].name.clone(),
+            target: self.targets[t as usize].to_string(),
+        }
+    }
+
+    fn deps_of(&self, (n, t): Ix) -> &'g [String] {
+        self.nodes[n as usize]
+            .recipe
+            .for_target_deps(self.targets[t as usize])
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    fn stdenv_closure(&mut self, t: u32) -> &std::collections::HashSet<u32> {
+        if !self.stdenv.contains_key(&t) {
+            let mut seen = std::collections::HashSet::new();
+            let mut stack = self.implicit.clone();
+            while let Some(n) = stack.pop() {
+                if seen.insert(n) {
+                    stack.extend(self.deps_of((n, t)).iter().filter_map(|d| self.node_ix.get(d.as_str()).copied()));
+                }
             }
-        })
-        .collect()
+            self.stdenv.insert(t, seen);
+        }
+        &self.stdenv[&t]
+    }
+
+    /// The dependencies of a node: its recipe's, plus the implicit ones for build nodes outside
+    /// the stdenv's own closure; sorted by name.
+    fn dep_ixs(&mut self, ix: Ix) -> Result<Vec<Ix>, PlanError> {
+        let (n, t) = ix;
+        let mut deps: Vec<u32> = Vec::new();
+        for d in self.deps_of(ix) {
+            deps.push(
+                *self
+                    .node_ix
+                    .get(d.as_str())
+                    .ok_or_else(|| PlanError::UnknownName { spec: d.clone() })?,
+            );
+        }
+        let kind = self.nodes[n as usize].recipe.kind.unwrap_or_default();
+        if kind == Kind::Build && !self.implicit.is_empty() && !self.stdenv_closure(t).contains(&n) {
+            deps.extend(self.implicit.iter().copied());
+        }
+        deps.sort_by(|a, b| self.nodes[*a as usize].name.cmp(&self.nodes[*b as usize].name));
+        deps.dedup();
+        let target = self.targets[t as usize];
+        deps.into_iter()
+            .map(|d| {
+                let node = self.nodes[d as usize];
+                let name = &node.name;
+                if node.has_target(target) {
+                    Ok((d, t))
+                } else {
+                    Err(PlanError::NotForTarget {
+                        name: name.clone(),
+                        target: target.to_string(),
+                    })
+                }
+            })
+            .collect()
+    }
 }
 
 /// Depth-first, iteratively (graphs may be deep): the closure of `roots` in post-order
 /// (dependencies first), with each node's dependency keys. A dependency met again while still on
 /// the current path closes a cycle.
-fn walk(graph: &Graph, roots: &[NodeKey]) -> Result<Vec<(NodeKey, Vec<NodeKey>)>, PlanError> {
+fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visited>), PlanError> {
     enum Frame {
-        Enter(NodeKey),
-        Exit(NodeKey, Vec<NodeKey>),
+        Enter(Ix),
+        Exit(Ix, Vec<Ix>),
     }
-    let mut stdenv = StdenvCache::default();
-    let mut done: std::collections::HashSet<NodeKey> = std::collections::HashSet::new();
-    let mut order = Vec::new();
+    let mut names = Names::new(graph);
+    let mut done: std::collections::HashSet<Ix> = std::collections::HashSet::new();
+    let mut order: Vec<(Ix, Vec<Ix>)> = Vec::new();
     for root in roots {
-        let mut on_path: HashMap<NodeKey, usize> = HashMap::new();
-        let mut path: Vec<NodeKey> = Vec::new();
-        let mut stack = vec![Frame::Enter(root.clone())];
+        let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName { spec: root.to_string() })?;
+        if !names.nodes[root_ix.0 as usize].has_target(&root.target) {
+            return Err(PlanError::NotForTarget {
+                name: root.name.clone(),
+                target: root.target.clone(),
+            });
+        }
+        let mut on_path: HashMap<Ix, usize> = HashMap::new();
+        let mut path: Vec<Ix> = Vec::new();
+        let mut stack = vec![Frame::Enter(root_ix)];
         while let Some(frame) = stack.pop() {
             match frame {
-                Frame::Enter(key) => {
-                    if done.contains(&key) {
+                Frame::Enter(ix) => {
+                    if done.contains(&ix) {
                         continue;
                     }
-                    if let Some(&pos) = on_path.get(&key) {
-                        let mut cycle: Vec<String> = path[pos..].iter().map(|k| k.name.clone()).collect();
-                        cycle.push(key.name.clone());
-                        let file = path.last().and_then(|k| graph.file_of(&k.name)).map(|p| p.display().to_string()).unwrap_or_default();
+                    if let Some(&pos) = on_path.get(&ix) {
+                        let mut cycle: Vec<String> = path[pos..].iter().map(|k| names.nodes[k.0 as usize].name.clone()).collect();
+                        cycle.push(names.nodes[ix.0 as usize].name.clone());
+                        let file = path
+                            .last()
+                            .map(|k| names.nodes[k.0 as usize].file.display().to_string())
+                            .unwrap_or_default();
                         cycle.push(format!("(closed by key `deps` in {file})"));
                         return Err(PlanError::Cycle { cycle });
                     }
-                    let deps = dep_keys(graph, &key, &mut stdenv)?;
-                    on_path.insert(key.clone(), path.len());
-                    path.push(key.clone());
-                    let enter: Vec<Frame> = deps.iter().rev().map(|k| Frame::Enter(k.clone())).collect();
-                    stack.push(Frame::Exit(key, deps));
-                    stack.extend(enter);
+                    let deps = names.dep_ixs(ix)?;
+                    on_path.insert(ix, path.len());
+                    path.push(ix);
+                    stack.push(Frame::Exit(ix, deps.clone()));
+                    stack.extend(deps.iter().rev().map(|&d| Frame::Enter(d)));
                 }
-                Frame::Exit(key, deps) => {
+                Frame::Exit(ix, deps) => {
                     path.pop();
-                    on_path.remove(&key);
-                    if done.insert(key.clone()) {
-                        order.push((key, deps));
+                    on_path.remove(&ix);
+                    if done.insert(ix) {
+                        order.push((ix, deps));
                     }
                 }
             }
         }
     }
-    Ok(order)
+    Ok((names, order))
 }
 
 /// A plan node with everything but its id (and, for bootstrap nodes, its probed tools).
@@ -415,9 +489,17 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<PlanN
     }
     let mut patches = Vec::new();
     for p in &recipe.patches {
-        let bytes = fs_err::read(p).map_err(|e| PlanError::Patch { node: key.name.clone(), path: p.clone(), message: e.to_string() })?;
+        let bytes = fs_err::read(p).map_err(|e| PlanError::Patch {
+            node: key.name.clone(),
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        patches.push(Patch { name, path: p.clone(), blake3: spy_hash::Blake3::of_bytes(&bytes) });
+        patches.push(Patch {
+            name,
+            path: p.clone(),
+            blake3: spy_hash::Blake3::of_bytes(&bytes),
+        });
     }
     Ok(PlanNode {
         key: key.clone(),

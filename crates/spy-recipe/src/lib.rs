@@ -54,6 +54,13 @@ pub struct RawNode {
     pub overlays: Vec<PathBuf>,
 }
 
+impl RawNode {
+    /// Whether the node exists for `target` (a recipe may restrict itself with `targets = [...]`).
+    pub fn has_target(&self, target: &str) -> bool {
+        self.recipe.targets.as_ref().is_none_or(|list| list.iter().any(|t| t == target))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub root: PathBuf,
@@ -90,7 +97,7 @@ impl Graph {
         let mut files = Vec::new();
         collect_toml(dir, &mut files)?;
         files.retain(|f| f != &config_path);
-        files.sort();
+        files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         use rayon::prelude::*;
         let parsed: Vec<Result<(String, PartialRecipe, PathBuf), RecipeError>> =
@@ -142,7 +149,12 @@ impl Graph {
                 Some(node) => {
                     if let Some(n) = &partial.name {
                         if n != &name {
-                            return Err(RecipeError::Invalid { file: path.into(), line: line_of(&text, n), key: format!("nodes.{name}.name"), message: "an overlay cannot rename a node".into() });
+                            return Err(RecipeError::Invalid {
+                                file: path.into(),
+                                line: line_of(&text, n),
+                                key: format!("nodes.{name}.name"),
+                                message: "an overlay cannot rename a node".into(),
+                            });
                         }
                     }
                     node.recipe.merge(partial);
@@ -150,7 +162,15 @@ impl Graph {
                 }
                 None => {
                     partial.name.get_or_insert_with(|| name.clone());
-                    self.nodes.insert(name.clone(), RawNode { name, recipe: partial, file: path.to_path_buf(), overlays: vec![] });
+                    self.nodes.insert(
+                        name.clone(),
+                        RawNode {
+                            name,
+                            recipe: partial,
+                            file: path.to_path_buf(),
+                            overlays: vec![],
+                        },
+                    );
                 }
             }
         }
@@ -175,11 +195,22 @@ impl Graph {
             for (key, list) in node.recipe.dep_lists() {
                 for dep in list {
                     if !self.nodes.contains_key(dep) {
-                        let file = node.overlays.iter().rev().chain(std::iter::once(&node.file))
+                        let file = node
+                            .overlays
+                            .iter()
+                            .rev()
+                            .chain(std::iter::once(&node.file))
                             .find(|f| read(f).map(|t| t.contains(&format!("\"{dep}\""))).unwrap_or(false))
-                            .unwrap_or(&node.file).clone();
+                            .unwrap_or(&node.file)
+                            .clone();
                         let text = read(&file).unwrap_or_default();
-                        return Err(RecipeError::MissingDep { line: line_of(&text, &format!("\"{dep}\"")), file, node: node.name.clone(), key, dep: dep.to_string() });
+                        return Err(RecipeError::MissingDep {
+                            line: line_of(&text, &format!("\"{dep}\"")),
+                            file,
+                            node: node.name.clone(),
+                            key,
+                            dep: dep.to_string(),
+                        });
                     }
                 }
             }
@@ -212,10 +243,20 @@ impl Graph {
         }
         let r = node.recipe.for_target(target);
         let last = node.overlays.last().unwrap_or(&node.file);
-        let version = r.version.ok_or_else(|| RecipeError::Invalid { file: last.clone(), line: None, key: "version".into(), message: format!("node `{name}` (for {target}) has no version") })?;
+        let version = r.version.ok_or_else(|| RecipeError::Invalid {
+            file: last.clone(),
+            line: None,
+            key: "version".into(),
+            message: format!("node `{name}` (for {target}) has no version"),
+        })?;
         let recipe_name = r.name.unwrap_or_else(|| name.to_string());
         if recipe_name != name {
-            return Err(RecipeError::Invalid { file: node.file.clone(), line: None, key: "name".into(), message: format!("node `{name}` is named `{recipe_name}`") });
+            return Err(RecipeError::Invalid {
+                file: node.file.clone(),
+                line: None,
+                key: "name".into(),
+                message: format!("node `{name}` is named `{recipe_name}`"),
+            });
         }
         Ok(Recipe {
             name: recipe_name,
@@ -236,10 +277,7 @@ impl Graph {
 
     /// Whether `name` exists for `target` (a recipe may restrict itself with `targets = [...]`).
     pub fn node_has_target(&self, name: &str, target: &str) -> bool {
-        match self.nodes.get(name).and_then(|n| n.recipe.targets.as_ref()) {
-            Some(list) => list.iter().any(|t| t == target),
-            None => true,
-        }
+        self.nodes.get(name).is_some_and(|n| n.has_target(target))
     }
 
     pub fn file_of(&self, name: &str) -> Option<&Path> {
@@ -282,7 +320,12 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<(String, Partia
     let text = read(path)?;
     let mut partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
     let Some(name) = partial.name.clone() else {
-        return Err(RecipeError::Invalid { file: path.into(), line: Some(1), key: "name".into(), message: "a recipe needs `name`".into() });
+        return Err(RecipeError::Invalid {
+            file: path.into(),
+            line: Some(1),
+            key: "name".into(),
+            message: "a recipe needs `name`".into(),
+        });
     };
     check_targets(&partial, config, path, &text)?;
     absolutize_patches(&mut partial, path.parent().unwrap_or(Path::new(".")));

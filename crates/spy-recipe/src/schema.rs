@@ -189,7 +189,10 @@ impl PartialRecipe {
 
     /// This recipe with its `[target.<target>]` table applied.
     pub fn for_target(&self, target: &str) -> PartialRecipe {
-        let mut r = PartialRecipe { target: None, ..self.clone_without_targets() };
+        let mut r = PartialRecipe {
+            target: None,
+            ..self.clone_without_targets()
+        };
         if let Some(t) = self.target.as_ref().and_then(|t| t.get(target)) {
             let t = t.clone();
             replace(&mut r.version, t.version);
@@ -206,7 +209,11 @@ impl PartialRecipe {
 
     /// The dependency list for one target, without cloning the recipe.
     pub fn for_target_deps(&self, target: &str) -> Option<&Vec<String>> {
-        self.target.as_ref().and_then(|t| t.get(target)).and_then(|t| t.deps.as_ref()).or(self.deps.as_ref())
+        self.target
+            .as_ref()
+            .and_then(|t| t.get(target))
+            .and_then(|t| t.deps.as_ref())
+            .or(self.deps.as_ref())
     }
 
     fn clone_without_targets(&self) -> PartialRecipe {
@@ -231,7 +238,11 @@ impl PartialRecipe {
     /// Every patch list (top level and per target), for making paths absolute.
     pub(crate) fn patch_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<PathBuf>> {
         let top = self.patches.as_mut().into_iter();
-        let per_target = self.target.iter_mut().flat_map(|t| t.values_mut()).filter_map(|t| t.patches.as_mut());
+        let per_target = self
+            .target
+            .iter_mut()
+            .flat_map(|t| t.values_mut())
+            .filter_map(|t| t.patches.as_mut());
         top.chain(per_target)
     }
 

@@ -67,6 +67,18 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Entries a running `spy` uses, protected from `gc` until dropped (or the process dies).
+pub struct TempRoots {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+impl Drop for TempRoots {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// An exclusive lock on one node, released on drop (or when the process dies).
 pub struct NodeLock {
     _lock: Flock<File>,
@@ -103,7 +115,7 @@ pub enum VerifyOutcome {
 impl Store {
     /// Opens (and creates if needed) a store at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        for sub in ["meta", "logs", "locks", "tmp", "sources", "roots"] {
+        for sub in ["meta", "logs", "locks", "tmp", "sources", "roots", "temproots"] {
             let p = root.join(".spy").join(sub);
             fs_err::create_dir_all(&p).map_err(|e| StoreError::Io {
                 path: p.clone(),
@@ -332,6 +344,59 @@ impl Store {
 
     // ---- roots, gc, verify ---------------------------------------------------------------
 
+    /// Registers `names` as temporary roots of this process: `gc` keeps them (and their closures)
+    /// while the returned guard lives. Taken under the shared GC lock, so a `gc` in progress
+    /// finishes first and a later one sees these roots.
+    pub fn add_temp_roots(&self, names: &[String]) -> Result<TempRoots, StoreError> {
+        let gc_lock = self.spy("gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&gc_lock)
+            .map_err(io(&gc_lock))?;
+        let _shared = Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| StoreError::Io {
+            path: gc_lock.clone(),
+            message: e.to_string(),
+        })?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempfile_in(self.spy("temproots"))
+            .map_err(io(&gc_lock))?;
+        use std::io::Write;
+        writeln!(tmp, "{}", names.join("\n")).map_err(io(tmp.path()))?;
+        let (file, path) = tmp.keep().map_err(|e| StoreError::Io {
+            path: gc_lock.clone(),
+            message: e.to_string(),
+        })?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(TempRoots { _lock: lock, path })
+    }
+
+    /// Entries named by temporary roots of live processes; files of dead ones are removed.
+    fn temp_roots(&self) -> Result<BTreeSet<String>, StoreError> {
+        let dir = self.spy("temproots");
+        let mut live = BTreeSet::new();
+        for e in fs_err::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            let Ok(f) = File::options().write(true).open(e.path()) else {
+                continue;
+            };
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(_dead) => {
+                    let _ = fs_err::remove_file(e.path());
+                }
+                Err(_) => {
+                    let text = fs_err::read_to_string(e.path()).unwrap_or_default();
+                    live.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
+                }
+            }
+        }
+        Ok(live)
+    }
+
     /// Points `link` at the entry and registers it as a GC root (like Nix's `gcroots/auto`).
     pub fn add_root(&self, link: &Path, store_name: &str) -> Result<(), StoreError> {
         let target = self.entry_path(store_name);
@@ -373,7 +438,19 @@ impl Store {
     /// Removes every entry outside the closures of the roots, debris of crashed builds, and stale
     /// roots. Takes each victim's lock first so a running build is never collected.
     pub fn gc(&self, dry_run: bool) -> Result<GcReport, StoreError> {
-        let (roots, stale) = self.roots()?;
+        let gc_lock = self.spy("gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&gc_lock)
+            .map_err(io(&gc_lock))?;
+        let _exclusive = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+            path: gc_lock.clone(),
+            message: e.to_string(),
+        })?;
+        let (mut roots, stale) = self.roots()?;
+        roots.extend(self.temp_roots()?);
         let entries = self.entries()?;
         let by_name: std::collections::HashMap<&str, &EntryMeta> = entries.iter().map(|m| (m.store_name.as_str(), m)).collect();
         let mut live = BTreeSet::new();
@@ -414,19 +491,44 @@ impl Store {
                 let _ = fs_err::remove_file(self.log_path(&m.store_name));
             }
         }
-        // Debris: entry-like directories without metadata, and temporary dirs nobody holds a lock on.
+        // Debris: entry-like directories without metadata (an in-place build that died), and build
+        // directories and downloads left in `.spy/tmp` by a killed spy. A build still running holds
+        // its node's lock, so anything whose lock is taken is left alone.
+        let mut debris: Vec<(String, PathBuf)> = Vec::new();
         for e in fs_err::read_dir(&self.root).map_err(io(&self.root))? {
             let e = e.map_err(io(&self.root))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !e.path().is_dir() || self.meta_path(&name).exists() {
-                continue;
+            if !name.starts_with('.') && e.path().is_dir() && !self.meta_path(&name).exists() && entry_prefix(&name).is_some() {
+                debris.push((name, e.path()));
             }
-            if name.len() > 33 && name.as_bytes()[32] == b'-' && name[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
-                report.removed.push(name.clone());
-                if !dry_run {
-                    remove_tree(&e.path())?;
-                }
+        }
+        let tmp = self.tmp_dir();
+        for e in fs_err::read_dir(&tmp).map_err(io(&tmp))? {
+            let e = e.map_err(io(&tmp))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if entry_prefix(&name).is_some() || stale {
+                debris.push((format!(".spy/tmp/{name}"), e.path()));
             }
+        }
+        for (name, path) in debris {
+            let guard = match entry_prefix(path.file_name().unwrap_or_default().to_str().unwrap_or_default()) {
+                Some(prefix) => match self.try_lock_prefix(prefix) {
+                    Some(g) => g,
+                    None => continue,
+                },
+                None => Vec::new(),
+            };
+            report.removed.push(name);
+            if !dry_run {
+                let _ = remove_tree(&path);
+            }
+            drop(guard);
         }
         if !dry_run {
             for r in &stale {
@@ -434,6 +536,19 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Takes, without waiting, every node lock whose id starts with `prefix`; `None` if one is held.
+    fn try_lock_prefix(&self, prefix: &str) -> Option<Vec<Flock<File>>> {
+        let dir = self.spy("locks");
+        let mut held = Vec::new();
+        for e in fs_err::read_dir(&dir).ok()?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let f = File::options().write(true).open(e.path()).ok()?;
+                held.push(Flock::lock(f, FlockArg::LockExclusiveNonblock).ok()?);
+            }
+        }
+        Some(held)
     }
 
     /// Re-hashes entries (all, or those named) in parallel and compares with their metadata.
@@ -463,6 +578,11 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// The id prefix of an entry-like name (`<32 hex>-name-version`).
+fn entry_prefix(name: &str) -> Option<&str> {
+    (name.len() > 33 && name.as_bytes()[32] == b'-' && name[..32].bytes().all(|b| b.is_ascii_hexdigit())).then(|| &name[..32])
 }
 
 /// Read-only store entries: directories 0555, files 0444 or 0555 (executables).
