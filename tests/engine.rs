@@ -635,3 +635,65 @@ fn gc_leaves_a_running_build_alone() {
         assert_eq!(std::fs::read_to_string(f.root().join("result/done")).unwrap(), "done\n");
     }
 }
+
+/// A one-file HTTP server on 127.0.0.1 for the duration of a test: answers every GET with `body`.
+fn serve_once(body: Vec<u8>, requests: usize) -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut served = 0;
+        for _ in 0..requests {
+            let Ok((stream, _)) = listener.accept() else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut w = stream;
+            let _ = write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = w.write_all(&body);
+            served += 1;
+        }
+        served
+    });
+    (port, handle)
+}
+
+#[test]
+fn http_urls_are_streamed_and_verified() {
+    let f = Fixture::new();
+    let sha = f.tarball("web-1.tar.gz", &[("web-1/index.txt", "from http\n")]);
+    let bytes = std::fs::read(f.mirror().join("web-1.tar.gz")).unwrap();
+    std::fs::remove_file(f.mirror().join("web-1.tar.gz")).unwrap();
+    let (port, server) = serve_once(bytes, 1);
+    f.write("graph/web.toml", &format!("name = \"web\"\nversion = \"1\"\n[[sources]]\nurls = [\"http://127.0.0.1:{port}/dl/web-1.tar.gz\"]\nsha256 = \"{sha}\"\n[phases]\ninstall = \"cp index.txt $out/\"\n"));
+    let (_, err) = f.ok(&["realize", "web"]);
+    assert!(err.contains(&format!("fetching http://127.0.0.1:{port}/dl/web-1.tar.gz")), "{err}");
+    assert_eq!(server.join().unwrap(), 1);
+    assert_eq!(std::fs::read_to_string(f.root().join("result/index.txt")).unwrap(), "from http\n");
+
+    // The server now hands out other bytes: refused, named, nothing stored.
+    let g = Fixture::new();
+    let (port, server) = serve_once(b"not the tarball".to_vec(), 1);
+    g.write(
+        "graph/web.toml",
+        &format!(
+            "name = \"web\"\nversion = \"1\"\n[[sources]]\nurls = [\"http://127.0.0.1:{port}/dl/web-1.tar.gz\"]\nsha256 = \"{sha}\"\n"
+        ),
+    );
+    let err = g.fails(&["realize", "web"]);
+    server.join().unwrap();
+    assert!(
+        err.contains(&sha) && err.contains(&format!("http://127.0.0.1:{port}/dl/web-1.tar.gz")),
+        "{err}"
+    );
+    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"not the tarball"));
+    assert!(err.contains(&actual), "{err}");
+    assert_eq!(std::fs::read_dir(g.store().join(".spy/sources")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(g.store().join(".spy/tmp")).unwrap().count(),
+        0,
+        "no download left behind"
+    );
+}

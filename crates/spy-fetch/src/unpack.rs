@@ -270,6 +270,90 @@ mod tests {
         }
     }
 
+    /// A small tree as a plain tar, in memory.
+    fn plain_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data, mode) in [("pkg/a.txt", &b"alpha"[..], 0o644), ("pkg/bin/run", &b"#!/bin/sh\n"[..], 0o755)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_path(name).unwrap();
+            h.set_cksum();
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn check_tree(dest: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::read(dest.join("pkg/a.txt")).unwrap(), b"alpha");
+        let mode = std::fs::metadata(dest.join("pkg/bin/run")).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "executable bit lost: {mode:o}");
+    }
+
+    #[test]
+    fn every_supported_format_unpacks() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let tar = plain_tar();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&tar).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let mut zipped = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut zipped);
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+            z.start_file("pkg/a.txt", opts).unwrap();
+            z.write_all(b"alpha").unwrap();
+            z.start_file("pkg/bin/run", opts.unix_permissions(0o755)).unwrap();
+            z.write_all(b"#!/bin/sh\n").unwrap();
+            z.finish().unwrap();
+        }
+        for (name, bytes, format) in [
+            ("x.tar", tar.clone(), Format::Tar),
+            ("x.tar.gz", gz.finish().unwrap(), Format::TarGz),
+            ("x.tar.xz", xz.finish().unwrap(), Format::TarXz),
+            ("x.tar.bz2", bz.finish().unwrap(), Format::TarBz2),
+            ("x.zip", zipped.into_inner(), Format::Zip),
+        ] {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            assert_eq!(detect(&p).unwrap(), format, "{name}");
+            let dest = d.path().join(format!("out-{name}"));
+            unpack(&p, &dest).unwrap();
+            check_tree(&dest);
+        }
+    }
+
+    #[test]
+    fn zip_escapes_are_refused() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        for (entry, link) in [("../evil", None), ("pkg/l", Some("/etc/passwd")), ("pkg/l", Some("../../x"))] {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            {
+                let mut z = zip::ZipWriter::new(&mut buf);
+                let opts = zip::write::SimpleFileOptions::default();
+                match link {
+                    Some(t) => z.add_symlink(entry, t, opts).unwrap(),
+                    None => {
+                        z.start_file(entry, opts).unwrap();
+                        z.write_all(b"x").unwrap();
+                    }
+                }
+                z.finish().unwrap();
+            }
+            let p = d.path().join("e.zip");
+            std::fs::write(&p, buf.into_inner()).unwrap();
+            let e = unpack(&p, &d.path().join("out")).unwrap_err();
+            assert!(matches!(e, UnpackError::Escape { .. }), "{entry} -> {link:?}: {e}");
+        }
+        assert!(!d.path().join("evil").exists());
+    }
+
     #[test]
     fn unknown_format() {
         let d = tempfile::tempdir().unwrap();

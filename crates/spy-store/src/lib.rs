@@ -179,16 +179,13 @@ impl Store {
     /// process holds it, so the caller can say why it is waiting.
     pub fn lock(&self, id: &NodeId, on_wait: impl FnOnce()) -> Result<NodeLock, StoreError> {
         let p = self.spy("locks").join(format!("{id}.lock"));
-        let open = || File::options().create(true).truncate(false).write(true).open(&p).map_err(io(&p));
-        match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+        match flock(&p, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(NodeLock { _lock: l }),
-            Err((f, _)) => {
+            Err(_) => {
                 on_wait();
-                let l = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
-                Ok(NodeLock { _lock: l })
+                Ok(NodeLock {
+                    _lock: flock(&p, FlockArg::LockExclusive)?,
+                })
             }
         }
     }
@@ -349,16 +346,7 @@ impl Store {
     /// finishes first and a later one sees these roots.
     pub fn add_temp_roots(&self, names: &[String]) -> Result<TempRoots, StoreError> {
         let gc_lock = self.spy("gc.lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&gc_lock)
-            .map_err(io(&gc_lock))?;
-        let _shared = Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| StoreError::Io {
-            path: gc_lock.clone(),
-            message: e.to_string(),
-        })?;
+        let _shared = flock(&gc_lock, FlockArg::LockShared)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))
             .tempfile_in(self.spy("temproots"))
@@ -438,17 +426,7 @@ impl Store {
     /// Removes every entry outside the closures of the roots, debris of crashed builds, and stale
     /// roots. Takes each victim's lock first so a running build is never collected.
     pub fn gc(&self, dry_run: bool) -> Result<GcReport, StoreError> {
-        let gc_lock = self.spy("gc.lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&gc_lock)
-            .map_err(io(&gc_lock))?;
-        let _exclusive = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
-            path: gc_lock.clone(),
-            message: e.to_string(),
-        })?;
+        let _exclusive = flock(&self.spy("gc.lock"), FlockArg::LockExclusive)?;
         let (mut roots, stale) = self.roots()?;
         roots.extend(self.temp_roots()?);
         let entries = self.entries()?;
@@ -474,15 +452,8 @@ impl Store {
             report.freed_bytes += m.size;
             report.removed.push(m.store_name.clone());
             if !dry_run {
-                let Ok(lock_file) = File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(self.spy("locks").join(format!("{}.lock", m.id)))
-                else {
-                    continue;
-                };
-                let Ok(_l) = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) else {
+                // A node being rebuilt right now (its lock is held) is left alone.
+                let Ok(_l) = flock(&self.spy("locks").join(format!("{}.lock", m.id)), FlockArg::LockExclusiveNonblock) else {
                     continue;
                 };
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
@@ -578,6 +549,20 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Opens (creating if needed) a lock file and takes a flock on it.
+fn flock(path: &Path, arg: FlockArg) -> Result<Flock<File>, StoreError> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    Flock::lock(f, arg).map_err(|(_, e)| StoreError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// The id prefix of an entry-like name (`<32 hex>-name-version`).
