@@ -102,26 +102,26 @@ impl Graph {
         use rayon::prelude::*;
         let parsed: Vec<Result<(String, PartialRecipe, PathBuf), RecipeError>> =
             files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
-        let mut nodes: BTreeMap<String, RawNode> = BTreeMap::new();
+        let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
         for p in parsed {
             let (name, recipe, file) = p?;
-            if let Some(prev) = nodes.get(&name) {
-                return Err(RecipeError::Duplicate {
-                    name,
-                    first: prev.file.clone(),
-                    second: file,
-                });
-            }
-            nodes.insert(
-                name.clone(),
-                RawNode {
-                    name,
-                    recipe,
-                    file,
-                    overlays: vec![],
-                },
-            );
+            loaded.push(RawNode {
+                name,
+                recipe,
+                file,
+                overlays: vec![],
+            });
         }
+        // Sorted first: duplicates become neighbours and the map is bulk-built.
+        loaded.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.file.cmp(&b.file)));
+        if let Some(w) = loaded.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(RecipeError::Duplicate {
+                name: w[0].name.clone(),
+                first: w[0].file.clone(),
+                second: w[1].file.clone(),
+            });
+        }
+        let nodes: BTreeMap<String, RawNode> = loaded.into_iter().map(|n| (n.name.clone(), n)).collect();
         let base = dir.parent().unwrap_or(dir).to_path_buf();
         let mut graph = Graph {
             root: dir.to_path_buf(),
@@ -286,10 +286,17 @@ impl Graph {
 }
 
 fn read(path: &Path) -> Result<String, RecipeError> {
-    fs_err::read_to_string(path).map_err(|e| RecipeError::Io {
+    use std::io::Read;
+    let err = |e: std::io::Error| RecipeError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    };
+    // Through `take`, so std does not stat the file for a size hint: recipes are small, and a
+    // graph has thousands of them.
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    let mut text = String::with_capacity(2048);
+    (&mut file).take(u64::MAX).read_to_string(&mut text).map_err(err)?;
+    Ok(text)
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
