@@ -155,9 +155,15 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
     } else {
         dir.out.display().to_string()
     };
+    // PATH: the `bin/` of every direct input that has one (a toolchain's compiler wrappers before
+    // the host tools of stage 0), and nothing else.
     let mut path_dirs: Vec<String> = Vec::new();
-    for i in job.inputs.iter().filter(|i| i.is_bootstrap) {
-        path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
+    for bootstrap in [false, true] {
+        for i in job.inputs.iter().filter(|i| i.is_bootstrap == bootstrap) {
+            if job.store_root.join(&i.store_name).join("bin").is_dir() {
+                path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
+            }
+        }
     }
     let mut env: Vec<(String, String)> = vec![
         (

@@ -16,7 +16,7 @@ use crate::{PlanNode, SourcePin};
 pub const CANONICAL_FORMAT: &str = "spy-node-v1";
 /// Version of the builder's observable behaviour (sandbox layout, variables, phase driver). Bumping it
 /// rebuilds everything.
-pub const BUILDER_VERSION: u32 = 1;
+pub const BUILDER_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Canon<'a> {

@@ -15,9 +15,10 @@ pub const HOST_PATH: [&str; 3] = ["/usr/local/bin", "/usr/bin", "/bin"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostTool {
     pub name: String,
-    /// Path the tool is found at (what a build runs).
+    /// The tool's real path with every symlink resolved (alternatives live in /etc, which
+    /// builds do not see).
     pub path: String,
-    /// First line of `<tool> --version`, or `unknown` for tools without one (dash).
+    /// First line of `<tool> --version`, or `blake3:<hash of the binary>` for tools without one.
     pub version: String,
 }
 
@@ -49,13 +50,14 @@ impl ProbeCache {
         let path = HOST_PATH.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())?;
         let real = fs_err::canonicalize(&path).ok()?;
         let md = fs_err::metadata(&real).ok()?;
-        let stamp = format!("{}:{}:{}:{}:{}", real.display(), md.len(), md.mtime(), md.mtime_nsec(), md.ino());
+        // The leading tag changes whenever the way a tool is identified changes.
+        let stamp = format!("v2:{}:{}:{}:{}:{}", real.display(), md.len(), md.mtime(), md.mtime_nsec(), md.ino());
         let key = format!("{}={}", path.display(), name);
         if let Some((s, v)) = self.entries.get(&key) {
             if s == &stamp {
                 return Some(HostTool {
                     name: name.into(),
-                    path: path.display().to_string(),
+                    path: real.display().to_string(),
                     version: v.clone(),
                 });
             }
@@ -69,12 +71,19 @@ impl ProbeCache {
             .filter(|o| o.status.success())
             .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.trim().to_string()))
             .filter(|l| !l.is_empty())
+            // Tools without --version (dash, tclsh) are identified by their bytes.
+            .or_else(|| {
+                let mut h = blake3::Hasher::new();
+                let mut f = fs_err::File::open(&real).ok()?;
+                std::io::copy(&mut f, &mut h).ok()?;
+                Some(format!("blake3:{}", h.finalize().to_hex()))
+            })
             .unwrap_or_else(|| "unknown".into());
         self.entries.insert(key, (stamp, version.clone()));
         self.dirty = true;
         Some(HostTool {
             name: name.into(),
-            path: path.display().to_string(),
+            path: real.display().to_string(),
             version,
         })
     }

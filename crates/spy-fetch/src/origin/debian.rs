@@ -6,8 +6,11 @@ use spy_store::Store;
 use super::{pick_matching, run_tool, sha_of, Origin};
 use crate::{Attempt, FetchError};
 
-/// Debian source packages: `apt-get source --download-only PKG` (needs deb-src entries), then the
-/// downloaded file whose sha256 is the pinned one (usually the `.orig` tarball).
+/// Debian source packages through apt (needs deb-src entries). The recipe names the package
+/// (`debian = "openssl"`, or `"openssl=3.0.20-1~deb12u2"` to insist on one version); apt's source
+/// index says which versions ship a file with the pinned sha256, and those are downloaded in turn
+/// (`apt-get source --download-only --tar-only PKG=VERSION`) until one is still in the archive:
+/// security updates replace versions, and a pin that no version offers any more fails clearly.
 pub struct DebianOrigin;
 
 impl Origin for DebianOrigin {
@@ -18,18 +21,76 @@ impl Origin for DebianOrigin {
         sha_of(src).is_some() && src.debian.is_some()
     }
     fn fetch(&self, store: &Store, src: &Source, log: &dyn Fn(&str)) -> Result<Attempt, FetchError> {
-        let Some(pkg) = &src.debian else {
+        let (Some(spec), Some(sha)) = (&src.debian, sha_of(src)) else {
             return Ok(Attempt::Missed("no debian package named".into()));
         };
-        let dir = store.staging_dir("apt-")?;
-        log(&format!("apt-get source --download-only {pkg}"));
-        let mut cmd = Command::new("apt-get");
-        cmd.args(["source", "--download-only", "-qq", pkg]).current_dir(dir.path());
-        if let Err(e) = run_tool(&mut cmd) {
-            return Ok(Attempt::Missed(format!(
-                "`apt-get source --download-only {pkg}` failed: {e} (are deb-src entries configured and `apt-get update` run?)"
-            )));
+        let (pkg, versions) = match spec.split_once('=') {
+            Some((p, v)) => (p.to_string(), vec![v.to_string()]),
+            None => {
+                let (matching, known) = match versions_with_file(spec, &sha.to_hex()) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Attempt::Missed(e)),
+                };
+                if matching.is_empty() {
+                    return Ok(Attempt::Missed(format!(
+                        "no version of Debian source package `{spec}` known to apt ships a file with sha256 {sha} (apt knows: {}); are deb-src entries configured and `apt-get update` run?",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    )));
+                }
+                (spec.clone(), matching)
+            }
+        };
+        let mut failures = Vec::new();
+        for v in versions {
+            let dir = store.staging_dir("apt-")?;
+            let what = format!("{pkg}={v}");
+            log(&format!("apt-get source --download-only {what}"));
+            let mut cmd = Command::new("apt-get");
+            cmd.args(["source", "--download-only", "--tar-only", "-qq", &what])
+                .current_dir(dir.path());
+            match run_tool(&mut cmd) {
+                Ok(()) => match pick_matching(store, dir.path(), src, &format!("apt-get source {what}"))? {
+                    Attempt::Stored(p) => return Ok(Attempt::Stored(p)),
+                    Attempt::Missed(why) => failures.push(format!("{what}: {why}")),
+                },
+                Err(e) => failures.push(format!("{what}: {e}")),
+            }
         }
-        pick_matching(store, dir.path(), src, &format!("apt-get source {pkg}"))
+        Ok(Attempt::Missed(format!(
+            "`apt-get source --download-only` failed: {}",
+            failures.join("; ")
+        )))
     }
+}
+
+/// Versions of a source package whose file list has `sha256`, and every version apt knows.
+fn versions_with_file(pkg: &str, sha256: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    let out = Command::new("apt-cache")
+        .args(["showsrc", "--only-source", pkg])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| format!("cannot run apt-cache: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut matching, mut known) = (Vec::new(), Vec::new());
+    let mut version = String::new();
+    let mut in_sums = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("Version: ") {
+            version = v.trim().to_string();
+            if !known.contains(&version) {
+                known.push(version.clone());
+            }
+        }
+        if line.starts_with("Checksums-Sha256:") {
+            in_sums = true;
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_sums = false;
+        }
+        if in_sums && line.split_whitespace().next() == Some(sha256) && !matching.contains(&version) {
+            matching.push(version.clone());
+        }
+    }
+    Ok((matching, known))
 }
