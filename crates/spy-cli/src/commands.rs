@@ -269,7 +269,12 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
         jobs,
         keep_going: args.keep_going,
         sandbox,
-        spy_exe: std::env::current_exe().context("locating the spy executable")?,
+        // /proc/self/exe still runs this very binary if it is replaced (upgraded) during a long realize.
+        spy_exe: if std::path::Path::new("/proc/self/exe").exists() {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().context("locating the spy executable")?
+        },
         fetch: spy_fetch::FetchOptions {
             mirrors: ctx.mirrors.clone(),
             offline: args.offline,
@@ -437,6 +442,18 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
                         "path": ctx.store.entry_path(&node.store_name()),
                         "built": ctx.store.is_valid(&node.store_name()),
                         "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
+                        "var": node.var_name(),
+                        "env": node.env,
+                        "phases": node.phases.iter().map(|(p, body)| (p.as_str(), body)).collect::<std::collections::BTreeMap<_, _>>(),
+                        "sources": node.sources.iter().map(|s| serde_json::json!({
+                            "file": s.file,
+                            "pin": spy_fetch::pin_text(&s.pin),
+                            "var": s.var,
+                            "unpack": s.unpack,
+                            "cached": spy_fetch::cached(&ctx.store, s),
+                        })).collect::<Vec<_>>(),
+                        "patches": node.patches.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+                        "tools": node.tools,
                     })
                 })
                 .collect();
