@@ -98,6 +98,11 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // `spy list | head` must end quietly, as other Unix tools do, not panic on a closed pipe.
+    // SAFETY: called first thing, before any thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = Cli::parse();
     if let Command::Sandbox { spec } = &cli.command {
         spy_build::sandbox::enter(spec);
