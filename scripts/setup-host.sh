@@ -26,6 +26,21 @@ if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-s
   rm -f "$tmp" "${tmp}.list"
 fi
 
+# Debian 11 ("bullseye") sources too: the last Debian release with Python 2.7 (2.7.18). Same
+# entries as the machine's main Debian one, with the suite changed.
+OLD_LIST=/etc/apt/sources.list.d/spy-deb-src-bullseye.sources
+if [ ! -e "$OLD_LIST" ]; then
+  main=$(grep -ls 'debian-archive-keyring' /etc/apt/sources.list.d/*.sources | head -n1 || true)
+  if [ -n "$main" ]; then
+    tmp=$(mktemp)
+    # Only the first stanza (the main archive), as deb-src for bullseye.
+    awk 'BEGIN { RS = ""; ORS = "\n\n" } NR == 1 { print }' "$main" \
+      | sed -e 's/^Types:.*$/Types: deb-src/' -e 's/^Suites:.*$/Suites: bullseye/' > "$tmp"
+    $SUDO cp "$tmp" "$OLD_LIST"
+    rm -f "$tmp"
+  fi
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Stage 0 of the graph (graph/bootstrap/stage0.toml) and what the tests use.

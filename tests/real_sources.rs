@@ -57,3 +57,14 @@ fn fetches_a_debian_source_by_its_pinned_hash_and_refuses_a_wrong_pin() {
     );
     assert!(err.contains("add-source"), "{err}");
 }
+
+#[test]
+fn fetches_python_2_7_from_the_bullseye_sources() {
+    // scripts/setup-host.sh adds Debian 11's deb-src entry: the last release with Python 2.7.18.
+    let f = Fixture::new();
+    let sha = "da3080e3b488f648a3d7a4560ddee895284c3380b11d6de75edb986526b9a814";
+    f.write("graph/py27.toml", &format!("name = \"py27\"\nversion = \"2.7.18\"\n[[sources]]\nfile = \"Python-2.7.18.tgz\"\nsha256 = \"{sha}\"\ndebian = \"python2.7\"\n"));
+    let (_, err) = f.ok(&["fetch", "py27"]);
+    assert!(err.contains("apt-get source --download-only python2.7=2.7.18"), "{err}");
+    assert!(f.store().join(".spy/sources").join(sha).is_file());
+}
