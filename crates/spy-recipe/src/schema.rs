@@ -150,16 +150,25 @@ fn replace<T>(base: &mut Option<T>, over: Option<T>) {
     }
 }
 
+/// Applies the keys a `[target.<name>]` table may set from `$src` onto `$dst` (a recipe or another
+/// target table), by the one merge rule. The list of those keys is written here only.
+macro_rules! merge_target_keys {
+    ($dst:expr, $src:expr) => {{
+        let (dst, src) = ($dst, $src);
+        replace(&mut dst.version, src.version);
+        replace(&mut dst.deps, src.deps);
+        replace(&mut dst.sources, src.sources);
+        replace(&mut dst.patches, src.patches);
+        merge_map(&mut dst.env, src.env);
+        merge_map(&mut dst.phases, src.phases);
+        replace(&mut dst.tools, src.tools);
+        replace(&mut dst.weight, src.weight);
+    }};
+}
+
 impl PartialTargetRecipe {
     fn merge(&mut self, o: PartialTargetRecipe) {
-        replace(&mut self.version, o.version);
-        replace(&mut self.deps, o.deps);
-        replace(&mut self.sources, o.sources);
-        replace(&mut self.patches, o.patches);
-        merge_map(&mut self.env, o.env);
-        merge_map(&mut self.phases, o.phases);
-        replace(&mut self.tools, o.tools);
-        replace(&mut self.weight, o.weight);
+        merge_target_keys!(self, o);
     }
 }
 
@@ -167,19 +176,22 @@ impl PartialRecipe {
     /// The one merge rule: tables (env, phases, target) merge key by key, anything else replaces.
     pub fn merge(&mut self, o: PartialRecipe) {
         replace(&mut self.name, o.name);
-        replace(&mut self.version, o.version);
         replace(&mut self.kind, o.kind);
         replace(&mut self.description, o.description);
         replace(&mut self.license, o.license);
-        replace(&mut self.deps, o.deps);
         replace(&mut self.targets, o.targets);
-        replace(&mut self.sources, o.sources);
-        replace(&mut self.patches, o.patches);
-        merge_map(&mut self.env, o.env);
-        merge_map(&mut self.phases, o.phases);
-        replace(&mut self.tools, o.tools);
-        replace(&mut self.weight, o.weight);
-        if let Some(targets) = o.target {
+        let target = o.target;
+        merge_target_keys!(&mut *self, PartialTargetRecipe {
+            version: o.version,
+            deps: o.deps,
+            sources: o.sources,
+            patches: o.patches,
+            env: o.env,
+            phases: o.phases,
+            tools: o.tools,
+            weight: o.weight,
+        });
+        if let Some(targets) = target {
             let mine = self.target.get_or_insert_with(BTreeMap::new);
             for (t, over) in targets {
                 mine.entry(t).or_default().merge(over);
@@ -194,15 +206,7 @@ impl PartialRecipe {
             ..self.clone_without_targets()
         };
         if let Some(t) = self.target.as_ref().and_then(|t| t.get(target)) {
-            let t = t.clone();
-            replace(&mut r.version, t.version);
-            replace(&mut r.deps, t.deps);
-            replace(&mut r.sources, t.sources);
-            replace(&mut r.patches, t.patches);
-            merge_map(&mut r.env, t.env);
-            merge_map(&mut r.phases, t.phases);
-            replace(&mut r.tools, t.tools);
-            replace(&mut r.weight, t.weight);
+            merge_target_keys!(&mut r, t.clone());
         }
         r
     }

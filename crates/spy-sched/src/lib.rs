@@ -143,7 +143,6 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
     let mut failed: Vec<String> = Vec::new();
     let mut skipped: HashSet<NodeIndex> = HashSet::new();
     let mut running: HashMap<NodeIndex, jobserver::Acquired> = HashMap::new();
-    let mut remaining = need.len();
     let (tx, rx) = mpsc::channel::<Event>();
 
     // Tokens come from a helper thread that blocks on the jobserver pipe; each build holds one for
@@ -200,7 +199,6 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                 Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
                 Event::Done(n, r, secs) => {
                     running.remove(&n);
-                    remaining -= 1;
                     let key = plan.node(n).key.to_string();
                     match *r {
                         Ok(meta) => {
@@ -238,7 +236,6 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                             while let Some(x) = stack.pop() {
                                 for &d in dependents.get(&x).into_iter().flatten() {
                                     if skipped.insert(d) {
-                                        remaining -= 1;
                                         stack.push(d);
                                     }
                                 }
@@ -252,7 +249,6 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
             }
         }
     });
-    let _ = remaining;
     ui.done(started.elapsed().as_secs_f64());
     if !failed.is_empty() {
         if !skipped.is_empty() {
