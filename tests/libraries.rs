@@ -12,18 +12,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::SPY;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn store() -> PathBuf {
-    std::env::var_os("SPY_E2E_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"))
-}
-
 struct Target {
     short: &'static str,
     is_64: bool,
@@ -54,19 +42,7 @@ fn probe(lib: &str, extra_deps: &[&str], target: &Target, c_source: &str, link: 
     let dir = tempfile::tempdir().unwrap();
     let overlay_path = dir.path().join(format!("{name}.toml"));
     std::fs::write(&overlay_path, overlay).unwrap();
-    let o = Command::new(SPY)
-        .args(["realize", "--no-out-link", "-j2", "--overlay"])
-        .arg(&overlay_path)
-        .arg(format!("{name}-{}", target.short))
-        .current_dir(repo())
-        .env("SPY_GRAPH", repo().join("graph"))
-        .env("SPY_STORE", store())
-        .env_remove("SPY_MIRRORS")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "realizing {name}-{} failed:\n{err}", target.short);
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("bin/probe")
+    common::realize_real(&format!("{name}-{}", target.short), &[&overlay_path]).join("bin/probe")
 }
 
 /// Runs the probe and checks that it is a static ELF of the target's class and machine.

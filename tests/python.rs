@@ -4,34 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-use common::SPY;
-
-fn store() -> PathBuf {
-    std::env::var_os("SPY_E2E_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"))
-}
-
-fn realize(node: &str) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let o = Command::new(SPY)
-        .args(["realize", "--no-out-link", "-j2", node])
-        .current_dir(&repo)
-        .env("SPY_GRAPH", repo.join("graph"))
-        .env("SPY_STORE", store())
-        .env_remove("SPY_MIRRORS")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "realizing {node} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
-}
 
 const CHECKS: &str = r#"
 import sys, json
@@ -58,7 +31,7 @@ print(json.dumps({"version": sys.version.split()[0], "openssl": ssl.OPENSSL_VERS
 "#;
 
 fn check(node: &str, is_64: bool, machine: u16) {
-    let out = realize(node);
+    let out = common::realize_real(node, &[]);
     let bin = out.join("bin/python3.11");
     let bytes = std::fs::read(&bin).unwrap();
     let elf = goblin::elf::Elf::parse(&bytes).unwrap();

@@ -179,3 +179,31 @@ pub fn built_lines(stderr: &str) -> Vec<String> {
         .map(|l| l.to_string())
         .collect()
 }
+
+/// Realizes a node of the repository's own graph into the store shared by the end-to-end tests
+/// (`target/tmp/e2e-store`, or `$SPY_E2E_STORE`), with optional overlays; returns its store path.
+pub fn realize_real(node: &str, overlays: &[&Path]) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let store = std::env::var_os("SPY_E2E_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"));
+    let mut c = Command::new(SPY);
+    c.args(["realize", "--no-out-link", "-j2"]);
+    for o in overlays {
+        c.arg("--overlay").arg(o);
+    }
+    let o = c
+        .arg(node)
+        .current_dir(&repo)
+        .env("SPY_GRAPH", repo.join("graph"))
+        .env("SPY_STORE", store)
+        .env_remove("SPY_MIRRORS")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "realizing {node} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}

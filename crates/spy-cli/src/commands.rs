@@ -57,10 +57,7 @@ impl Ctx {
                 crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?
             }
         };
-        let mut overlays: Vec<PathBuf> = std::env::var("SPY_OVERLAYS")
-            .ok()
-            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
-            .unwrap_or_default();
+        let mut overlays = env_paths("SPY_OVERLAYS");
         overlays.extend(cli.overlays.iter().cloned());
         for o in &overlays {
             if !o.is_file() {
@@ -77,10 +74,7 @@ impl Ctx {
         };
         let store = Store::open(&store_dir)?;
         let probes = ProbeCache::open(&store.probe_cache_path());
-        let mut mirrors: Vec<PathBuf> = std::env::var("SPY_MIRRORS")
-            .ok()
-            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
-            .unwrap_or_default();
+        let mut mirrors = env_paths("SPY_MIRRORS");
         mirrors.extend(cli.mirrors.iter().cloned());
         Ok(Ctx {
             graph,
@@ -107,6 +101,13 @@ impl Ctx {
         let (plan, roots) = self.plan(&keys)?;
         Ok((plan, roots[0]))
     }
+}
+
+/// A colon-separated list of paths from the environment (empty entries skipped).
+fn env_paths(var: &str) -> Vec<PathBuf> {
+    std::env::var_os(var)
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default()
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {

@@ -27,11 +27,8 @@ pub enum FetchError {
     Store(#[from] spy_store::StoreError),
 }
 
-impl FetchError {
-    pub fn hint(&self) -> &'static str {
-        "put the file in a directory and pass `--mirror DIR` (or SPY_MIRRORS), or run `spy add-source FILE`"
-    }
-}
+/// What to tell a user whose source could not be obtained.
+pub const MISSING_SOURCE_HINT: &str = "put the file in a directory and pass `--mirror DIR` (or SPY_MIRRORS), or run `spy add-source FILE`";
 
 /// What one origin did with one source.
 pub enum Attempt {

@@ -181,16 +181,19 @@ impl PartialRecipe {
         replace(&mut self.license, o.license);
         replace(&mut self.targets, o.targets);
         let target = o.target;
-        merge_target_keys!(&mut *self, PartialTargetRecipe {
-            version: o.version,
-            deps: o.deps,
-            sources: o.sources,
-            patches: o.patches,
-            env: o.env,
-            phases: o.phases,
-            tools: o.tools,
-            weight: o.weight,
-        });
+        merge_target_keys!(
+            &mut *self,
+            PartialTargetRecipe {
+                version: o.version,
+                deps: o.deps,
+                sources: o.sources,
+                patches: o.patches,
+                env: o.env,
+                phases: o.phases,
+                tools: o.tools,
+                weight: o.weight,
+            }
+        );
         if let Some(targets) = target {
             let mine = self.target.get_or_insert_with(BTreeMap::new);
             for (t, over) in targets {
