@@ -262,10 +262,6 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let closure: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
     let _temp_roots = ctx.store.add_temp_roots(&closure)?;
     let ui = spy_sched::Progress::new(ctx.quiet);
-    let need = spy_sched::missing(&ctx.store, &plan, &roots);
-    if !sandbox && !need.is_empty() {
-        ui.line("warning: building without a sandbox (--no-sandbox): builds see the whole host and its network");
-    }
     let opts = spy_sched::RealizeOptions {
         jobs,
         keep_going: args.keep_going,

@@ -248,14 +248,16 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
     let position: HashMap<Ix, usize> = order.iter().enumerate().map(|(i, (ix, _))| (*ix, i)).collect();
     let dep_positions: Vec<Vec<usize>> = order.iter().map(|(_, deps)| deps.iter().map(|d| position[d]).collect()).collect();
 
-    let mut nodes: Vec<PlanNode> = order
+    let (mut nodes, tool_names): (Vec<PlanNode>, Vec<Vec<String>>) = order
         .par_iter()
         .zip(dep_positions.par_iter())
         .map(|((ix, _), deps)| node_without_id(graph, &names.key(*ix), deps))
-        .collect::<Result<_, _>>()?;
-    for node in nodes.iter_mut().filter(|n| n.kind == Kind::Bootstrap) {
-        let tools = graph.recipe_for(&node.key.name, &node.key.target)?.tools;
-        for t in &tools {
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    // Probing needs the (mutable) cache, so it runs here, not in the parallel pass.
+    for (node, tools) in nodes.iter_mut().zip(&tool_names) {
+        for t in tools {
             node.tools.push(probes.probe(t).ok_or_else(|| PlanError::ToolMissing {
                 node: node.key.name.clone(),
                 tool: t.clone(),
@@ -479,8 +481,9 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
     Ok((names, order))
 }
 
-/// A plan node with everything but its id (and, for bootstrap nodes, its probed tools).
-fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<PlanNode, PlanError> {
+/// A plan node with everything but its id and its probed host tools, and the names of those tools
+/// (bootstrap nodes; empty otherwise).
+fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(PlanNode, Vec<String>), PlanError> {
     let recipe = graph.recipe_for(&key.name, &key.target)?;
     let file = graph.file_of(&key.name).map(|p| p.to_path_buf()).unwrap_or_default();
     let mut sources = Vec::new();
@@ -501,7 +504,8 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<PlanN
             blake3: spy_hash::Blake3::of_bytes(&bytes),
         });
     }
-    Ok(PlanNode {
+    let tool_names = if recipe.kind == Kind::Bootstrap { recipe.tools } else { Vec::new() };
+    let node = PlanNode {
         key: key.clone(),
         id: NodeId([0; 32]),
         version: recipe.version,
@@ -516,7 +520,8 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<PlanN
         weight: recipe.weight,
         deps: deps.iter().map(|&d| NodeIndex::new(d)).collect(),
         file,
-    })
+    };
+    Ok((node, tool_names))
 }
 
 fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_recipe::SourceSpec) -> Result<Source, PlanError> {

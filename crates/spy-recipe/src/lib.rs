@@ -218,10 +218,6 @@ impl Graph {
         Ok(())
     }
 
-    pub fn target_names(&self) -> impl Iterator<Item = &String> {
-        self.config.targets.keys()
-    }
-
     pub fn default_target(&self) -> Option<&str> {
         self.config
             .default_target
@@ -273,11 +269,6 @@ impl Graph {
             tools: r.tools.unwrap_or_default(),
             weight: r.weight.unwrap_or(1),
         })
-    }
-
-    /// Whether `name` exists for `target` (a recipe may restrict itself with `targets = [...]`).
-    pub fn node_has_target(&self, name: &str, target: &str) -> bool {
-        self.nodes.get(name).is_some_and(|n| n.has_target(target))
     }
 
     pub fn file_of(&self, name: &str) -> Option<&Path> {

@@ -106,6 +106,9 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
     if need.is_empty() {
         return Ok(report);
     }
+    if !opts.sandbox {
+        ui.line("warning: building without a sandbox (--no-sandbox): builds see the whole host and its network");
+    }
     fetch_sources(store, plan, &need, &opts.fetch, ui)?;
 
     let need_set: HashSet<NodeIndex> = need.iter().copied().collect();
