@@ -23,6 +23,9 @@ struct Canon<'a> {
     builder: u32,
     deps: Vec<CanonDep<'a>>,
     env: &'a BTreeMap<String, String>,
+    /// Fuse nodes only (absent otherwise, so other nodes' ids do not move).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fuse: Option<CanonFuse<'a>>,
     kind: &'a str,
     name: &'a str,
     patches: Vec<CanonPatch<'a>>,
@@ -31,6 +34,19 @@ struct Canon<'a> {
     target: &'a str,
     tools: Vec<CanonTool<'a>>,
     version: &'a str,
+}
+
+#[derive(Serialize)]
+struct CanonFuse<'a> {
+    compression: &'a str,
+    exclude: &'a [String],
+    executable: &'a str,
+    flavor: &'a str,
+    interpreter: &'a str,
+    licenses: &'a BTreeMap<String, String>,
+    modules: Option<&'a str>,
+    release: &'a str,
+    stdlib: &'a str,
 }
 
 #[derive(Serialize)]
@@ -75,6 +91,17 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
         builder: BUILDER_VERSION,
         deps,
         env: &node.env,
+        fuse: node.fuse.as_ref().map(|f| CanonFuse {
+            compression: f.spec.compression.as_str(),
+            exclude: &f.spec.exclude,
+            executable: &f.spec.executable,
+            flavor: &f.spec.flavor,
+            interpreter: &f.spec.interpreter,
+            licenses: &f.licenses,
+            modules: f.spec.modules.as_deref(),
+            release: &f.release,
+            stdlib: &f.spec.stdlib,
+        }),
         kind: node.kind.as_str(),
         name: &node.key.name,
         patches: node

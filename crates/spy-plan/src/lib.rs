@@ -97,6 +97,18 @@ pub struct PlanNode {
     /// Direct dependencies, sorted by name.
     pub deps: Vec<NodeIndex>,
     pub file: PathBuf,
+    /// Fuse nodes: what to fuse, under which release name, with the licenses of the closure (the
+    /// manifest publishes them, so they are part of the id).
+    pub fuse: Option<FusePlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FusePlan {
+    pub spec: spy_recipe::FuseSpec,
+    /// The executable's name: the node's name as `spy list` shows it (`python3.11-x86_64`).
+    pub release: String,
+    /// Name → license of every non-bootstrap node in the closure.
+    pub licenses: BTreeMap<String, String>,
 }
 
 impl PlanNode {
@@ -265,6 +277,15 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
         }
     }
 
+    for i in 0..nodes.len() {
+        if nodes[i].fuse.is_some() {
+            let licenses = closure_licenses(&nodes, &dep_positions, i);
+            if let Some(f) = nodes[i].fuse.as_mut() {
+                f.licenses = licenses;
+            }
+        }
+    }
+
     let mut level = vec![0usize; nodes.len()];
     for i in 0..nodes.len() {
         level[i] = dep_positions[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
@@ -297,6 +318,22 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
         plan.index.insert(key, ix);
     }
     Ok(plan)
+}
+
+/// Name → license of the non-bootstrap nodes below node `i` (positions index `nodes`).
+fn closure_licenses(nodes: &[PlanNode], dep_positions: &[Vec<usize>], i: usize) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = dep_positions[i].clone();
+    while let Some(d) = stack.pop() {
+        if seen.insert(d) {
+            if nodes[d].kind != Kind::Bootstrap {
+                out.insert(nodes[d].key.name.clone(), nodes[d].license.clone());
+            }
+            stack.extend(&dep_positions[d]);
+        }
+    }
+    out
 }
 
 /// Resolves every node for every target it exists for.
@@ -505,6 +542,11 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
         });
     }
     let tool_names = if recipe.kind == Kind::Bootstrap { recipe.tools } else { Vec::new() };
+    let fuse = recipe.fuse.map(|spec| FusePlan {
+        spec,
+        release: display_name(graph, key),
+        licenses: BTreeMap::new(),
+    });
     let node = PlanNode {
         key: key.clone(),
         id: NodeId([0; 32]),
@@ -520,6 +562,7 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
         weight: recipe.weight,
         deps: deps.iter().map(|&d| NodeIndex::new(d)).collect(),
         file,
+        fuse,
     };
     Ok((node, tool_names))
 }

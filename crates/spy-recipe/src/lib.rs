@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use schema::{GitPin, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, PHASES};
+pub use schema::{FuseSpec, GitPin, Kind, ZipCompression, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, PHASES};
 
 /// Graph-wide settings from `spy.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -254,10 +254,35 @@ impl Graph {
                 message: format!("node `{name}` is named `{recipe_name}`"),
             });
         }
+        let kind = r.kind.unwrap_or_default();
+        let invalid = |key: &str, message: String| RecipeError::Invalid {
+            file: last.clone(),
+            line: None,
+            key: key.into(),
+            message,
+        };
+        match (&r.fuse, kind) {
+            (None, Kind::Fuse) => return Err(invalid("fuse", format!("fuse node `{name}` needs a [fuse] table"))),
+            (Some(_), k) if k != Kind::Fuse => {
+                return Err(invalid("fuse", format!("node `{name}` has a [fuse] table but kind `{}`", k.as_str())))
+            }
+            (Some(f), _) => {
+                if !r.deps.iter().flatten().any(|d| d == &f.interpreter) {
+                    return Err(invalid(
+                        "fuse.interpreter",
+                        format!("`{}` must be one of the dependencies of `{name}`", f.interpreter),
+                    ));
+                }
+                if r.sources.as_ref().is_some_and(|s| !s.is_empty()) || r.phases.as_ref().is_some_and(|p| !p.is_empty()) {
+                    return Err(invalid("kind", format!("fuse node `{name}` takes no sources and no phases")));
+                }
+            }
+            (None, _) => {}
+        }
         Ok(Recipe {
             name: recipe_name,
             version,
-            kind: r.kind.unwrap_or_default(),
+            kind,
             description: r.description.unwrap_or_default(),
             license: r.license.unwrap_or_default(),
             deps: r.deps.unwrap_or_default(),
@@ -268,6 +293,7 @@ impl Graph {
             phases: r.phases.unwrap_or_default(),
             tools: r.tools.unwrap_or_default(),
             weight: r.weight.unwrap_or(1),
+            fuse: r.fuse,
         })
     }
 

@@ -39,6 +39,9 @@ pub enum Kind {
     Build,
     /// Host tools borrowed by stage 0, identified by their versions.
     Bootstrap,
+    /// Fuses an interpreter node with its zipped standard library into one executable, plus a
+    /// manifest (done by spy itself, `crates/spy-fuse`; no phases, no sandbox).
+    Fuse,
 }
 
 impl Kind {
@@ -46,6 +49,7 @@ impl Kind {
         match self {
             Kind::Build => "build",
             Kind::Bootstrap => "bootstrap",
+            Kind::Fuse => "fuse",
         }
     }
 }
@@ -83,6 +87,46 @@ fn yes() -> bool {
     true
 }
 
+/// The `[fuse]` table of a `kind = "fuse"` node: what to take from the interpreter node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuseSpec {
+    /// The dependency that holds the interpreter.
+    pub interpreter: String,
+    /// The executable inside it, e.g. `bin/python3.11`.
+    pub executable: String,
+    /// The standard library directory inside it (compiled `.pyc` beside each module).
+    pub stdlib: String,
+    /// A JSON file inside it listing `builtin` modules and `missing` ones with reasons.
+    pub modules: Option<String>,
+    /// Paths below `stdlib` left out of the ZIP: a file, or a directory and all below it.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub compression: ZipCompression,
+    /// What the manifest calls this build (`plain`, `co`, `stackless`...).
+    pub flavor: String,
+}
+
+/// How the standard library ZIP stores its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZipCompression {
+    /// Uncompressed: zipimport reads members without inflating them (faster start-up).
+    #[default]
+    Stored,
+    Deflated,
+}
+
+impl ZipCompression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZipCompression::Stored => "stored",
+            ZipCompression::Deflated => "deflated",
+        }
+    }
+}
+
 /// One node for one target, merged.
 #[derive(Debug, Clone)]
 pub struct Recipe {
@@ -101,6 +145,8 @@ pub struct Recipe {
     pub tools: Vec<String>,
     /// Relative cost, used to order builds (longest weighted path first).
     pub weight: u32,
+    /// Fuse nodes: what to fuse.
+    pub fuse: Option<FuseSpec>,
 }
 
 /// A recipe as written in a file or an overlay: every key optional, unknown keys rejected. Nodes
@@ -121,6 +167,7 @@ pub struct PartialRecipe {
     pub phases: Option<BTreeMap<Phase, String>>,
     pub tools: Option<Vec<String>>,
     pub weight: Option<u32>,
+    pub fuse: Option<FuseSpec>,
     pub target: Option<BTreeMap<String, PartialTargetRecipe>>,
 }
 
@@ -180,6 +227,7 @@ impl PartialRecipe {
         replace(&mut self.description, o.description);
         replace(&mut self.license, o.license);
         replace(&mut self.targets, o.targets);
+        replace(&mut self.fuse, o.fuse);
         let target = o.target;
         merge_target_keys!(
             &mut *self,
@@ -238,6 +286,7 @@ impl PartialRecipe {
             phases: self.phases.clone(),
             tools: self.tools.clone(),
             weight: self.weight,
+            fuse: self.fuse.clone(),
             target: None,
         }
     }

@@ -287,6 +287,23 @@ fn build_one(
     let t0 = Instant::now();
     let result = match node.kind {
         Kind::Bootstrap => spy_build::realize_bootstrap(node, &dir),
+        Kind::Fuse => {
+            let log = store.log_path(&store_name);
+            let result = spy_fuse::fuse(plan, n, store.root(), &dir.out);
+            let text = match &result {
+                Ok(r) => format!(
+                    "fused {}: executable {} bytes + {} stdlib ZIP members = {} bytes, sha256 {}\n",
+                    r.binary.display(),
+                    r.executable_size,
+                    r.zip_entries,
+                    r.binary_size,
+                    r.sha256
+                ),
+                Err(e) => format!("{e}\n"),
+            };
+            let _ = std::fs::write(&log, text);
+            result.map(|_| ()).map_err(|e| setup(&e))
+        }
         Kind::Build => {
             let sources = node
                 .sources

@@ -1,0 +1,368 @@
+//! The fuse node kind: turns an interpreter node into one self-contained executable. The output is
+//! `bin/<release>`, the interpreter's executable with its standard library appended as a ZIP (the
+//! interpreter finds it in its own file), and `manifest.json`, an SBOM of what went into it.
+//!
+//! The ZIP is written straight after the executable with offsets counted from the start of the
+//! file (what `zip -A` would make), so `unzip`, Python's `zipfile` and `zipimport` all read it.
+//! Members are sorted, dated 1980-01-01 and 0644: the same inputs give the same bytes.
+
+use std::io::{self, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+use spy_plan::{Plan, PlanNode, SourcePin};
+use spy_recipe::{FuseSpec, Kind, ZipCompression};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FuseError {
+    #[error("{node}: {}: {message}", path.display())]
+    Io { node: String, path: PathBuf, message: String },
+    #[error("{node}: {message}")]
+    Invalid { node: String, message: String },
+}
+
+/// What a fuse produced (for the log and the caller).
+#[derive(Debug, Clone)]
+pub struct FuseReport {
+    pub binary: PathBuf,
+    pub executable_size: u64,
+    pub zip_entries: usize,
+    pub binary_size: u64,
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    format: u32,
+    release: &'a str,
+    node: NodeRef<'a>,
+    target: &'a str,
+    flavor: &'a str,
+    interpreter: Interpreter<'a>,
+    binary: Binary<'a>,
+    modules: serde_json::Value,
+    components: Vec<Component>,
+    build_tools: Vec<Tool<'a>>,
+}
+
+#[derive(Serialize)]
+struct NodeRef<'a> {
+    name: &'a str,
+    id: String,
+}
+
+#[derive(Serialize)]
+struct Interpreter<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct Binary<'a> {
+    path: String,
+    size: u64,
+    sha256: &'a str,
+    executable_size: u64,
+    stdlib_zip: StdlibZip<'a>,
+}
+
+#[derive(Serialize)]
+struct StdlibZip<'a> {
+    offset: u64,
+    size: u64,
+    entries: usize,
+    compression: &'a str,
+    excluded: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Component {
+    name: String,
+    version: String,
+    license: String,
+    /// `interpreter`, `linked` (its static libraries went into the binary) or `build`.
+    role: &'static str,
+    id: String,
+    static_libraries: Vec<String>,
+    sources: Vec<SourceRecord>,
+}
+
+#[derive(Serialize)]
+struct SourceRecord {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    name: &'a str,
+    path: &'a str,
+    version: &'a str,
+}
+
+/// Fuses node `n` of `plan` into `out` (its build directory). Inputs are read from `store_root`.
+pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<FuseReport, FuseError> {
+    let node = plan.node(n);
+    let who = node.key.to_string();
+    let invalid = |message: String| FuseError::Invalid {
+        node: who.clone(),
+        message,
+    };
+    let io_err = |path: &Path, e: &dyn std::fmt::Display| FuseError::Io {
+        node: who.clone(),
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let fplan = node.fuse.as_ref().ok_or_else(|| invalid("not a fuse node".into()))?;
+    let spec = &fplan.spec;
+    let interp = node
+        .deps
+        .iter()
+        .map(|&d| plan.node(d))
+        .find(|d| d.key.name == spec.interpreter)
+        .ok_or_else(|| invalid(format!("interpreter `{}` is not a dependency", spec.interpreter)))?;
+    let interp_dir = store_root.join(interp.store_name());
+    let exe = interp_dir.join(&spec.executable);
+    let stdlib = interp_dir.join(&spec.stdlib);
+    if !exe.is_file() {
+        return Err(invalid(format!("{} has no executable {}", interp.key, spec.executable)));
+    }
+    if !stdlib.is_dir() {
+        return Err(invalid(format!("{} has no standard library directory {}", interp.key, spec.stdlib)));
+    }
+    let members = stdlib_members(&stdlib, spec).map_err(|(p, m)| match m {
+        MemberError::Io(e) => io_err(&p, &e),
+        MemberError::Uncompiled => invalid(format!(
+            "{} has no compiled {}c beside it (the interpreter node must compile its stdlib with `compileall -b`)",
+            p.display(),
+            p.file_name().unwrap_or_default().to_string_lossy()
+        )),
+    })?;
+
+    let bin_dir = out.join("bin");
+    fs_err::create_dir_all(&bin_dir).map_err(|e| io_err(&bin_dir, &e))?;
+    let binary = bin_dir.join(&fplan.release);
+    let (executable_size, zip_end) = write_binary(&exe, &members, spec.compression, &binary).map_err(|e| io_err(&binary, &e))?;
+    set_mode(&binary, 0o755).map_err(|e| io_err(&binary, &e))?;
+    let sha256 = sha256_file(&binary).map_err(|e| io_err(&binary, &e))?;
+
+    let modules = match &spec.modules {
+        Some(m) => {
+            let p = interp_dir.join(m);
+            let text = fs_err::read_to_string(&p).map_err(|e| io_err(&p, &e))?;
+            serde_json::from_str(&text).map_err(|e| io_err(&p, &e))?
+        }
+        None => serde_json::Value::Null,
+    };
+    let mut components = Vec::new();
+    let mut build_tools = Vec::new();
+    for d in plan.closure(&node.deps) {
+        let c = plan.node(d);
+        if c.kind == Kind::Bootstrap {
+            build_tools.extend(c.tools.iter().map(|t| Tool {
+                name: &t.name,
+                path: &t.path,
+                version: &t.version,
+            }));
+            continue;
+        }
+        let static_libraries = static_libraries(&store_root.join(c.store_name()));
+        let role = if c.key.name == spec.interpreter {
+            "interpreter"
+        } else if !static_libraries.is_empty() {
+            "linked"
+        } else {
+            "build"
+        };
+        components.push(component(c, role, static_libraries));
+    }
+    components.sort_by(|a, b| a.name.cmp(&b.name));
+    build_tools.sort_by(|a, b| a.name.cmp(b.name));
+    let manifest = Manifest {
+        format: 1,
+        release: &fplan.release,
+        node: NodeRef {
+            name: &node.key.name,
+            id: node.id.to_hex(),
+        },
+        target: &node.key.target,
+        flavor: &spec.flavor,
+        interpreter: Interpreter {
+            name: &interp.key.name,
+            version: &interp.version,
+        },
+        binary: Binary {
+            path: format!("bin/{}", fplan.release),
+            size: zip_end,
+            sha256: &sha256,
+            executable_size,
+            stdlib_zip: StdlibZip {
+                offset: executable_size,
+                size: zip_end - executable_size,
+                entries: members.len(),
+                compression: spec.compression.as_str(),
+                excluded: &spec.exclude,
+            },
+        },
+        modules,
+        components,
+        build_tools,
+    };
+    let manifest_path = out.join("manifest.json");
+    let mut text = serde_json::to_string_pretty(&manifest).map_err(|e| io_err(&manifest_path, &e))?;
+    text.push('\n');
+    fs_err::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, &e))?;
+    Ok(FuseReport {
+        binary,
+        executable_size,
+        zip_entries: members.len(),
+        binary_size: zip_end,
+        sha256,
+    })
+}
+
+fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) -> Component {
+    Component {
+        name: c.key.name.clone(),
+        version: c.version.clone(),
+        license: c.license.clone(),
+        role,
+        id: c.id.to_hex(),
+        static_libraries,
+        sources: c
+            .sources
+            .iter()
+            .map(|s| match &s.pin {
+                SourcePin::Sha256(h) => SourceRecord {
+                    file: s.file.clone(),
+                    sha256: Some(h.to_hex()),
+                    git: None,
+                    commit: None,
+                },
+                SourcePin::Git { url, commit } => SourceRecord {
+                    file: s.file.clone(),
+                    sha256: None,
+                    git: Some(url.clone()),
+                    commit: Some(commit.clone()),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// `lib/*.a` of a store entry, sorted.
+fn static_libraries(entry: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(entry.join("lib"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".a"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A member of the stdlib ZIP: its name in the archive (`/`-separated, directories end in `/`)
+/// and, for files, where its bytes are.
+#[derive(Debug, PartialEq, Eq)]
+struct Member {
+    name: String,
+    file: Option<PathBuf>,
+}
+
+enum MemberError {
+    Io(io::Error),
+    /// A module whose `.pyc` is missing.
+    Uncompiled,
+}
+
+/// Walks the standard library: every file but sources (their `.pyc` stands for them; a source
+/// without one is an error), `__pycache__` and the excluded paths; sorted by archive name.
+fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
+    let excluded = |rel: &str| spec.exclude.iter().any(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')));
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| (dir.clone(), MemberError::Io(e)))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| (dir.clone(), MemberError::Io(e)))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = format!("{prefix}{name}");
+            let path = entry.path();
+            let ft = entry.file_type().map_err(|e| (path.clone(), MemberError::Io(e)))?;
+            if excluded(&rel) || name == "__pycache__" {
+                continue;
+            }
+            if ft.is_dir() {
+                out.push(Member {
+                    name: format!("{rel}/"),
+                    file: None,
+                });
+                stack.push((path, format!("{rel}/")));
+            } else if name.ends_with(".py") {
+                if !path.with_extension("pyc").is_file() {
+                    return Err((path, MemberError::Uncompiled));
+                }
+            } else {
+                out.push(Member {
+                    name: rel,
+                    file: Some(path),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Writes `exe` followed by the ZIP of `members` to `dest`. Returns the executable's size (the
+/// ZIP's offset) and the total size.
+fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, dest: &Path) -> io::Result<(u64, u64)> {
+    let mut file = io::BufWriter::with_capacity(1 << 16, fs_err::File::create(dest)?);
+    let executable_size = io::copy(&mut fs_err::File::open(exe)?, &mut file)?;
+    let mut zip = zip::ZipWriter::new(file);
+    let method = match compression {
+        ZipCompression::Stored => zip::CompressionMethod::Stored,
+        ZipCompression::Deflated => zip::CompressionMethod::Deflated,
+    };
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    let dir_options = options.unix_permissions(0o755);
+    for m in members {
+        match &m.file {
+            None => zip.add_directory(m.name.trim_end_matches('/'), dir_options)?,
+            Some(path) => {
+                zip.start_file(m.name.as_str(), options)?;
+                let mut src = fs_err::File::open(path)?;
+                io::copy(&mut src, &mut zip)?;
+            }
+        }
+    }
+    let mut file = zip.finish()?;
+    let end = file.stream_position()?;
+    file.flush()?;
+    Ok((executable_size, end))
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut reader = spy_hash::Sha256Reader::new(fs_err::File::open(path)?);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(reader.finish().0.to_hex())
+}
+
+#[cfg(test)]
+mod tests;
