@@ -47,7 +47,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   bash coreutils gcc g++ gcc-multilib binutils make patch perl m4 pkg-config \
   sed grep mawk findutils diffutils tar gzip bzip2 xz-utils hostname debianutils \
-  ncurses-bin tcl cmake git time python3-pip ca-certificates tmux >/dev/null
+  ncurses-bin tcl cmake git time python3-pip ca-certificates tmux openssl util-linux >/dev/null
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -1,73 +1,435 @@
-//! The python3.11 node: CPython built statically against the package set, every extension module
-//! built in. Runs the interpreter straight from its store entry (stdlib beside it via PYTHONHOME;
-//! the single-file step comes later) and checks what it is made of and that the modules work.
+//! The single-file Python (`python3.11`, a fuse node over `cpython3.11`): one static executable that
+//! carries its standard library, run where nothing else exists — alone in an empty root directory
+//! (new user and mount namespaces, chroot: no /proc, /etc, /usr, /dev), through a pseudo-terminal
+//! without terminfo files, and against a subset of CPython's own test suite.
 
 mod common;
 
-use std::process::Command;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-const CHECKS: &str = r#"
-import sys, json
-names = ("ssl _hashlib _sqlite3 readline zlib _bz2 _lzma _decimal _ctypes pyexpat _elementtree _json "
-         "_socket select array math cmath unicodedata _posixsubprocess _multiprocessing termios fcntl "
-         "grp pwd resource mmap binascii _datetime _struct _random _bisect _heapq _pickle _csv _md5 "
-         "_sha1 _sha256 _sha512 _sha3 _blake2 _codecs_cn _codecs_hk _codecs_iso2022 _codecs_jp "
-         "_codecs_kr _codecs_tw _multibytecodec _curses _curses_panel").split()
-missing = [n for n in names if n not in sys.builtin_module_names and n != "ssl"]
+struct Target {
+    short: &'static str,
+    is_64: bool,
+    machine: u16,
+}
+
+const X86_64: Target = Target {
+    short: "x86_64",
+    is_64: true,
+    machine: goblin::elf::header::EM_X86_64,
+};
+const I686: Target = Target {
+    short: "i686",
+    is_64: false,
+    machine: goblin::elf::header::EM_386,
+};
+
+/// The modules the Python issue names, all built in (`ssl` is the Python layer over `_ssl`).
+const BUILTIN_MODULES: &str = "_ssl _hashlib _sqlite3 readline zlib _bz2 _lzma _decimal _ctypes pyexpat \
+    _elementtree _json _socket select array math cmath unicodedata _posixsubprocess _multiprocessing \
+    termios fcntl grp pwd resource mmap binascii _datetime _struct _random _bisect _heapq _pickle _csv \
+    _md5 _sha1 _sha256 _sha512 _sha3 _blake2 _codecs_cn _codecs_hk _codecs_iso2022 _codecs_jp _codecs_kr \
+    _codecs_tw _multibytecodec _curses _curses_panel";
+
+/// Run alone in the empty root: every module, real work with each, processes of itself.
+const IN_EMPTY_ROOT: &str = r#"
+import importlib, json, os, sys
+names = sys.argv[1].split()
+missing = [n for n in names if n not in sys.builtin_module_names]
 assert not missing, missing
-import ssl, hashlib, sqlite3, zlib, bz2, lzma, socket, subprocess, ctypes, decimal
-assert hashlib.sha256(b"abc").hexdigest().startswith("ba7816bf")
-db = sqlite3.connect(":memory:"); assert db.execute("select 40 + 2").fetchone() == (42,)
-data = b"spy" * 1000
+for n in names + "ssl hashlib sqlite3 zlib bz2 lzma socket subprocess ctypes decimal json curses readline uuid xml.etree.ElementTree".split():
+    importlib.import_module(n)
+import hashlib, sqlite3, zlib, bz2, lzma, ssl, socket, subprocess, ctypes, decimal, pwd
+assert hashlib.sha256(b"abc").hexdigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+db = sqlite3.connect(":memory:")
+db.execute("create table t (x)"); db.executemany("insert into t values (?)", [(i,) for i in range(10)])
+assert db.execute("select sum(x) from t").fetchone() == (45,)
+data = b"spy" * 10000
 for m in (zlib, bz2, lzma):
     assert m.decompress(m.compress(data)) == data, m
-ctx = ssl.create_default_context(); assert ctx.verify_mode == ssl.CERT_REQUIRED
+ctx = ssl.create_default_context()
+assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
 a, b = socket.socketpair(); a.sendall(b"ping"); assert b.recv(4) == b"ping"
-out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True).stdout
-assert out.strip() == "42", out
+out = subprocess.run([sys.executable, "-c", "import sys; print(sys.executable, 6 * 7)"], capture_output=True, text=True)
+assert out.returncode == 0 and out.stdout.split() == [sys.executable, "42"], out
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-c", "import sys, zlib; sys.exit(7)"])
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7
 assert ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)(21) == 42
 assert str(decimal.Decimal(1) / 8) == "0.125"
-print(json.dumps({"version": sys.version.split()[0], "openssl": ssl.OPENSSL_VERSION, "builtins": len(sys.builtin_module_names)}))
+try:
+    root = pwd.getpwuid(0).pw_name
+except KeyError:
+    root = None
+print(json.dumps({"executable": sys.executable, "prefix": sys.prefix, "path": sys.path,
+                  "root": root, "proc": os.path.exists("/proc/self"), "etc": os.path.exists("/etc"),
+                  "version": sys.version.split()[0], "openssl": ssl.OPENSSL_VERSION}))
 "#;
 
-fn check(node: &str, is_64: bool, machine: u16) {
-    let out = common::realize_real(node, &[]);
-    let bin = out.join("bin/python3.11");
+fn realize(t: &Target) -> (PathBuf, PathBuf, String) {
+    let out = common::realize_real(&format!("python3.11-{}", t.short), &[]);
+    let release = format!("python3.11-{}", t.short);
+    (out.join("bin").join(&release), out, release)
+}
+
+/// A host tool by absolute path: the commands below run with a cleared (or foreign) PATH.
+fn tool(name: &str) -> String {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/setup-host.sh installs it)"))
+}
+
+fn chroot() -> String {
+    tool("chroot")
+}
+
+/// A root directory holding only the binary (at `/<release>`) and `files`.
+fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(bin, root.path().join(release)).unwrap();
+    for (rel, bytes) in files {
+        let p = root.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    root
+}
+
+/// Runs `argv` (resolved inside the root) chrooted into `root` as root of a new user namespace,
+/// with exactly `env`.
+fn run_in_root(root: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    let mut c = Command::new(tool("unshare"));
+    c.args(["--user", "--map-root-user", "--mount", &chroot()]).arg(root).args(argv).env_clear();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "status {}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status);
+    stdout.into_owned()
+}
+
+fn single_file_is_static_with_a_manifest(t: &Target) {
+    let (bin, out, release) = realize(t);
+    // The whole output: one executable and its manifest.
+    let mut files: Vec<String> = walk(&out).into_iter().map(|p| p.strip_prefix(&out).unwrap().display().to_string()).collect();
+    files.sort();
+    assert_eq!(files, [format!("bin/{release}"), "manifest.json".to_string()]);
     let bytes = std::fs::read(&bin).unwrap();
     let elf = goblin::elf::Elf::parse(&bytes).unwrap();
-    assert_eq!((elf.is_64, elf.header.e_machine), (is_64, machine));
+    assert_eq!((elf.is_64, elf.header.e_machine), (t.is_64, t.machine));
     assert_eq!(elf.interpreter, None, "asks for a dynamic loader");
     assert!(elf.libraries.is_empty() && elf.dynamic.is_none(), "dynamic: {:?}", elf.libraries);
-    let o = Command::new(&bin)
-        .args(["-I", "-c", CHECKS])
-        .env_clear()
-        .env("PYTHONHOME", &out)
+    assert!(elf.syms.is_empty(), "not stripped: {} symbols", elf.syms.len());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["release"], release.as_str());
+    assert_eq!(m["interpreter"]["version"], "3.11.2");
+    assert_eq!(m["flavor"], "plain");
+    assert_eq!(m["binary"]["sha256"], common::sha256(&bin).as_str());
+    assert_eq!(m["binary"]["size"].as_u64(), Some(bytes.len() as u64));
+    // The ZIP starts where the executable ends, and the archive reads from the file as it is.
+    let zip_offset = m["binary"]["stdlib_zip"]["offset"].as_u64().unwrap() as usize;
+    assert_eq!(&bytes[zip_offset..zip_offset + 4], b"PK\x03\x04");
+    let listing = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print('\\n'.join(z.namelist()))"])
+        .arg(&bin)
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let listing = ok(&listing);
+    for member in ["os.pyc", "encodings/__init__.pyc", "json/decoder.pyc", "ssl.pyc", "sqlite3/dbapi2.pyc"] {
+        assert!(listing.lines().any(|l| l == member), "{member} missing from the stdlib ZIP");
+    }
+    for gone in ["test/", "idlelib/", "tkinter/", "ensurepip/", "turtle.pyc"] {
+        assert!(!listing.lines().any(|l| l.starts_with(gone)), "{gone} should be excluded");
+    }
+    assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
+    // Modules: everything named is built in; what is not built is listed with a reason.
+    let builtin: Vec<&str> = m["modules"]["builtin"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for name in BUILTIN_MODULES.split_whitespace() {
+        assert!(builtin.contains(&name), "{name} not built in");
+    }
+    let missing = m["modules"]["missing"].as_object().unwrap();
+    assert!(missing.contains_key("_uuid") && missing.contains_key("_tkinter"), "{missing:?}");
+    assert!(missing.values().all(|r| r.as_str().is_some_and(|r| r.len() > 5)));
+    // Components: every library with version, license, role, node id and pinned sources.
+    let comps = m["components"].as_array().unwrap();
+    let comp = |name: &str| comps.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no component {name}"));
+    for (name, version, license) in [
+        ("openssl", "3.0.20", "Apache-2.0"),
+        ("sqlite", "3.40.1", "blessing"),
+        ("zlib", "1.2.13", "Zlib"),
+        ("readline", "8.2", "GPL-3.0-or-later"),
+        ("musl", "1.2.3", "MIT"),
+    ] {
+        let c = comp(name);
+        assert_eq!((c["version"].as_str(), c["license"].as_str()), (Some(version), Some(license)), "{c}");
+        assert_eq!(c["id"].as_str().unwrap().len(), 64);
+        assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64, "{c}");
+    }
+    assert_eq!(comp("openssl")["role"], "linked");
+    assert_eq!(comp("cpython3.11")["role"], "interpreter");
+    assert_eq!(comp("linux-headers")["role"], "build");
+    assert!(m["build_tools"].as_array().unwrap().iter().any(|t| t["name"] == "gcc"));
+}
+
+fn runs_alone_in_an_empty_root(t: &Target) {
+    let (bin, _, release) = realize(t);
+    let exe = format!("/{release}");
+    let root = empty_root(&bin, &release, &[("lib/spy_probe.py", b"WHERE = 'PYTHONPATH'\n")]);
+    let o = run_in_root(root.path(), &[], &[&exe, "-c", IN_EMPTY_ROOT, BUILTIN_MODULES]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap();
+    // Nothing but itself: no /proc, no /etc; it still knows where it is and where its stdlib is.
+    assert_eq!((v["proc"].as_bool(), v["etc"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(v["executable"], exe.as_str());
+    assert_eq!(v["prefix"], "/");
+    assert_eq!(v["path"], serde_json::json!(["", exe]));
     assert_eq!(v["version"], "3.11.2");
     assert!(v["openssl"].as_str().unwrap().starts_with("OpenSSL 3.0.20"), "{v}");
-    assert!(v["builtins"].as_u64().unwrap() >= 90, "{v}");
-    // The node says what is in and what is not, with reasons.
-    let modules: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("modules.json")).unwrap()).unwrap();
-    assert_eq!(modules["builtin"].as_array().unwrap().len() as u64, v["builtins"].as_u64().unwrap());
-    assert!(modules["missing"]["_testcapi"].as_str().unwrap().contains("test-only"), "{modules}");
-    assert!(modules["missing"]
-        .as_object()
-        .unwrap()
-        .values()
-        .all(|r| !r.as_str().unwrap().is_empty()));
+    // pwd without /etc/passwd: a clean KeyError, not a crash.
+    assert_eq!(v["root"], serde_json::Value::Null);
+    assert!(stderr.is_empty(), "warnings on stderr: {stderr}");
+
+    // With /etc/passwd, pwd works.
+    let root2 = empty_root(&bin, &release, &[("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")]);
+    let o = run_in_root(root2.path(), &[], &[&exe, "-c", "import pwd; print(pwd.getpwuid(0).pw_name)"]);
+    assert_eq!(ok(&o).trim(), "root");
+
+    // Found by name through PATH (no /proc to ask), and by a relative argv[0].
+    let o = run_in_root(root.path(), &[("PATH", "/nowhere:/")], &[&release, "-c", "import sys, json; print(sys.executable)"]);
+    assert_eq!(ok(&o).trim(), exe);
+
+    // PYTHONPATH comes first; -E and -I ignore it; -S skips site; the stdlib stays found.
+    let probe = "import sys\ntry:\n import spy_probe; print(spy_probe.WHERE)\nexcept ImportError: print('none')\nprint('site' in sys.modules)";
+    let env = [("PYTHONPATH", "/lib")];
+    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["PYTHONPATH", "True"]);
+    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-E", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["none", "True"]);
+    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-I", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["none", "True"]);
+    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-S", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["PYTHONPATH", "False"]);
+}
+
+fn finds_itself_with_an_empty_argv0(t: &Target) {
+    let (bin, _, _) = realize(t);
+    // argv[0] says nothing; /proc/self/exe (mounted here) says where the stdlib is.
+    let o = Command::new(&bin)
+        .arg0("")
+        .args(["-c", "import sys, json; print(sys.executable)"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(Path::new(ok(&o).trim()), bin.canonicalize().unwrap());
+    // argv[0] naming another Python: the kernel's answer wins.
+    let o = Command::new(&bin)
+        .arg0("/usr/bin/python3")
+        .args(["-c", "import sys, json; print(sys.executable, json.__file__)"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = ok(&o);
+    assert!(text.starts_with(&format!("{} ", bin.canonicalize().unwrap().display())), "{text}");
+}
+
+fn finds_each_distributions_ca_bundle(t: &Target) {
+    let (bin, _, release) = realize(t);
+    let exe = format!("/{release}");
+    let certs = tempfile::tempdir().unwrap();
+    let make_ca = |name: &str| -> Vec<u8> {
+        let (key, pem) = (certs.path().join(format!("{name}.key")), certs.path().join(format!("{name}.pem")));
+        let o = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+            .arg(format!("/CN={name}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&pem)
+            .output()
+            .expect("openssl (installed by scripts/setup-host.sh)");
+        ok(&o);
+        std::fs::read(pem).unwrap()
+    };
+    let (one, two) = (make_ca("spy-test-ca-1"), make_ca("spy-test-ca-2"));
+    let both = [one.clone(), two.clone()].concat();
+    let count = "import ssl; print(ssl.create_default_context().cert_store_stats()['x509_ca'])";
+    for path in [
+        "etc/ssl/cert.pem",
+        "etc/ssl/certs/ca-certificates.crt",
+        "etc/pki/tls/certs/ca-bundle.crt",
+        "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+        "etc/ssl/ca-bundle.pem",
+    ] {
+        let root = empty_root(&bin, &release, &[(path, &one)]);
+        assert_eq!(ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "1", "bundle at /{path}");
+    }
+    // SSL_CERT_FILE wins over the distribution's bundle.
+    let root = empty_root(&bin, &release, &[("etc/ssl/certs/ca-certificates.crt", &one), ("mine.pem", &both)]);
+    assert_eq!(ok(&run_in_root(root.path(), &[("SSL_CERT_FILE", "/mine.pem")], &[&exe, "-c", count])).trim(), "2");
+    // Nothing anywhere: an empty store, no error.
+    let root = empty_root(&bin, &release, &[]);
+    assert_eq!(ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "0");
+}
+
+/// The interactive prompt through a pseudo-terminal (tmux), TERM=xterm, alone in an empty root:
+/// no terminfo file exists; readline edits the line with ncurses' compiled-in entries.
+fn prompt_edits_a_line_without_terminfo(t: &Target) {
+    let (bin, _, release) = realize(t);
+    let root = empty_root(&bin, &release, &[]);
+    let session = format!("spy-py-{}-{}", t.short, std::process::id());
+    let tmux = |args: &[&str]| {
+        let o = Command::new("tmux").args(["-L", &session]).args(args).output().expect("tmux");
+        assert!(o.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let cmd = format!(
+        "env -i TERM=xterm unshare --user --map-root-user --mount {} {} /{release} -q; sleep 30",
+        chroot(),
+        root.path().display()
+    );
+    tmux(&["new-session", "-d", "-s", "py", "-x", "100", "-y", "12", &cmd]);
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-t", "py"]);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saw {needle:?}; screen:\n{screen}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(">>>");
+    // "6*9", two steps left, backspace (the 6 goes), 7: 7*9 = 63. Then Up recalls it.
+    for keys in [
+        &["-l", "6*9"][..],
+        &["Left"],
+        &["Left"],
+        &["BSpace"],
+        &["-l", "7"],
+        &["Enter"],
+        &["-l", "print('edited:', "],
+        &["Up"],
+    ] {
+        let mut args = vec!["send-keys", "-t", "py"];
+        args.extend_from_slice(keys);
+        tmux(&args);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let screen = wait_for("63");
+    assert!(screen.contains(">>> 7*9"), "{screen}");
+    // History: Up replaced the partial line with the previous one.
+    let screen2 = wait_for(">>> 7*9\n63\n>>> 7*9");
+    let _ = Command::new("tmux").args(["-L", &session, "kill-server"]).status();
+    assert!(!screen2.contains("edited:"), "{screen2}");
+}
+
+/// The tests from CPython's own `Lib/test` (shipped in the cpython3.11 entry, not in the binary)
+/// run by the single-file binary, workers included (`-j2` starts it again as subprocesses).
+fn passes_a_cpython_test_subset(t: &Target) {
+    let (bin, _, _) = realize(t);
+    let cpython = common::realize_real(&format!("cpython3.11-{}", t.short), &[]);
+    let tests_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(cpython.join("lib/python3.11/test"), tests_dir.path().join("test")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let o = Command::new(&bin)
+        .args(["-m", "test", "-j2", "-q", "-u", "none"])
+        .args([
+            "test_json", "test_sqlite3", "test_zlib", "test_bz2", "test_lzma", "test_hashlib", "test_decimal",
+            "test_struct", "test_datetime", "test_re", "test_unicode", "test_subprocess", "test_ssl",
+            "test_zipimport", "test_site", "test_ctypes", "test_csv", "test_pickle", "test_socket",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", work.path())
+        .env("PYTHONPATH", tests_dir.path())
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let text = ok(&o);
+    assert!(text.contains("Tests result: SUCCESS"), "{text}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]
-fn python3_11_x86_64_is_static_with_every_module_built_in() {
-    check("python3.11-x86_64", true, goblin::elf::header::EM_X86_64);
+fn x86_64_single_file_is_static_with_a_manifest() {
+    single_file_is_static_with_a_manifest(&X86_64);
+}
+
+#[test]
+fn x86_64_runs_alone_in_an_empty_root() {
+    runs_alone_in_an_empty_root(&X86_64);
+}
+
+#[test]
+fn x86_64_finds_itself_with_an_empty_argv0() {
+    finds_itself_with_an_empty_argv0(&X86_64);
+}
+
+#[test]
+fn x86_64_finds_each_distributions_ca_bundle() {
+    finds_each_distributions_ca_bundle(&X86_64);
+}
+
+#[test]
+fn x86_64_prompt_edits_a_line_without_terminfo() {
+    prompt_edits_a_line_without_terminfo(&X86_64);
+}
+
+#[test]
+fn x86_64_passes_a_cpython_test_subset() {
+    passes_a_cpython_test_subset(&X86_64);
 }
 
 #[test]
 #[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_is_static_with_every_module_built_in() {
-    check("python3.11-i686", false, goblin::elf::header::EM_386);
+fn i686_single_file_is_static_with_a_manifest() {
+    single_file_is_static_with_a_manifest(&I686);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn i686_runs_alone_in_an_empty_root() {
+    runs_alone_in_an_empty_root(&I686);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn i686_finds_itself_with_an_empty_argv0() {
+    finds_itself_with_an_empty_argv0(&I686);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn i686_finds_each_distributions_ca_bundle() {
+    finds_each_distributions_ca_bundle(&I686);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn i686_prompt_edits_a_line_without_terminfo() {
+    prompt_edits_a_line_without_terminfo(&I686);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn i686_passes_a_cpython_test_subset() {
+    passes_a_cpython_test_subset(&I686);
 }
