@@ -389,9 +389,25 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
 
 /// Last `n` lines of a log, for failure reports.
 pub fn log_tail(log: &Path, n: usize) -> String {
-    let text = fs_err::read(log)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    use std::io::{Read, Seek, SeekFrom};
+    // Only the end of the file is read (logs can be large), and each line is cut short: a compiler
+    // command line can be thousands of characters, which would bury the error.
+    const WINDOW: u64 = 64 * 1024;
+    const WIDTH: usize = 300;
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(WINDOW)));
+        let _ = f.read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(WIDTH) {
+            Some((i, _)) => format!("{} […]", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
