@@ -5,6 +5,9 @@
 //! The ZIP is written straight after the executable with offsets counted from the start of the
 //! file (what `zip -A` would make), so `unzip`, Python's `zipfile` and `zipimport` all read it.
 //! Members are sorted, dated 1980-01-01 and 0644: the same inputs give the same bytes.
+//!
+//! Any change to what this crate writes must bump `spy_plan::FUSE_VERSION`, which is part of every
+//! fuse node's id (otherwise stores keep serving the old output).
 
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -297,7 +300,9 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
             let rel = format!("{prefix}{name}");
             let path = entry.path();
             let ft = entry.file_type().map_err(|e| (path.clone(), MemberError::Io(e)))?;
-            if excluded(&rel) || name == "__pycache__" {
+            // Excluding a module's source excludes its compiled form too.
+            let source_excluded = rel.strip_suffix('c').is_some_and(|py| py.ends_with(".py") && excluded(py));
+            if excluded(&rel) || source_excluded || name == "__pycache__" {
                 continue;
             }
             if ft.is_dir() {

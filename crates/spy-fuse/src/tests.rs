@@ -34,8 +34,10 @@ fn members_keep_pyc_and_data_drop_sources_caches_and_excluded_paths() {
         ("test/test_os.pyc", "excluded"),
         ("testing.pyc", "kept: `test` excludes a path, not a prefix of a name"),
         ("turtle.pyc", "excluded file"),
+        ("doctest.py", "excluded source"),
+        ("doctest.pyc", "its compiled form goes with it"),
     ]);
-    let names: Vec<String> = stdlib_members(t.path(), &spec(&["test", "turtle.pyc"]))
+    let names: Vec<String> = stdlib_members(t.path(), &spec(&["test", "turtle.pyc", "doctest.py"]))
         .ok()
         .unwrap()
         .into_iter()

@@ -17,6 +17,9 @@ pub const CANONICAL_FORMAT: &str = "spy-node-v1";
 /// Version of the builder's observable behaviour (sandbox layout, variables, phase driver). Bumping it
 /// rebuilds everything.
 pub const BUILDER_VERSION: u32 = 2;
+/// Version of the fuse step's observable behaviour (`crates/spy-fuse`: what goes into the ZIP, its
+/// layout, the manifest). Part of every fuse node's id: bump it with any change to that output.
+pub const FUSE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Canon<'a> {
@@ -39,6 +42,7 @@ struct Canon<'a> {
 #[derive(Serialize)]
 struct CanonFuse<'a> {
     compression: &'a str,
+    engine: u32,
     exclude: &'a [String],
     executable: &'a str,
     flavor: &'a str,
@@ -93,6 +97,7 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
         env: &node.env,
         fuse: node.fuse.as_ref().map(|f| CanonFuse {
             compression: f.spec.compression.as_str(),
+            engine: FUSE_VERSION,
             exclude: &f.spec.exclude,
             executable: &f.spec.executable,
             flavor: &f.spec.flavor,

@@ -13,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use spy_hash::{NodeId, Sha256};
 use spy_recipe::{Graph, Kind, Phase, RecipeError};
 
-pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT};
+pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT, FUSE_VERSION};
 pub use probe::{HostTool, ProbeCache};
 
 /// Length of the id prefix in store entry names.
