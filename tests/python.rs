@@ -69,12 +69,35 @@ const PY311: Py = Py {
         _codecs_tw _multibytecodec _curses _curses_panel",
     imports: "ssl hashlib sqlite3 zlib bz2 lzma socket subprocess ctypes decimal json curses readline uuid \
         xml.etree.ElementTree",
-    members: &["os.pyc", "encodings/__init__.pyc", "json/decoder.pyc", "ssl.pyc", "sqlite3/dbapi2.pyc"],
+    members: &[
+        "os.pyc",
+        "encodings/__init__.pyc",
+        "json/decoder.pyc",
+        "ssl.pyc",
+        "sqlite3/dbapi2.pyc",
+    ],
     linked: LINKED,
     tests: &[
-        "test_json", "test_sqlite3", "test_zlib", "test_bz2", "test_lzma", "test_hashlib", "test_decimal",
-        "test_struct", "test_datetime", "test_re", "test_unicode", "test_subprocess", "test_ssl",
-        "test_zipimport", "test_site", "test_ctypes", "test_csv", "test_pickle", "test_select", "test_os",
+        "test_json",
+        "test_sqlite3",
+        "test_zlib",
+        "test_bz2",
+        "test_lzma",
+        "test_hashlib",
+        "test_decimal",
+        "test_struct",
+        "test_datetime",
+        "test_re",
+        "test_unicode",
+        "test_subprocess",
+        "test_ssl",
+        "test_zipimport",
+        "test_site",
+        "test_ctypes",
+        "test_csv",
+        "test_pickle",
+        "test_select",
+        "test_os",
     ],
     // - test_fork re-runs the interpreter with -E, which drops PYTHONPATH, where the test package
     //   is (the single file does not carry it);
@@ -82,7 +105,13 @@ const PY311: Py = Py {
     //   file whose stdlib is its own executable finds no `encodings`;
     // - musl: fpathconf() does not check its descriptor; no single-byte locales, which the test_re
     //   locale cases switch to.
-    ignored_cases: &["test_fork", "test_underpth_nosite_file", "test_fpathconf", "test_locale_caching", "test_locale_compiled"],
+    ignored_cases: &[
+        "test_fork",
+        "test_underpth_nosite_file",
+        "test_fpathconf",
+        "test_locale_caching",
+        "test_locale_compiled",
+    ],
     test_variant: true,
 };
 
@@ -98,7 +127,13 @@ const PY27: Py = Py {
         operator _functools _collections strop crypt",
     imports: "ssl hashlib sqlite3 zlib bz2 socket subprocess ctypes decimal json curses readline uuid \
         xml.etree.ElementTree xml.etree.cElementTree",
-    members: &["os.pyc", "encodings/__init__.pyc", "json/decoder.pyc", "ssl.pyc", "sqlite3/dbapi2.pyc"],
+    members: &[
+        "os.pyc",
+        "encodings/__init__.pyc",
+        "json/decoder.pyc",
+        "ssl.pyc",
+        "sqlite3/dbapi2.pyc",
+    ],
     linked: LINKED,
     // Left out of 2.7's subset, each for a reason outside the build: json, sqlite3 and ctypes keep
     // their tests inside the package (json.tests...), which the single file leaves out (the empty-root
@@ -107,9 +142,22 @@ const PY27: Py = Py {
     // test variant); test_subprocess looks for stdlib source lines in a traceback (the single file
     // carries .pyc only); test_os and test_re have the musl cases that 3.11's list ignores.
     tests: &[
-        "test_zlib", "test_bz2", "test_hashlib", "test_decimal", "test_datetime", "test_zipimport",
-        "test_csv", "test_cpickle", "test_pickle", "test_select", "test_math", "test_binascii",
-        "test_float", "test_long", "test_dict", "test_builtin",
+        "test_zlib",
+        "test_bz2",
+        "test_hashlib",
+        "test_decimal",
+        "test_datetime",
+        "test_zipimport",
+        "test_csv",
+        "test_cpickle",
+        "test_pickle",
+        "test_select",
+        "test_math",
+        "test_binascii",
+        "test_float",
+        "test_long",
+        "test_dict",
+        "test_builtin",
     ],
     ignored_cases: &[],
     test_variant: false,
@@ -192,7 +240,10 @@ fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::T
 /// with exactly `env`.
 fn run_in_root(root: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
     let mut c = Command::new(tool("unshare"));
-    c.args(["--user", "--map-root-user", "--mount", &chroot()]).arg(root).args(argv).env_clear();
+    c.args(["--user", "--map-root-user", "--mount", &chroot()])
+        .arg(root)
+        .args(argv)
+        .env_clear();
     for (k, v) in env {
         c.env(k, v);
     }
@@ -208,7 +259,10 @@ fn ok(o: &Output) -> String {
 fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     let (bin, out, release) = realize(py, t);
     // The whole output: one executable and its manifest.
-    let mut files: Vec<String> = walk(&out).into_iter().map(|p| p.strip_prefix(&out).unwrap().display().to_string()).collect();
+    let mut files: Vec<String> = walk(&out)
+        .into_iter()
+        .map(|p| p.strip_prefix(&out).unwrap().display().to_string())
+        .collect();
     files.sort();
     assert_eq!(files, [format!("bin/{release}"), "manifest.json".to_string()]);
     let bytes = std::fs::read(&bin).unwrap();
@@ -227,7 +281,10 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     let zip_offset = m["binary"]["stdlib_zip"]["offset"].as_u64().unwrap() as usize;
     assert_eq!(&bytes[zip_offset..zip_offset + 4], b"PK\x03\x04");
     let listing = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print('\\n'.join(z.namelist()))"])
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print('\\n'.join(z.namelist()))",
+        ])
         .arg(&bin)
         .output()
         .unwrap();
@@ -240,7 +297,12 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     }
     assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
     // Modules: everything named is built in; what is not built is listed with a reason.
-    let builtin: Vec<&str> = m["modules"]["builtin"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let builtin: Vec<&str> = m["modules"]["builtin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for name in py.builtin.split_whitespace() {
         assert!(builtin.contains(&name), "{name} not built in");
     }
@@ -250,10 +312,19 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     assert!(missing.values().all(|r| r.as_str().is_some_and(|r| r.len() > 5)));
     // Components: every library with version, license, role, node id and pinned sources.
     let comps = m["components"].as_array().unwrap();
-    let comp = |name: &str| comps.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no component {name}"));
+    let comp = |name: &str| {
+        comps
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no component {name}"))
+    };
     for &(name, version, license) in py.linked {
         let c = comp(name);
-        assert_eq!((c["version"].as_str(), c["license"].as_str()), (Some(version), Some(license)), "{c}");
+        assert_eq!(
+            (c["version"].as_str(), c["license"].as_str()),
+            (Some(version), Some(license)),
+            "{c}"
+        );
         assert_eq!(c["id"].as_str().unwrap().len(), 64);
         assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64, "{c}");
     }
@@ -287,18 +358,43 @@ fn runs_alone_in_an_empty_root(py: &Py, t: &Target) {
     assert_eq!(ok(&o).trim(), "root");
 
     // Found by name through PATH (no /proc to ask), and by a relative argv[0].
-    let o = run_in_root(root.path(), &[("PATH", "/nowhere:/")], &[&release, "-c", "import sys, json; print(sys.executable)"]);
+    let o = run_in_root(
+        root.path(),
+        &[("PATH", "/nowhere:/")],
+        &[&release, "-c", "import sys, json; print(sys.executable)"],
+    );
     assert_eq!(ok(&o).trim(), exe);
 
     // PYTHONPATH comes first; -E and -I ignore it; -S skips site; the stdlib stays found.
-    let probe = "import sys\ntry:\n import spy_probe; print(spy_probe.WHERE)\nexcept ImportError: print('none')\nprint('site' in sys.modules)";
+    let probe =
+        "import sys\ntry:\n import spy_probe; print(spy_probe.WHERE)\nexcept ImportError: print('none')\nprint('site' in sys.modules)";
     let env = [("PYTHONPATH", "/lib")];
-    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["PYTHONPATH", "True"]);
-    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-E", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["none", "True"]);
+    assert_eq!(
+        ok(&run_in_root(root.path(), &env, &[&exe, "-c", probe]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PYTHONPATH", "True"]
+    );
+    assert_eq!(
+        ok(&run_in_root(root.path(), &env, &[&exe, "-E", "-c", probe]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["none", "True"]
+    );
     if py.version.starts_with('3') {
-        assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-I", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["none", "True"]);
+        assert_eq!(
+            ok(&run_in_root(root.path(), &env, &[&exe, "-I", "-c", probe]))
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["none", "True"]
+        );
     }
-    assert_eq!(ok(&run_in_root(root.path(), &env, &[&exe, "-S", "-c", probe])).split_whitespace().collect::<Vec<_>>(), ["PYTHONPATH", "False"]);
+    assert_eq!(
+        ok(&run_in_root(root.path(), &env, &[&exe, "-S", "-c", probe]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PYTHONPATH", "False"]
+    );
 }
 
 fn finds_itself_with_an_empty_argv0(py: &Py, t: &Target) {
@@ -351,11 +447,18 @@ fn finds_each_distributions_ca_bundle(py: &Py, t: &Target) {
         "etc/ssl/ca-bundle.pem",
     ] {
         let root = empty_root(&bin, &release, &[(path, &one)]);
-        assert_eq!(ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "1", "bundle at /{path}");
+        assert_eq!(
+            ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(),
+            "1",
+            "bundle at /{path}"
+        );
     }
     // SSL_CERT_FILE wins over the distribution's bundle.
     let root = empty_root(&bin, &release, &[("etc/ssl/certs/ca-certificates.crt", &one), ("mine.pem", &both)]);
-    assert_eq!(ok(&run_in_root(root.path(), &[("SSL_CERT_FILE", "/mine.pem")], &[&exe, "-c", count])).trim(), "2");
+    assert_eq!(
+        ok(&run_in_root(root.path(), &[("SSL_CERT_FILE", "/mine.pem")], &[&exe, "-c", count])).trim(),
+        "2"
+    );
     // Nothing anywhere: an empty store, no error.
     let root = empty_root(&bin, &release, &[]);
     assert_eq!(ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "0");

@@ -289,7 +289,11 @@ enum MemberError {
 /// Walks the standard library: every file but sources (their `.pyc` stands for them; a source
 /// without one is an error), `__pycache__` and the excluded paths; sorted by archive name.
 fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
-    let excluded = |rel: &str| spec.exclude.iter().any(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')));
+    let excluded = |rel: &str| {
+        spec.exclude
+            .iter()
+            .any(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
+    };
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {

@@ -43,7 +43,17 @@ fn members_keep_pyc_and_data_drop_sources_caches_and_excluded_paths() {
         .into_iter()
         .map(|m| m.name)
         .collect();
-    assert_eq!(names, ["json/", "json/__init__.pyc", "lib2to3/", "lib2to3/Grammar.txt", "os.pyc", "testing.pyc"]);
+    assert_eq!(
+        names,
+        [
+            "json/",
+            "json/__init__.pyc",
+            "lib2to3/",
+            "lib2to3/Grammar.txt",
+            "os.pyc",
+            "testing.pyc"
+        ]
+    );
 }
 
 #[test]
@@ -57,7 +67,11 @@ fn a_source_without_its_pyc_is_an_error() {
 
 #[test]
 fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
-    let t = tree(&[("lib/os.pyc", "os bytecode"), ("lib/json/__init__.pyc", "json bytecode"), ("exe", "\x7fELF pretend executable")]);
+    let t = tree(&[
+        ("lib/os.pyc", "os bytecode"),
+        ("lib/json/__init__.pyc", "json bytecode"),
+        ("exe", "\x7fELF pretend executable"),
+    ]);
     let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
     let dest = t.path().join("fused");
     let (exe_size, total) = write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &dest).unwrap();

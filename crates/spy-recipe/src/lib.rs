@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use schema::{FuseSpec, GitPin, Kind, ZipCompression, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, PHASES};
+pub use schema::{FuseSpec, GitPin, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES};
 
 /// Graph-wide settings from `spy.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -264,7 +264,10 @@ impl Graph {
         match (&r.fuse, kind) {
             (None, Kind::Fuse) => return Err(invalid("fuse", format!("fuse node `{name}` needs a [fuse] table"))),
             (Some(_), k) if k != Kind::Fuse => {
-                return Err(invalid("fuse", format!("node `{name}` has a [fuse] table but kind `{}`", k.as_str())))
+                return Err(invalid(
+                    "fuse",
+                    format!("node `{name}` has a [fuse] table but kind `{}`", k.as_str()),
+                ))
             }
             (Some(f), _) => {
                 if !r.deps.iter().flatten().any(|d| d == &f.interpreter) {
