@@ -411,3 +411,26 @@ pub fn log_tail(log: &Path, n: usize) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_tail_keeps_the_last_lines_and_cuts_long_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let mut text = String::new();
+        for i in 0..10_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        text.push_str(&"gcc -I/very/long ".repeat(500));
+        text.push_str("\nerror: the real cause\n");
+        std::fs::write(&log, text).unwrap();
+        let tail = super::log_tail(&log, 3);
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "line 9999");
+        assert!(lines[1].ends_with(" […]") && lines[1].chars().count() < 320, "{}", lines[1]);
+        assert_eq!(lines[2], "error: the real cause");
+        assert_eq!(super::log_tail(&dir.path().join("missing.log"), 3), "");
+    }
+}
