@@ -1,0 +1,150 @@
+//! The fuse node kind on a fixture graph: a tiny static "interpreter" (a C program), its "stdlib"
+//! (.py/.pyc files made by the test) and a static library; the fuse node makes one executable with
+//! the stdlib appended as a ZIP, and a manifest.
+
+mod common;
+
+use common::Fixture;
+use std::process::Command;
+
+const INTERP: &str = r##"
+name = "interp"
+version = "0.1"
+license = "PSF-2.0"
+deps = ["libz"]
+[phases]
+build = "printf '#include <stdio.h>\nint main(void) { puts(\"interp runs\"); return 0; }\n' > main.c && gcc -static -o interp main.c"
+install = """
+mkdir -p $out/bin $out/lib/std/pkg $out/lib/std/test
+cp interp $out/bin/
+for f in mod pkg/__init__ test/test_mod; do echo "# $f" > $out/lib/std/$f.py; echo "compiled $f" > $out/lib/std/$f.pyc; done
+echo data > $out/lib/std/data.txt
+echo '{"builtin": ["sys"], "missing": {"_tkinter": "no GUI here"}}' > $out/modules.json
+"""
+"##;
+
+const LIBZ: &str = r##"
+name = "libz"
+version = "9.9"
+license = "Zlib"
+[phases]
+install = """
+mkdir -p $out/lib
+printf 'int z(void) { return 1; }\n' > z.c && gcc -c z.c && ar rcs $out/lib/libz.a z.o
+"""
+"##;
+
+const FUSED: &str = r##"
+name = "fused"
+version = "0.1"
+kind = "fuse"
+license = "PSF-2.0"
+deps = ["interp"]
+[fuse]
+interpreter = "interp"
+executable = "bin/interp"
+stdlib = "lib/std"
+modules = "modules.json"
+flavor = "plain"
+exclude = ["test"]
+"##;
+
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    f.write("graph/interp.toml", INTERP);
+    f.write("graph/libz.toml", LIBZ);
+    f.write("graph/fused.toml", FUSED);
+    f
+}
+
+fn id_of(f: &Fixture, node: &str) -> String {
+    let (out, _) = f.ok(&["show", node]);
+    out.lines().find_map(|l| l.strip_prefix("id:")).unwrap().trim().to_string()
+}
+
+#[test]
+fn fuses_an_executable_with_its_stdlib_and_writes_a_manifest() {
+    let f = fixture();
+    let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let entry = std::path::PathBuf::from(out.trim());
+    let bin = entry.join("bin/fused-x86_64");
+    // Still the executable: the ZIP after it changes nothing for the kernel.
+    let o = Command::new(&bin).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "interp runs");
+    // The ZIP: compiled modules and data, packages as directories; no sources, nothing excluded.
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(' '.join(z.namelist())); print(z.read('mod.pyc').decode())"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("data.txt mod.pyc pkg/ pkg/__init__.pyc"));
+    assert_eq!(lines.next(), Some("compiled mod"));
+    // The manifest.
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["release"], "fused-x86_64");
+    assert_eq!(m["binary"]["sha256"], common::sha256(&bin).as_str());
+    assert_eq!(m["binary"]["stdlib_zip"]["entries"], 4);
+    assert_eq!(m["modules"]["missing"]["_tkinter"], "no GUI here");
+    let comps = m["components"].as_array().unwrap();
+    let comp = |n: &str| comps.iter().find(|c| c["name"] == n).unwrap().clone();
+    assert_eq!(comp("interp")["role"], "interpreter");
+    assert_eq!(
+        (comp("libz")["role"].clone(), comp("libz")["license"].clone()),
+        ("linked".into(), "Zlib".into())
+    );
+    assert_eq!(comp("libz")["static_libraries"], serde_json::json!(["libz.a"]));
+    assert_eq!(comp("libz")["id"].as_str().unwrap().len(), 64);
+    assert!(m["build_tools"].as_array().unwrap().iter().any(|t| t["name"] == "gcc"));
+    // Same inputs, same bytes: a second store at another path gives the same binary.
+    let g = fixture();
+    let (out2, _) = g.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let bin2 = std::path::PathBuf::from(out2.trim()).join("bin/fused-x86_64");
+    assert_eq!(common::sha256(&bin2), common::sha256(&bin));
+}
+
+#[test]
+fn a_license_change_below_changes_the_fused_id_only() {
+    let f = fixture();
+    let (interp, fused) = (id_of(&f, "interp"), id_of(&f, "fused"));
+    f.write("graph/libz.toml", &LIBZ.replace("license = \"Zlib\"", "license = \"MIT\""));
+    assert_eq!(id_of(&f, "interp"), interp, "a license does not change a build");
+    assert_ne!(id_of(&f, "fused"), fused, "the manifest publishes licenses");
+}
+
+#[test]
+fn a_module_without_its_pyc_fails_the_fuse_and_stores_nothing_of_it() {
+    let f = fixture();
+    f.write(
+        "graph/interp.toml",
+        &INTERP.replace("echo data >", "echo '# no pyc' > $out/lib/std/lonely.py; echo data >"),
+    );
+    let err = f.fails(&["realize", "--no-out-link", "fused-x86_64"]);
+    assert!(err.contains("lonely.py has no compiled lonely.pyc"), "{err}");
+    assert!(!f.entries().iter().any(|e| e.contains("-fused-")), "{:?}", f.entries());
+}
+
+#[test]
+fn fuse_tables_are_checked() {
+    let f = fixture();
+    f.write(
+        "graph/fused.toml",
+        &FUSED.replace("[fuse]", "[nothing]").replace("interpreter =", "x ="),
+    );
+    let err = f.fails(&["list"]);
+    assert!(err.contains("fused.toml"), "{err}");
+    f.write(
+        "graph/fused.toml",
+        &FUSED.replace("interpreter = \"interp\"", "interpreter = \"libz\""),
+    );
+    let err = f.fails(&["realize", "fused"]);
+    assert!(err.contains("`libz` must be one of the dependencies of `fused`"), "{err}");
+    f.write("graph/fused.toml", &FUSED.replace("kind = \"fuse\"", "kind = \"build\""));
+    let err = f.fails(&["realize", "fused"]);
+    assert!(err.contains("has a [fuse] table but kind `build`"), "{err}");
+    f.write("graph/fused.toml", &format!("{FUSED}\n[phases]\nbuild = \"true\"\n"));
+    let err = f.fails(&["realize", "fused"]);
+    assert!(err.contains("takes no sources and no phases"), "{err}");
+}
