@@ -243,41 +243,12 @@ fn readline_edits_a_line(t: &Target) {
     let bin = readline_version(t);
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, root.path().join("rl")).unwrap();
-    let session = format!("spy-rl-{}-{}", t.short, std::process::id());
-    let tmux = |args: &[&str]| {
-        let o = Command::new("tmux")
-            .args(["-L", &session])
-            .args(args)
-            .output()
-            .expect("tmux is installed by scripts/setup-host.sh");
-        assert!(o.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chroot (coreutils)");
-    let cmd = format!(
-        "env -i TERM=xterm unshare --user --map-root-user --mount {chroot} {} /rl edit; sleep 30",
-        root.path().display()
-    );
-    tmux(&["new-session", "-d", "-s", "rl", "-x", "100", "-y", "10", &cmd]);
-    let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let screen = tmux(&["capture-pane", "-p", "-t", "rl"]);
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(std::time::Instant::now() < deadline, "never saw {needle:?}; screen:\n{screen}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    wait_for(">");
+    let pty = common::PtySession::start_in_root(&format!("rl-{}", t.short), root.path(), "/rl edit", 10);
+    pty.wait_for(">");
     // abc, two steps left, X, two steps right, backspace, Z: "aXbZ". (Home/End are not in
     // readline's default bindings for the sequences tmux sends; Debian binds them in /etc/inputrc.)
-    for keys in [
-        &["-l", "abc"][..],
+    pty.send_keys(&[
+        &["-l", "abc"],
         &["Left"],
         &["Left"],
         &["-l", "X"],
@@ -286,14 +257,8 @@ fn readline_edits_a_line(t: &Target) {
         &["BSpace"],
         &["-l", "Z"],
         &["Enter"],
-    ] {
-        let mut args = vec!["send-keys", "-t", "rl"];
-        args.extend_from_slice(keys);
-        tmux(&args);
-        std::thread::sleep(std::time::Duration::from_millis(150));
-    }
-    let screen = wait_for(":END");
-    let _ = Command::new("tmux").args(["-L", &session, "kill-server"]).status();
+    ]);
+    let screen = pty.wait_for(":END");
     assert!(screen.contains("TERM found"), "{screen}");
     assert!(screen.contains("GOT:aXbZ:END"), "{screen}");
 }

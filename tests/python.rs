@@ -211,19 +211,6 @@ fn realize(py: &Py, t: &Target) -> (PathBuf, PathBuf, String) {
     (out.join("bin").join(&release), out, release)
 }
 
-/// A host tool by absolute path: the commands below run with a cleared (or foreign) PATH.
-fn tool(name: &str) -> String {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .map(|d| format!("{d}/{name}"))
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("{name} is not installed (scripts/setup-host.sh installs it)"))
-}
-
-fn chroot() -> String {
-    tool("chroot")
-}
-
 /// A root directory holding only the binary (at `/<release>`) and `files`.
 fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
@@ -239,8 +226,8 @@ fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::T
 /// Runs `argv` (resolved inside the root) chrooted into `root` as root of a new user namespace,
 /// with exactly `env`.
 fn run_in_root(root: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
-    let mut c = Command::new(tool("unshare"));
-    c.args(["--user", "--map-root-user", "--mount", &chroot()])
+    let mut c = Command::new(common::host_tool("unshare"));
+    c.args(["--user", "--map-root-user", "--mount", &common::host_tool("chroot")])
         .arg(root)
         .args(argv)
         .env_clear();
@@ -469,33 +456,11 @@ fn finds_each_distributions_ca_bundle(py: &Py, t: &Target) {
 fn prompt_edits_a_line_without_terminfo(py: &Py, t: &Target) {
     let (bin, _, release) = realize(py, t);
     let root = empty_root(&bin, &release, &[]);
-    let session = format!("spy-{}-{}-{}", py.node, t.short, std::process::id());
-    let tmux = |args: &[&str]| {
-        let o = Command::new("tmux").args(["-L", &session]).args(args).output().expect("tmux");
-        assert!(o.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let cmd = format!(
-        "env -i TERM=xterm unshare --user --map-root-user --mount {} {} /{release}; sleep 30",
-        chroot(),
-        root.path().display()
-    );
-    tmux(&["new-session", "-d", "-s", "py", "-x", "100", "-y", "12", &cmd]);
-    let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let screen = tmux(&["capture-pane", "-p", "-t", "py"]);
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(std::time::Instant::now() < deadline, "never saw {needle:?}; screen:\n{screen}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    wait_for(">>>");
+    let pty = common::PtySession::start_in_root(&format!("{}-{}", py.node, t.short), root.path(), &format!("/{release}"), 12);
+    pty.wait_for(">>>");
     // "6*9", two steps left, backspace (the 6 goes), 7: 7*9 = 63. Then Up recalls it.
-    for keys in [
-        &["-l", "6*9"][..],
+    pty.send_keys(&[
+        &["-l", "6*9"],
         &["Left"],
         &["Left"],
         &["BSpace"],
@@ -503,17 +468,11 @@ fn prompt_edits_a_line_without_terminfo(py: &Py, t: &Target) {
         &["Enter"],
         &["-l", "print('edited' "],
         &["Up"],
-    ] {
-        let mut args = vec!["send-keys", "-t", "py"];
-        args.extend_from_slice(keys);
-        tmux(&args);
-        std::thread::sleep(std::time::Duration::from_millis(150));
-    }
-    let screen = wait_for("63");
+    ]);
+    let screen = pty.wait_for("63");
     assert!(screen.contains(">>> 7*9"), "{screen}");
     // History: Up replaced the partial line with the previous one.
-    let screen2 = wait_for(">>> 7*9\n63\n>>> 7*9");
-    let _ = Command::new("tmux").args(["-L", &session, "kill-server"]).status();
+    let screen2 = pty.wait_for(">>> 7*9\n63\n>>> 7*9");
     assert!(!screen2.contains("edited"), "{screen2}");
 }
 
@@ -571,134 +530,40 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn python3_11_x86_64_single_file_is_static_with_a_manifest() {
-    single_file_is_static_with_a_manifest(&PY311, &X86_64);
+/// The six checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
+macro_rules! checks {
+    ($module:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
+        mod $module {
+            use super::*;
+            #[test] $(#[$attr])?
+            fn single_file_is_static_with_a_manifest() {
+                super::single_file_is_static_with_a_manifest(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn runs_alone_in_an_empty_root() {
+                super::runs_alone_in_an_empty_root(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn finds_itself_with_an_empty_argv0() {
+                super::finds_itself_with_an_empty_argv0(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn finds_each_distributions_ca_bundle() {
+                super::finds_each_distributions_ca_bundle(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn prompt_edits_a_line_without_terminfo() {
+                super::prompt_edits_a_line_without_terminfo(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn passes_a_cpython_test_subset() {
+                super::passes_a_cpython_test_subset(&$py, &$target);
+            }
+        }
+    };
 }
 
-#[test]
-fn python3_11_x86_64_runs_alone_in_an_empty_root() {
-    runs_alone_in_an_empty_root(&PY311, &X86_64);
-}
-
-#[test]
-fn python3_11_x86_64_finds_itself_with_an_empty_argv0() {
-    finds_itself_with_an_empty_argv0(&PY311, &X86_64);
-}
-
-#[test]
-fn python3_11_x86_64_finds_each_distributions_ca_bundle() {
-    finds_each_distributions_ca_bundle(&PY311, &X86_64);
-}
-
-#[test]
-fn python3_11_x86_64_prompt_edits_a_line_without_terminfo() {
-    prompt_edits_a_line_without_terminfo(&PY311, &X86_64);
-}
-
-#[test]
-fn python3_11_x86_64_passes_a_cpython_test_subset() {
-    passes_a_cpython_test_subset(&PY311, &X86_64);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_single_file_is_static_with_a_manifest() {
-    single_file_is_static_with_a_manifest(&PY311, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_runs_alone_in_an_empty_root() {
-    runs_alone_in_an_empty_root(&PY311, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_finds_itself_with_an_empty_argv0() {
-    finds_itself_with_an_empty_argv0(&PY311, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_finds_each_distributions_ca_bundle() {
-    finds_each_distributions_ca_bundle(&PY311, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_prompt_edits_a_line_without_terminfo() {
-    prompt_edits_a_line_without_terminfo(&PY311, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python3_11_i686_passes_a_cpython_test_subset() {
-    passes_a_cpython_test_subset(&PY311, &I686);
-}
-
-#[test]
-fn python2_7_x86_64_single_file_is_static_with_a_manifest() {
-    single_file_is_static_with_a_manifest(&PY27, &X86_64);
-}
-
-#[test]
-fn python2_7_x86_64_runs_alone_in_an_empty_root() {
-    runs_alone_in_an_empty_root(&PY27, &X86_64);
-}
-
-#[test]
-fn python2_7_x86_64_finds_itself_with_an_empty_argv0() {
-    finds_itself_with_an_empty_argv0(&PY27, &X86_64);
-}
-
-#[test]
-fn python2_7_x86_64_finds_each_distributions_ca_bundle() {
-    finds_each_distributions_ca_bundle(&PY27, &X86_64);
-}
-
-#[test]
-fn python2_7_x86_64_prompt_edits_a_line_without_terminfo() {
-    prompt_edits_a_line_without_terminfo(&PY27, &X86_64);
-}
-
-#[test]
-fn python2_7_x86_64_passes_a_cpython_test_subset() {
-    passes_a_cpython_test_subset(&PY27, &X86_64);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_single_file_is_static_with_a_manifest() {
-    single_file_is_static_with_a_manifest(&PY27, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_runs_alone_in_an_empty_root() {
-    runs_alone_in_an_empty_root(&PY27, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_finds_itself_with_an_empty_argv0() {
-    finds_itself_with_an_empty_argv0(&PY27, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_finds_each_distributions_ca_bundle() {
-    finds_each_distributions_ca_bundle(&PY27, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_prompt_edits_a_line_without_terminfo() {
-    prompt_edits_a_line_without_terminfo(&PY27, &I686);
-}
-
-#[test]
-#[ignore = "e2e: tests/e2e/run"]
-fn python2_7_i686_passes_a_cpython_test_subset() {
-    passes_a_cpython_test_subset(&PY27, &I686);
-}
+checks!(python3_11_x86_64, PY311, X86_64);
+checks!(python3_11_i686, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);
+checks!(python2_7_x86_64, PY27, X86_64);
+checks!(python2_7_i686, PY27, I686, #[ignore = "e2e: tests/e2e/run"]);

@@ -207,3 +207,75 @@ pub fn realize_real(node: &str, overlays: &[&Path]) -> PathBuf {
     );
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
+
+/// A host tool by absolute path (tests run commands with a cleared or foreign `PATH`).
+pub fn host_tool(name: &str) -> String {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/setup-host.sh installs it)"))
+}
+
+/// A program alone in an empty root directory (`unshare --user --mount` + chroot, `TERM=xterm`, no
+/// other variable), run on a pseudo-terminal by a private tmux server; the server is killed on drop.
+pub struct PtySession {
+    socket: String,
+}
+
+impl PtySession {
+    /// Starts `argv` (paths inside `root`) in a `height`-line window; `name` keeps sockets apart.
+    pub fn start_in_root(name: &str, root: &Path, argv: &str, height: u32) -> PtySession {
+        let s = PtySession {
+            socket: format!("spy-{name}-{}", std::process::id()),
+        };
+        let cmd = format!(
+            "env -i TERM=xterm {} --user --map-root-user --mount {} {} {argv}; sleep 30",
+            host_tool("unshare"),
+            host_tool("chroot"),
+            root.display()
+        );
+        s.tmux(&["new-session", "-d", "-s", "pty", "-x", "100", "-y", &height.to_string(), &cmd]);
+        s
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux is installed by scripts/setup-host.sh");
+        assert!(o.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The screen once it contains `needle` (fails after 20 s, showing the screen).
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = self.tmux(&["capture-pane", "-p", "-t", "pty"]);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saw {needle:?}; screen:\n{screen}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Sends each key group (tmux `send-keys` arguments: `["-l", "text"]`, `["Left"]`...) in turn,
+    /// pausing after each so the program sees them as separate keystrokes.
+    pub fn send_keys(&self, groups: &[&[&str]]) {
+        for keys in groups {
+            let mut args = vec!["send-keys", "-t", "pty"];
+            args.extend_from_slice(keys);
+            self.tmux(&args);
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
