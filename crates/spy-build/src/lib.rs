@@ -146,6 +146,14 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         ));
     }
 
+    if !job.node.files.is_empty() {
+        let files_dir = spy_dir.join("files");
+        fs_err::create_dir_all(&files_dir).map_err(|e| job.setup_err(e))?;
+        for f in &job.node.files {
+            fs_err::copy(&f.path, files_dir.join(&f.name)).map_err(|e| job.setup_err(e))?;
+        }
+    }
+
     let script = driver_script(job.node, &patch_lines);
     fs_err::write(spy_dir.join("builder.sh"), script).map_err(|e| job.setup_err(e))?;
 
@@ -193,6 +201,7 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
     set(&mut env, "SPY_STORE", &store_in);
     set(&mut env, "SPY_BUILD_TOP", &build_in);
     set(&mut env, "SPY_SRC_DIR", &workdir);
+    set(&mut env, "SPY_FILES", &format!("{build_in}/.spy/files"));
     set(&mut env, "SPY_TARGET", &job.node.key.target);
     set(&mut env, "SPY_NAME", &job.node.key.name);
     set(&mut env, "SPY_VERSION", &job.node.version);

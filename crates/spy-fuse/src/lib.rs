@@ -84,10 +84,14 @@ struct Component {
     name: String,
     version: String,
     license: String,
-    /// `interpreter`, `linked` (its static libraries went into the binary) or `build`.
+    /// `interpreter`, `package` (a Python package compiled in: its extension modules are built in,
+    /// its Python files in the ZIP), `linked` (its static libraries went into the binary) or `build`.
     role: &'static str,
     id: String,
     static_libraries: Vec<String>,
+    /// Packages: the extension modules they built in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    modules: Vec<String>,
     sources: Vec<SourceRecord>,
 }
 
@@ -175,15 +179,21 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
             }));
             continue;
         }
-        let static_libraries = static_libraries(&store_root.join(c.store_name()));
+        let entry = store_root.join(c.store_name());
+        let static_libraries = static_libraries(&entry);
+        let package_modules = builtin_package_modules(&entry).map_err(|e| io_err(&entry, &e))?;
         let role = if c.key.name == spec.interpreter {
             "interpreter"
+        } else if package_modules.is_some() {
+            "package"
         } else if !static_libraries.is_empty() {
             "linked"
         } else {
             "build"
         };
-        components.push(component(c, role, static_libraries));
+        let mut comp = component(c, role, static_libraries);
+        comp.modules = package_modules.unwrap_or_default();
+        components.push(comp);
     }
     components.sort_by(|a, b| a.name.cmp(&b.name));
     build_tools.sort_by(|a, b| a.name.cmp(b.name));
@@ -238,6 +248,7 @@ fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) ->
         role,
         id: c.id.to_hex(),
         static_libraries,
+        modules: Vec::new(),
         sources: c
             .sources
             .iter()
@@ -260,9 +271,12 @@ fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) ->
 }
 
 /// `lib/*.a` of a store entry, sorted.
+/// The static libraries an entry offers: `lib/*.a`, and an interpreter's link kit
+/// (`lib/spy-link/libpython*.a`, which a relinked flavor links).
 fn static_libraries(entry: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(entry.join("lib"))
-        .into_iter()
+    let mut v: Vec<String> = [entry.join("lib"), entry.join("lib/spy-link")]
+        .iter()
+        .flat_map(std::fs::read_dir)
         .flatten()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -375,3 +389,23 @@ fn sha256_file(path: &Path) -> io::Result<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Where a package node (graph/python/pyext/spy-pyext) lists the extension modules it compiled.
+pub const BUILTINS_INDEX: &str = "lib/spy-builtins/builtins.json";
+
+/// The modules a built-in package node compiled in, or `None` if the entry is not such a package.
+fn builtin_package_modules(entry: &Path) -> Result<Option<Vec<String>>, String> {
+    let index = entry.join(BUILTINS_INDEX);
+    if !index.is_file() {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Builtin {
+        module: String,
+    }
+    let text = fs_err::read_to_string(&index).map_err(|e| e.to_string())?;
+    let list: Vec<Builtin> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+    let mut modules: Vec<String> = list.into_iter().map(|b| b.module).collect();
+    modules.sort();
+    Ok(Some(modules))
+}

@@ -19,13 +19,16 @@ pub const CANONICAL_FORMAT: &str = "spy-node-v1";
 pub const BUILDER_VERSION: u32 = 2;
 /// Version of the fuse step's observable behaviour (`crates/spy-fuse`: what goes into the ZIP, its
 /// layout, the manifest). Part of every fuse node's id: bump it with any change to that output.
-pub const FUSE_VERSION: u32 = 2;
+pub const FUSE_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct Canon<'a> {
     builder: u32,
     deps: Vec<CanonDep<'a>>,
     env: &'a BTreeMap<String, String>,
+    /// Absent when empty, so nodes without local files keep their ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<CanonPatch<'a>>,
     /// Fuse nodes only (absent otherwise, so other nodes' ids do not move).
     #[serde(skip_serializing_if = "Option::is_none")]
     fuse: Option<CanonFuse<'a>>,
@@ -107,6 +110,14 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
             release: &f.release,
             stdlib: &f.spec.stdlib,
         }),
+        files: node
+            .files
+            .iter()
+            .map(|p| CanonPatch {
+                blake3: p.blake3.to_hex(),
+                name: &p.name,
+            })
+            .collect(),
         kind: node.kind.as_str(),
         name: &node.key.name,
         patches: node

@@ -90,6 +90,8 @@ pub struct PlanNode {
     pub license: String,
     pub sources: Vec<Source>,
     pub patches: Vec<Patch>,
+    /// Local files handed to the build (`$SPY_FILES/<name>`), hashed like patches.
+    pub files: Vec<Patch>,
     pub env: BTreeMap<String, String>,
     pub phases: BTreeMap<Phase, String>,
     pub tools: Vec<HostTool>,
@@ -527,20 +529,25 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
     for (i, s) in recipe.sources.iter().enumerate() {
         sources.push(resolve_source(&file, &key.name, i, s)?);
     }
-    let mut patches = Vec::new();
-    for p in &recipe.patches {
-        let bytes = fs_err::read(p).map_err(|e| PlanError::Patch {
-            node: key.name.clone(),
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        patches.push(Patch {
-            name,
-            path: p.clone(),
-            blake3: spy_hash::Blake3::of_bytes(&bytes),
-        });
-    }
+    let local = |paths: &[PathBuf]| -> Result<Vec<Patch>, PlanError> {
+        paths
+            .iter()
+            .map(|p| {
+                let bytes = fs_err::read(p).map_err(|e| PlanError::Patch {
+                    node: key.name.clone(),
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(Patch {
+                    name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    path: p.clone(),
+                    blake3: spy_hash::Blake3::of_bytes(&bytes),
+                })
+            })
+            .collect()
+    };
+    let patches = local(&recipe.patches)?;
+    let files = local(&recipe.files)?;
     let tool_names = if recipe.kind == Kind::Bootstrap { recipe.tools } else { Vec::new() };
     let fuse = recipe.fuse.map(|spec| FusePlan {
         spec,
@@ -556,6 +563,7 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
         license: recipe.license,
         sources,
         patches,
+        files,
         env: recipe.env,
         phases: recipe.phases,
         tools: Vec::new(),

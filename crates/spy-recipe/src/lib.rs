@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use schema::{FuseSpec, GitPin, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES};
+pub use schema::{FuseSpec, GitPin, PartialFuse, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES};
 
 /// Graph-wide settings from `spy.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -100,17 +100,18 @@ impl Graph {
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         use rayon::prelude::*;
-        let parsed: Vec<Result<(String, PartialRecipe, PathBuf), RecipeError>> =
+        let parsed: Vec<Result<Vec<(String, PartialRecipe, PathBuf)>, RecipeError>> =
             files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
         let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
         for p in parsed {
-            let (name, recipe, file) = p?;
-            loaded.push(RawNode {
-                name,
-                recipe,
-                file,
-                overlays: vec![],
-            });
+            for (name, recipe, file) in p? {
+                loaded.push(RawNode {
+                    name,
+                    recipe,
+                    file,
+                    overlays: vec![],
+                });
+            }
         }
         // Sorted first: duplicates become neighbours and the map is bulk-built.
         loaded.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.file.cmp(&b.file)));
@@ -143,6 +144,14 @@ impl Graph {
         let overlay: schema::OverlayFile = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for (name, mut partial) in overlay.nodes {
+            if partial.variants.is_some() {
+                return Err(RecipeError::Invalid {
+                    file: path.into(),
+                    line: line_of(&text, "variants"),
+                    key: format!("nodes.{name}.variants"),
+                    message: "variants belong in graph files, not in overlays".into(),
+                });
+            }
             check_targets(&partial, &self.config, path, &text)?;
             absolutize_patches(&mut partial, dir);
             match self.nodes.get_mut(&name) {
@@ -261,7 +270,11 @@ impl Graph {
             key: key.into(),
             message,
         };
-        match (&r.fuse, kind) {
+        let fuse = match r.fuse.clone().map(PartialFuse::finish).transpose() {
+            Ok(f) => f,
+            Err(key) => return Err(invalid(&format!("fuse.{key}"), format!("fuse node `{name}` needs `fuse.{key}`"))),
+        };
+        match (&fuse, kind) {
             (None, Kind::Fuse) => return Err(invalid("fuse", format!("fuse node `{name}` needs a [fuse] table"))),
             (Some(_), k) if k != Kind::Fuse => {
                 return Err(invalid(
@@ -292,11 +305,12 @@ impl Graph {
             targets: r.targets,
             sources: r.sources.unwrap_or_default(),
             patches: r.patches.unwrap_or_default(),
+            files: r.files.unwrap_or_default(),
             env: r.env.unwrap_or_default(),
             phases: r.phases.unwrap_or_default(),
             tools: r.tools.unwrap_or_default(),
             weight: r.weight.unwrap_or(1),
-            fuse: r.fuse,
+            fuse,
         })
     }
 
@@ -343,20 +357,43 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
     Ok(())
 }
 
-fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<(String, PartialRecipe, PathBuf), RecipeError> {
+fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<(String, PartialRecipe, PathBuf)>, RecipeError> {
     let text = read(path)?;
     let mut partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+    let invalid = |key: &str, message: &str| RecipeError::Invalid {
+        file: path.into(),
+        line: line_of(&text, key).or(Some(1)),
+        key: key.into(),
+        message: message.into(),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(variants) = partial.variants.take() {
+        if partial.name.is_some() {
+            return Err(invalid("name", "a file of variants names its nodes by the keys of [variants.*], not by `name`"));
+        }
+        if variants.is_empty() {
+            return Err(invalid("variants", "`variants` is empty"));
+        }
+        let mut out = Vec::with_capacity(variants.len());
+        for (name, v) in variants {
+            if v.variants.is_some() || v.name.is_some() {
+                return Err(invalid(&name, "a variant cannot have `name` or `variants` of its own"));
+            }
+            let mut node = partial.clone();
+            node.merge(v);
+            node.name = Some(name.clone());
+            check_targets(&node, config, path, &text)?;
+            absolutize_patches(&mut node, dir);
+            out.push((name, node, path.to_path_buf()));
+        }
+        return Ok(out);
+    }
     let Some(name) = partial.name.clone() else {
-        return Err(RecipeError::Invalid {
-            file: path.into(),
-            line: Some(1),
-            key: "name".into(),
-            message: "a recipe needs `name`".into(),
-        });
+        return Err(invalid("name", "a recipe needs `name` (or `[variants.NAME]` tables)"));
     };
     check_targets(&partial, config, path, &text)?;
-    absolutize_patches(&mut partial, path.parent().unwrap_or(Path::new(".")));
-    Ok((name, partial, path.to_path_buf()))
+    absolutize_patches(&mut partial, dir);
+    Ok(vec![(name, partial, path.to_path_buf())])
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {

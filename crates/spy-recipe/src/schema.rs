@@ -108,6 +108,45 @@ pub struct FuseSpec {
     pub flavor: String,
 }
 
+/// A `[fuse]` table as written: every key optional, merged key by key (a variant or an overlay sets
+/// only what differs); [`PartialFuse::finish`] checks the required ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialFuse {
+    pub interpreter: Option<String>,
+    pub executable: Option<String>,
+    pub stdlib: Option<String>,
+    pub modules: Option<String>,
+    pub exclude: Option<Vec<String>>,
+    pub compression: Option<ZipCompression>,
+    pub flavor: Option<String>,
+}
+
+impl PartialFuse {
+    fn merge(&mut self, o: PartialFuse) {
+        replace(&mut self.interpreter, o.interpreter);
+        replace(&mut self.executable, o.executable);
+        replace(&mut self.stdlib, o.stdlib);
+        replace(&mut self.modules, o.modules);
+        replace(&mut self.exclude, o.exclude);
+        replace(&mut self.compression, o.compression);
+        replace(&mut self.flavor, o.flavor);
+    }
+
+    /// The complete spec, or the name of the first required key that is missing.
+    pub fn finish(self) -> Result<FuseSpec, &'static str> {
+        Ok(FuseSpec {
+            interpreter: self.interpreter.ok_or("interpreter")?,
+            executable: self.executable.ok_or("executable")?,
+            stdlib: self.stdlib.ok_or("stdlib")?,
+            modules: self.modules,
+            exclude: self.exclude.unwrap_or_default(),
+            compression: self.compression.unwrap_or_default(),
+            flavor: self.flavor.ok_or("flavor")?,
+        })
+    }
+}
+
 /// How the standard library ZIP stores its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +178,8 @@ pub struct Recipe {
     pub targets: Option<Vec<String>>,
     pub sources: Vec<SourceSpec>,
     pub patches: Vec<PathBuf>,
+    /// Local files (helper scripts...) copied into the build, `$SPY_FILES/<name>`.
+    pub files: Vec<PathBuf>,
     pub env: BTreeMap<String, String>,
     pub phases: BTreeMap<Phase, String>,
     /// Bootstrap nodes: host tools to expose and identify by version.
@@ -163,12 +204,18 @@ pub struct PartialRecipe {
     pub targets: Option<Vec<String>>,
     pub sources: Option<Vec<SourceSpec>>,
     pub patches: Option<Vec<PathBuf>>,
+    pub files: Option<Vec<PathBuf>>,
     pub env: Option<BTreeMap<String, String>>,
     pub phases: Option<BTreeMap<Phase, String>>,
     pub tools: Option<Vec<String>>,
     pub weight: Option<u32>,
-    pub fuse: Option<FuseSpec>,
+    pub fuse: Option<PartialFuse>,
     pub target: Option<BTreeMap<String, PartialTargetRecipe>>,
+    /// Appended to `deps` (and to every per-target `deps`) when merged: how an overlay adds a
+    /// dependency without restating the list. Not kept after merging.
+    pub extra_deps: Option<Vec<String>>,
+    /// A file of variants: one node per key, each the file's other keys merged with its table.
+    pub variants: Option<BTreeMap<String, PartialRecipe>>,
 }
 
 /// What a `[target.<name>]` table may change.
@@ -227,7 +274,10 @@ impl PartialRecipe {
         replace(&mut self.description, o.description);
         replace(&mut self.license, o.license);
         replace(&mut self.targets, o.targets);
-        replace(&mut self.fuse, o.fuse);
+        if let Some(f) = o.fuse {
+            self.fuse.get_or_insert_with(PartialFuse::default).merge(f);
+        }
+        replace(&mut self.files, o.files);
         let target = o.target;
         merge_target_keys!(
             &mut *self,
@@ -246,6 +296,17 @@ impl PartialRecipe {
             let mine = self.target.get_or_insert_with(BTreeMap::new);
             for (t, over) in targets {
                 mine.entry(t).or_default().merge(over);
+            }
+        }
+        if let Some(extra) = o.extra_deps {
+            let lists = std::iter::once(self.deps.get_or_insert_with(Vec::new))
+                .chain(self.target.iter_mut().flat_map(|t| t.values_mut()).filter_map(|t| t.deps.as_mut()));
+            for list in lists {
+                for d in &extra {
+                    if !list.contains(d) {
+                        list.push(d.clone());
+                    }
+                }
             }
         }
     }
@@ -282,18 +343,22 @@ impl PartialRecipe {
             targets: self.targets.clone(),
             sources: self.sources.clone(),
             patches: self.patches.clone(),
+            files: self.files.clone(),
             env: self.env.clone(),
             phases: self.phases.clone(),
             tools: self.tools.clone(),
             weight: self.weight,
             fuse: self.fuse.clone(),
             target: None,
+            extra_deps: None,
+            variants: None,
         }
     }
 
-    /// Every patch list (top level and per target), for making paths absolute.
+    /// Every list of local paths (patches and files, top level and per target), for making them
+    /// absolute.
     pub(crate) fn patch_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<PathBuf>> {
-        let top = self.patches.as_mut().into_iter();
+        let top = self.patches.as_mut().into_iter().chain(self.files.as_mut());
         let per_target = self
             .target
             .iter_mut()

@@ -49,9 +49,42 @@ impl Origin for PypiOrigin {
                 Err(e) => failures.push(e),
             }
         }
+        // `pip download` always prepares an sdist's metadata, which runs its setup.py with the
+        // host's Python 3: a Python-2-only sdist (gevent 0.13.8) can never get through that. pip's
+        // own finder and session still locate and fetch it (same index, certificates, proxies).
+        let mut cmd = Command::new(&python);
+        cmd.args(["-c", FETCH_WITHOUT_METADATA]).arg(dir.path()).arg(req);
+        log(&format!("pip download of {req} failed; fetching the sdist through pip's finder without building its metadata"));
+        match run_tool(&mut cmd) {
+            Ok(()) => return pick_matching(store, dir.path(), src, &format!("pip's finder for {req}")),
+            Err(e) => failures.push(format!("pip's finder: {e}")),
+        }
         Ok(Attempt::Missed(format!(
             "`pip download --no-binary :all: --no-deps {req}` failed: {}",
             failures.join("; then: ")
         )))
     }
 }
+
+/// Finds the best sdist for a requirement with pip's own finder and saves it, without preparing its
+/// metadata. Uses pip internals that have been stable since pip 20; a failure is reported, never
+/// hidden.
+const FETCH_WITHOUT_METADATA: &str = r#"
+import os, sys
+from pip._internal.commands import create_command
+from pip._internal.req.constructors import install_req_from_line
+dest, req = sys.argv[1], sys.argv[2]
+cmd = create_command("download")
+opts, _ = cmd.parse_args(["--no-binary", ":all:", "--no-deps", "-d", dest, req])
+session = cmd._build_session(opts)
+finder = cmd._build_package_finder(options=opts, session=session)
+ireq = install_req_from_line(req)
+best = finder.find_best_candidate(ireq.name, ireq.specifier).best_candidate
+if best is None or best.link.is_wheel:
+    sys.exit("no sdist of %s" % req)
+with session.get(best.link.url_without_fragment, stream=True) as r:
+    r.raise_for_status()
+    with open(os.path.join(dest, best.link.filename), "wb") as f:
+        for chunk in r.iter_content(1 << 16):
+            f.write(chunk)
+"#;
