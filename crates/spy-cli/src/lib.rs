@@ -134,12 +134,16 @@ fn report(e: &anyhow::Error) {
 }
 
 fn hint(e: &anyhow::Error) -> Option<String> {
-    if e.downcast_ref::<spy_fetch::FetchError>().is_some() {
-        return Some(spy_fetch::MISSING_SOURCE_HINT.into());
+    if let Some(f) = e.downcast_ref::<spy_fetch::FetchError>() {
+        return Some(f.hint());
     }
     if let Some(s) = e.downcast_ref::<spy_sched::SchedError>() {
         return Some(match s {
-            spy_sched::SchedError::Fetch(_) => spy_fetch::MISSING_SOURCE_HINT.into(),
+            spy_sched::SchedError::Fetch(errors) => {
+                let mut hints: Vec<String> = errors.iter().map(|(_, f)| f.hint()).collect();
+                hints.dedup();
+                hints.join("\nhint: ")
+            }
             spy_sched::SchedError::Failed { .. } => "see the log tail above; `spy log NODE` prints the whole log".into(),
             _ => return None,
         });

@@ -30,6 +30,27 @@ pub enum FetchError {
 /// What to tell a user whose source could not be obtained.
 pub const MISSING_SOURCE_HINT: &str = "put the file in a directory and pass `--mirror DIR` (or SPY_MIRRORS), or run `spy add-source FILE`";
 
+impl FetchError {
+    /// How to supply the missing source: a file for a sha256 pin, a clone for a git pin.
+    pub fn hint(&self) -> String {
+        match self {
+            FetchError::NotFound { pin, .. } if pin.starts_with("git ") => {
+                let url = pin.trim_start_matches("git ").split(" at ").next().unwrap_or_default();
+                let name = url
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".git");
+                format!(
+                    "clone {url} where it can be reached, put the clone (a directory named `{name}` or `{name}.git` that holds the pinned commit) in a directory and pass `--mirror DIR` (or SPY_MIRRORS)"
+                )
+            }
+            _ => MISSING_SOURCE_HINT.into(),
+        }
+    }
+}
+
 /// What one origin did with one source.
 pub enum Attempt {
     /// The bytes matched and are now in the store at this path.

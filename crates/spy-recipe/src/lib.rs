@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use schema::{FuseSpec, GitPin, PartialFuse, Kind, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES};
+pub use schema::{
+    FuseSpec, GitPin, Kind, PartialFuse, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES,
+};
 
 /// Graph-wide settings from `spy.toml`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -369,7 +371,10 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<(String, Pa
     let dir = path.parent().unwrap_or(Path::new("."));
     if let Some(variants) = partial.variants.take() {
         if partial.name.is_some() {
-            return Err(invalid("name", "a file of variants names its nodes by the keys of [variants.*], not by `name`"));
+            return Err(invalid(
+                "name",
+                "a file of variants names its nodes by the keys of [variants.*], not by `name`",
+            ));
         }
         if variants.is_empty() {
             return Err(invalid("variants", "`variants` is empty"));

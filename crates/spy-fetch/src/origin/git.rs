@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::process::Command;
 
 use spy_plan::{Source, SourcePin};
@@ -9,17 +10,25 @@ use crate::{Attempt, FetchError};
 /// git repositories pinned by full commit: the commit is fetched (or the repository cloned), checked
 /// to exist as a commit, and archived with `git archive` into the cache under its id. Git's own
 /// hashing is what verifies the content.
+///
+/// With `mirror`, the repository is looked for as a clone inside that directory, named as the last
+/// segment of the URL (`stackless` or `stackless.git`): how a git source is supplied offline
+/// (`--mirror DIR`).
 pub struct GitOrigin {
     pub offline: bool,
+    pub mirror: Option<PathBuf>,
 }
 
 impl Origin for GitOrigin {
     fn name(&self) -> String {
-        "git".into()
+        match &self.mirror {
+            Some(m) => format!("git clone in mirror {}", m.display()),
+            None => "git".into(),
+        }
     }
     fn applies(&self, src: &Source) -> bool {
         match &src.pin {
-            SourcePin::Git { url, .. } => !self.offline || is_local(url),
+            SourcePin::Git { url, .. } => self.mirror.is_some() || !self.offline || is_local(url),
             _ => false,
         }
     }
@@ -27,6 +36,23 @@ impl Origin for GitOrigin {
         let SourcePin::Git { url, commit } = &src.pin else {
             return Ok(Attempt::Missed("not a git source".into()));
         };
+        let url = match &self.mirror {
+            None => url.clone(),
+            Some(m) => {
+                let name = url
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".git");
+                let found = [m.join(name), m.join(format!("{name}.git"))].into_iter().find(|p| p.is_dir());
+                match found {
+                    Some(p) => p.display().to_string(),
+                    None => return Ok(Attempt::Missed(format!("no clone named {name} or {name}.git there"))),
+                }
+            }
+        };
+        let url = &url;
         let dir = store.staging_dir("git-")?;
         let repo = dir.path().join("repo");
         log(&format!("git fetch {url} {commit}"));

@@ -34,8 +34,17 @@ pub fn default_origins(opts: &FetchOptions) -> Vec<Box<dyn Origin>> {
         .iter()
         .map(|m| Box::new(MirrorOrigin::new(m.clone())) as Box<dyn Origin>)
         .collect();
+    v.extend(opts.mirrors.iter().map(|m| {
+        Box::new(GitOrigin {
+            offline: opts.offline,
+            mirror: Some(m.clone()),
+        }) as Box<dyn Origin>
+    }));
     v.push(Box::new(FileUrlOrigin));
-    v.push(Box::new(GitOrigin { offline: opts.offline }));
+    v.push(Box::new(GitOrigin {
+        offline: opts.offline,
+        mirror: None,
+    }));
     if !opts.offline {
         v.push(Box::new(HttpOrigin::new()));
         v.push(Box::new(DebianOrigin));

@@ -54,7 +54,9 @@ impl Origin for PypiOrigin {
         // own finder and session still locate and fetch it (same index, certificates, proxies).
         let mut cmd = Command::new(&python);
         cmd.args(["-c", FETCH_WITHOUT_METADATA]).arg(dir.path()).arg(req);
-        log(&format!("pip download of {req} failed; fetching the sdist through pip's finder without building its metadata"));
+        log(&format!(
+            "pip download of {req} failed; fetching the sdist through pip's finder without building its metadata"
+        ));
         match run_tool(&mut cmd) {
             Ok(()) => return pick_matching(store, dir.path(), src, &format!("pip's finder for {req}")),
             Err(e) => failures.push(format!("pip's finder: {e}")),
