@@ -516,6 +516,47 @@ fn git_sources_are_pinned_by_full_commit() {
     assert!(err.contains("full 40-digit"), "{err}");
 }
 
+/// A git source whose URL cannot be reached is supplied by a clone in a mirror directory, named as
+/// the URL's last segment; a clone without the pinned commit is refused, and the error says how to
+/// supply the source.
+#[test]
+fn git_sources_come_from_a_clone_in_a_mirror() {
+    let f = Fixture::new();
+    let repo = f.mirror().join("widget.git");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("file.txt"), "mirrored\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "one"]);
+    let commit = git(&["rev-parse", "HEAD"]);
+    // The URL's host does not resolve (`.invalid`), as GitHub does not from this build machine.
+    let recipe = |commit: &str| {
+        format!("name = \"fromgit\"\nversion = \"1\"\n[[sources]]\ngit = {{ url = \"https://example.invalid/o/widget\", commit = \"{commit}\" }}\n[phases]\ninstall = \"cp file.txt $out/\"\n")
+    };
+    f.write("graph/fromgit.toml", &recipe(&"2".repeat(40)));
+    let mirror = f.mirror().display().to_string();
+    let err = f.fails(&["realize", "--mirror", &mirror, "fromgit"]);
+    assert!(err.contains("is not in") && err.contains("nothing was built"), "{err}");
+    assert!(err.contains("`widget` or `widget.git`") && err.contains("--mirror DIR"), "{err}");
+    f.write("graph/fromgit.toml", &recipe(&commit));
+    f.ok(&["realize", "--mirror", &mirror, "fromgit"]);
+    assert_eq!(std::fs::read_to_string(f.root().join("result/file.txt")).unwrap(), "mirrored\n");
+}
+
 #[test]
 fn overlays_change_exactly_the_nodes_they_touch_and_their_dependents() {
     let f = Fixture::new();

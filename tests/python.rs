@@ -316,7 +316,13 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64, "{c}");
     }
     assert_eq!(comp("openssl")["role"], "linked");
-    assert_eq!(comp(py.interpreter)["role"], "interpreter");
+    // The release fuses the plain flavor's relinked interpreter; CPython's link kit went into it.
+    assert_eq!(comp(&format!("{}-interp", py.node))["role"], "interpreter");
+    assert_eq!(comp(py.interpreter)["role"], "linked");
+    assert!(
+        m["modules"]["packages"].as_object().unwrap().is_empty(),
+        "packages in a plain release"
+    );
     assert_eq!(comp("linux-headers")["role"], "build");
     assert!(m["build_tools"].as_array().unwrap().iter().any(|t| t["name"] == "gcc"));
 }

@@ -102,8 +102,7 @@ impl Graph {
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         use rayon::prelude::*;
-        let parsed: Vec<Result<Vec<(String, PartialRecipe, PathBuf)>, RecipeError>> =
-            files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
+        let parsed: Vec<Result<Vec<LoadedNode>, RecipeError>> = files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
         let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
         for p in parsed {
             for (name, recipe, file) in p? {
@@ -359,7 +358,10 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
     Ok(())
 }
 
-fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<(String, PartialRecipe, PathBuf)>, RecipeError> {
+/// A node as read from a file: its name, its table and the file.
+type LoadedNode = (String, PartialRecipe, PathBuf);
+
+fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>, RecipeError> {
     let text = read(path)?;
     let mut partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
     let invalid = |key: &str, message: &str| RecipeError::Invalid {

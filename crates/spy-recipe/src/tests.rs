@@ -78,3 +78,47 @@ fn duplicate_node_is_an_error() {
     write(d.path(), "x/a.toml", "name = \"a\"\nversion = \"2\"\n");
     assert!(matches!(Graph::load(d.path(), &[]), Err(RecipeError::Duplicate { .. })));
 }
+
+#[test]
+fn variants_make_one_node_each_and_overlays_extend_deps_and_fuse() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    write(&g, "base.toml", "name = \"base\"\nversion = \"1\"\n");
+    write(&g, "pkg.toml", "name = \"pkg\"\nversion = \"1\"\n");
+    write(
+        &g,
+        "rel.toml",
+        "kind = \"fuse\"\nversion = \"9\"\nfiles = [\"h.sh\"]\n[fuse]\nexecutable = \"bin/x\"\nstdlib = \"lib\"\nflavor = \"plain\"\n\
+         [variants.one]\ndeps = [\"base\"]\nfuse = { interpreter = \"base\" }\n\
+         [variants.two]\nversion = \"10\"\ndeps = [\"base\"]\nfuse = { interpreter = \"base\", flavor = \"co\" }\n",
+    );
+    write(
+        d.path(),
+        "o.toml",
+        "[nodes.two]\nextra_deps = [\"pkg\"]\n[nodes.two.fuse]\nexclude = [\"test\"]\n",
+    );
+    let graph = Graph::load(&g, &[d.path().join("o.toml")]).unwrap();
+    let one = graph.recipe_for("one", "x86_64-linux-musl").unwrap();
+    let two = graph.recipe_for("two", "x86_64-linux-musl").unwrap();
+    assert_eq!((one.version.as_str(), two.version.as_str()), ("9", "10"));
+    assert_eq!(one.files, vec![g.join("h.sh")]);
+    assert_eq!(one.deps, ["base"]);
+    assert_eq!(two.deps, ["base", "pkg"]);
+    let (f1, f2) = (one.fuse.unwrap(), two.fuse.unwrap());
+    assert_eq!((f1.flavor.as_str(), f1.executable.as_str()), ("plain", "bin/x"));
+    assert_eq!((f2.flavor.as_str(), f2.exclude.clone()), ("co", vec!["test".to_string()]));
+    // A variant without a required fuse key is an error naming it.
+    write(
+        &g,
+        "rel.toml",
+        "kind = \"fuse\"\nversion = \"9\"\n[variants.one]\ndeps = [\"base\"]\nfuse = { interpreter = \"base\" }\n",
+    );
+    let graph = Graph::load(&g, &[]).unwrap();
+    let err = graph.recipe_for("one", "x86_64-linux-musl").unwrap_err().to_string();
+    assert!(err.contains("fuse.executable"), "{err}");
+    // `name` beside variants is refused.
+    write(&g, "rel.toml", "name = \"x\"\nversion = \"9\"\n[variants.one]\n");
+    let err = Graph::load(&g, &[]).unwrap_err().to_string();
+    assert!(err.contains("variants"), "{err}");
+}

@@ -1,0 +1,245 @@
+//! Flavors with built-in packages from sdists (graph/python/flavors.toml, graph/python/packages):
+//! the co flavor of 2.7 — greenlet, gevent on libevent, PyCrypto compiled into the interpreter —
+//! run alone in an empty root; psutil added to any flavor by `overlays/psutil.toml`; and the
+//! stackless flavors, whose source cannot be obtained here, stopping before any build.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn release(node: &str, overlays: &[&Path]) -> (PathBuf, serde_json::Value) {
+    let out = common::realize_real(node, overlays);
+    let m = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    (out.join("bin").join(node), m)
+}
+
+/// Runs `argv` chrooted into `root` (holding only what the test put there) as root of a new user
+/// namespace: no /proc, /etc, /usr, /dev. The loopback interface is the host's.
+fn run_in_root(root: &Path, argv: &[&str]) -> Output {
+    Command::new(common::host_tool("unshare"))
+        .args(["--user", "--map-root-user", "--mount", &common::host_tool("chroot")])
+        .arg(root)
+        .args(argv)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "status {}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status);
+    stdout.into_owned()
+}
+
+/// A root holding the binary at `/python` and a self-signed certificate made now by the host's
+/// openssl (`/cert.pem`, `/key.pem`).
+fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(bin, root.path().join("python")).unwrap();
+    let o = Command::new(common::host_tool("openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(root.path().join("key.pem"))
+        .arg("-out")
+        .arg(root.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    ok(&o);
+    root
+}
+
+/// greenlet, gevent (1,000 greenlets, a TCP echo over 127.0.0.1, TLS over a socket pair) and AES,
+/// all from the single file. Python 2 and 3 syntax.
+const CO_PROBE: &str = r#"
+import sys
+import greenlet, gevent, gevent.socket, gevent.ssl
+from gevent import socket
+main = greenlet.getcurrent()
+def child(x):
+    return main.switch(x + 1) * 2
+g = greenlet.greenlet(child)
+assert g.switch(1) == 2 and g.switch(5) == 10 and g.dead
+done = []
+gevent.joinall([gevent.spawn(done.append, i) for i in range(1000)])
+assert sorted(done) == list(range(1000))
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(5)
+def echo():
+    c, _ = srv.accept()
+    c.sendall(c.recv(100).upper())
+    c.close()
+server = gevent.spawn(echo)
+cl = socket.create_connection(srv.getsockname())
+cl.sendall(b"hello, gevent")
+assert cl.recv(100) == b"HELLO, GEVENT"
+server.join()
+a, b = socket.socketpair()
+def tls_server():
+    s = gevent.ssl.wrap_socket(a, keyfile="/key.pem", certfile="/cert.pem", server_side=True)
+    s.sendall(s.recv(100)[::-1])
+tls = gevent.spawn(tls_server)
+c = gevent.ssl.wrap_socket(b)
+c.sendall(b"over tls")
+assert c.recv(100) == b"slt revo"
+tls.join()
+from Crypto.Cipher import AES
+key, iv = b"k" * 16, b"i" * 16
+data = b"sixteen byte blk" * 3
+enc = AES.new(key, AES.MODE_CBC, iv).encrypt(data)
+assert enc != data and AES.new(key, AES.MODE_CBC, iv).decrypt(enc) == data
+print("ok " + gevent.__version__ + " " + greenlet.__version__)
+"#;
+
+fn coroutines_tls_and_crypto_in_an_empty_root(node: &str, gevent: &str, greenlet: &str) {
+    let (bin, _) = release(node, &[]);
+    let root = root_with_certificate(&bin);
+    let out = ok(&run_in_root(root.path(), &["/python", "-c", CO_PROBE]));
+    assert_eq!(out.trim(), format!("ok {gevent} {greenlet}"));
+}
+
+fn manifest_lists_every_package(node: &str, packages: &[(&str, &str, &str, &str)]) {
+    let (_, m) = release(node, &[]);
+    assert_eq!(m["flavor"], "co");
+    let comps = m["components"].as_array().unwrap();
+    let builtin: Vec<&str> = m["modules"]["builtin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for &(name, version, license, module) in packages {
+        let c = comps
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no component {name}"));
+        assert_eq!(
+            (c["version"].as_str(), c["license"].as_str(), c["role"].as_str()),
+            (Some(version), Some(license), Some("package")),
+            "{c}"
+        );
+        assert!(c["modules"].as_array().unwrap().iter().any(|v| v == module), "{c}");
+        assert!(builtin.contains(&module), "{module} is not a built-in module");
+        assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64);
+    }
+    assert!(comps.iter().any(|c| c["name"] == "libevent" && c["role"] == "linked"));
+}
+
+/// `overlays/psutil.toml` on a flavor: with the host's /proc psutil sees this process; in an empty
+/// root (no /proc) it raises a Python exception instead of crashing.
+fn psutil_with_and_without_proc(node: &str) {
+    let overlay = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("overlays/psutil.toml");
+    let (bin, m) = release(node, &[&overlay]);
+    assert!(m["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"].as_str().unwrap().starts_with("psutil-") && c["role"] == "package" && c["license"] == "BSD-3-Clause"));
+    let o = Command::new(&bin)
+        .args([
+            "-c",
+            "import os, psutil; assert psutil.Process().pid == os.getpid(); assert psutil.cpu_count() >= 1; print(psutil.__version__)",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(&bin, root.path().join("python")).unwrap();
+    let probe = "import psutil\ntry:\n    psutil.virtual_memory()\nexcept Exception as e:\n    print('raised ' + type(e).__name__)\n";
+    let out = ok(&run_in_root(root.path(), &["/python", "-c", probe]));
+    assert!(out.starts_with("raised "), "{out}");
+}
+
+mod pythonco2_7_x86_64 {
+    #[test]
+    fn coroutines_tls_and_crypto_in_an_empty_root() {
+        super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-x86_64", "0.13.8", "1.1.3");
+    }
+    #[test]
+    fn manifest_lists_every_package() {
+        super::manifest_lists_every_package(
+            "pythonco2.7-x86_64",
+            &[
+                ("greenlet-py2.7", "1.1.3", "MIT AND PSF-2.0", "greenlet._greenlet"),
+                ("gevent-py2.7", "0.13.8", "MIT", "gevent.core"),
+                ("pycrypto-py2.7", "2.6.1", "LicenseRef-PyCrypto-Public-Domain", "Crypto.Cipher._AES"),
+            ],
+        );
+    }
+    #[test]
+    fn psutil_with_and_without_proc() {
+        super::psutil_with_and_without_proc("pythonco2.7-x86_64");
+    }
+}
+
+mod pythonco2_7_i686 {
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn coroutines_tls_and_crypto_in_an_empty_root() {
+        super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-i686", "0.13.8", "1.1.3");
+    }
+}
+
+mod python3_11_x86_64 {
+    #[test]
+    fn psutil_with_and_without_proc() {
+        super::psutil_with_and_without_proc("python3.11-x86_64");
+    }
+}
+
+/// The stackless sources (a git repository on GitHub) cannot be reached here: realize stops before
+/// building anything, names the source, what it tried and how to supply it, and registers nothing.
+#[test]
+fn stacklessco2_7_without_its_source_fails_before_building() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let store = std::env::var_os("SPY_E2E_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"));
+    let entries = |s: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(s)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = entries(&store);
+    let o = Command::new(common::SPY)
+        .args(["realize", "--no-out-link", "stacklessco2.7-x86_64"])
+        .current_dir(&repo)
+        .env("SPY_GRAPH", repo.join("graph"))
+        .env("SPY_STORE", &store)
+        .env_remove("SPY_MIRRORS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    for needle in [
+        "could not be obtained; nothing was built",
+        "stackless-v2.7.17-slp.tar",
+        "https://github.com/stackless-dev/stackless at 4de5ac6bbe87cebfecbc050443e1084e9472c5f8",
+        "tried:",
+        "--mirror DIR",
+        "`stackless`",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("spy: building"), "something was built:\n{stderr}");
+    let after = entries(&store);
+    let new: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
+    assert!(new.iter().all(|e| e.starts_with('.')), "registered: {new:?}");
+    assert!(!after.iter().any(|e| e.contains("stackless") || e.contains("slpython")));
+}
