@@ -22,6 +22,19 @@ impl Origin for PypiOrigin {
         };
         let dir = store.staging_dir("pip-")?;
         let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
+        // A pinned wheel (a tool shipped as one, like ziglang): pip picks the file for this host;
+        // the pinned hash decides whether it is the one.
+        if src.file.ends_with(".whl") {
+            log(&format!("pip download --only-binary :all: --no-deps {req}"));
+            let mut cmd = Command::new(&python);
+            cmd.args(["-m", "pip", "download", "--only-binary", ":all:", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+                .arg(dir.path())
+                .arg(req);
+            return match run_tool(&mut cmd) {
+                Ok(()) => pick_matching(store, dir.path(), src, &format!("pip download {req}")),
+                Err(e) => Ok(Attempt::Missed(format!("`pip download --only-binary :all: --no-deps {req}` failed: {e}"))),
+            };
+        }
         log(&format!("pip download --no-binary :all: --no-deps {req}"));
         // Without build isolation pip prepares the sdist's metadata with the host's setuptools,
         // which is fast; packages with another build backend need the isolated (slower) way.
