@@ -109,7 +109,11 @@ fn coroutines_tls_and_crypto_in_an_empty_root(node: &str, gevent: &str, greenlet
     assert_eq!(out.trim(), format!("ok {gevent} {greenlet}"));
 }
 
-fn manifest_lists_every_package(node: &str, packages: &[(&str, &str, &str, &str)]) {
+/// (component, version, license, one of its modules, whether that module is importable: a ctypes
+/// library is linked in but not a module).
+type Package<'a> = (&'a str, &'a str, &'a str, &'a str, bool);
+
+fn manifest_lists_every_package(node: &str, packages: &[Package]) {
     let (_, m) = release(node, &[]);
     assert_eq!(m["flavor"], "co");
     let comps = m["components"].as_array().unwrap();
@@ -119,7 +123,7 @@ fn manifest_lists_every_package(node: &str, packages: &[(&str, &str, &str, &str)
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for &(name, version, license, module) in packages {
+    for &(name, version, license, module, importable) in packages {
         let c = comps
             .iter()
             .find(|c| c["name"] == name)
@@ -130,10 +134,12 @@ fn manifest_lists_every_package(node: &str, packages: &[(&str, &str, &str, &str)
             "{c}"
         );
         assert!(c["modules"].as_array().unwrap().iter().any(|v| v == module), "{c}");
-        assert!(builtin.contains(&module), "{module} is not a built-in module");
+        assert_eq!(builtin.contains(&module), importable, "{module} among the built-in modules");
         assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64);
     }
-    assert!(comps.iter().any(|c| c["name"] == "libevent" && c["role"] == "linked"));
+    if node.contains("2.7") {
+        assert!(comps.iter().any(|c| c["name"] == "libevent" && c["role"] == "linked"));
+    }
 }
 
 /// `overlays/psutil.toml` on a flavor: with the host's /proc psutil sees this process; in an empty
@@ -171,9 +177,15 @@ mod pythonco2_7_x86_64 {
         super::manifest_lists_every_package(
             "pythonco2.7-x86_64",
             &[
-                ("greenlet-py2.7", "1.1.3", "MIT AND PSF-2.0", "greenlet._greenlet"),
-                ("gevent-py2.7", "0.13.8", "MIT", "gevent.core"),
-                ("pycrypto-py2.7", "2.6.1", "LicenseRef-PyCrypto-Public-Domain", "Crypto.Cipher._AES"),
+                ("greenlet-py2.7", "1.1.3", "MIT AND PSF-2.0", "greenlet._greenlet", true),
+                ("gevent-py2.7", "0.13.8", "MIT", "gevent.core", true),
+                (
+                    "pycrypto-py2.7",
+                    "2.6.1",
+                    "LicenseRef-PyCrypto-Public-Domain",
+                    "Crypto.Cipher._AES",
+                    true,
+                ),
             ],
         );
     }
@@ -188,6 +200,66 @@ mod pythonco2_7_i686 {
     #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-i686", "0.13.8", "1.1.3");
+    }
+}
+
+mod pythonco3_11_x86_64 {
+    #[test]
+    fn coroutines_tls_and_crypto_in_an_empty_root() {
+        super::coroutines_tls_and_crypto_in_an_empty_root("pythonco3.11-x86_64", "26.9.0", "3.5.6");
+    }
+    #[test]
+    fn manifest_lists_every_package() {
+        super::manifest_lists_every_package(
+            "pythonco3.11-x86_64",
+            &[
+                ("greenlet-py3.11", "3.5.6", "MIT AND PSF-2.0", "greenlet._greenlet", true),
+                ("gevent-py3.11", "26.9.0", "MIT", "gevent.libev.corecext", true),
+                (
+                    "zope.interface-py3.11",
+                    "8.7",
+                    "ZPL-2.1",
+                    "zope.interface._zope_interface_coptimizations",
+                    true,
+                ),
+                (
+                    "pycryptodome-py3.11",
+                    "4.4.0",
+                    "BSD-2-Clause AND Unlicense",
+                    "Crypto.Cipher._raw_aes",
+                    false,
+                ),
+            ],
+        );
+    }
+    /// The C API through ctypes in a static interpreter (the symbol table spy-relink links in),
+    /// and pycryptodome's ctypes libraries found by their dotted names.
+    #[test]
+    fn ctypes_finds_linked_in_symbols() {
+        let (bin, _) = super::release("pythonco3.11-x86_64", &[]);
+        let probe = "import ctypes\n\
+            f = ctypes.pythonapi.Py_GetVersion\n\
+            f.restype = ctypes.c_char_p\n\
+            assert f().decode().startswith('3.11.2'), f()\n\
+            lib = ctypes.CDLL('Crypto.Cipher._raw_aes')\n\
+            assert lib.AES_start_operation\n\
+            try:\n    lib.no_such_symbol\nexcept AttributeError as e:\n    print('missing:', e)\n\
+            try:\n    ctypes.CDLL('libnotlinked.so')\nexcept OSError as e:\n    print('not linked:', e)\n";
+        let root = tempfile::tempdir().unwrap();
+        std::fs::copy(&bin, root.path().join("python")).unwrap();
+        let out = super::ok(&super::run_in_root(root.path(), &["/python", "-c", probe]));
+        assert!(
+            out.contains("missing:") && out.contains("no_such_symbol") && out.contains("not linked:"),
+            "{out}"
+        );
+    }
+}
+
+mod pythonco3_11_i686 {
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn coroutines_tls_and_crypto_in_an_empty_root() {
+        super::coroutines_tls_and_crypto_in_an_empty_root("pythonco3.11-i686", "26.9.0", "3.5.6");
     }
 }
 
@@ -242,4 +314,34 @@ fn stacklessco2_7_without_its_source_fails_before_building() {
     let new: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
     assert!(new.iter().all(|e| e.starts_with('.')), "registered: {new:?}");
     assert!(!after.iter().any(|e| e.contains("stackless") || e.contains("slpython")));
+}
+
+/// `overlays/psutil.toml` reaches every flavor: each `-interp` node of the graph depends on a
+/// psutil package with the overlay, and on none without it.
+#[test]
+fn psutil_overlay_reaches_every_flavor() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let spy = |args: &[&str]| {
+        let o = Command::new(common::SPY)
+            .args(args)
+            .current_dir(&repo)
+            .env("SPY_GRAPH", repo.join("graph"))
+            .env("SPY_STORE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flavor-list-store"))
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (_, list) = spy(&["list"]);
+    let flavors: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.ends_with("-interp-x86_64"))
+        .collect();
+    assert!(flavors.len() >= 8, "{flavors:?}");
+    for f in flavors {
+        let (_, graph) = spy(&["graph", "--overlay", "overlays/psutil.toml", f]);
+        assert!(graph.contains("psutil-"), "{f} has no psutil with the overlay");
+        let (_, graph) = spy(&["graph", f]);
+        assert!(!graph.contains("psutil-"), "{f} has psutil without the overlay");
+    }
 }

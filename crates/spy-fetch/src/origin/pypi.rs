@@ -27,12 +27,24 @@ impl Origin for PypiOrigin {
         if src.file.ends_with(".whl") {
             log(&format!("pip download --only-binary :all: --no-deps {req}"));
             let mut cmd = Command::new(&python);
-            cmd.args(["-m", "pip", "download", "--only-binary", ":all:", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
-                .arg(dir.path())
-                .arg(req);
+            cmd.args([
+                "-m",
+                "pip",
+                "download",
+                "--only-binary",
+                ":all:",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+            ])
+            .arg(dir.path())
+            .arg(req);
             return match run_tool(&mut cmd) {
                 Ok(()) => pick_matching(store, dir.path(), src, &format!("pip download {req}")),
-                Err(e) => Ok(Attempt::Missed(format!("`pip download --only-binary :all: --no-deps {req}` failed: {e}"))),
+                Err(e) => Ok(Attempt::Missed(format!(
+                    "`pip download --only-binary :all: --no-deps {req}` failed: {e}"
+                ))),
             };
         }
         log(&format!("pip download --no-binary :all: --no-deps {req}"));
