@@ -167,6 +167,27 @@ fn psutil_with_and_without_proc(node: &str) {
     assert!(out.starts_with("raised "), "{out}");
 }
 
+/// The C API through ctypes in a static interpreter (the symbol table spy-relink links in), and
+/// pycryptodome's ctypes libraries found by their dotted names.
+fn ctypes_finds_linked_in_symbols(node: &str) {
+    let (bin, _) = release(node, &[]);
+    let probe = "import ctypes\n\
+        f = ctypes.pythonapi.Py_GetVersion\n\
+        f.restype = ctypes.c_char_p\n\
+        assert f().decode().startswith('3.11.2'), f()\n\
+        lib = ctypes.CDLL('Crypto.Cipher._raw_aes')\n\
+        assert lib.AES_start_operation\n\
+        try:\n    lib.no_such_symbol\nexcept AttributeError as e:\n    print('missing:', e)\n\
+        try:\n    ctypes.CDLL('libnotlinked.so')\nexcept OSError as e:\n    print('not linked:', e)\n";
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(&bin, root.path().join("python")).unwrap();
+    let out = ok(&run_in_root(root.path(), &["/python", "-c", probe]));
+    assert!(
+        out.contains("missing:") && out.contains("no_such_symbol") && out.contains("not linked:"),
+        "{out}"
+    );
+}
+
 mod pythonco2_7_x86_64 {
     #[test]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
@@ -201,6 +222,11 @@ mod pythonco2_7_i686 {
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-i686", "0.13.8", "1.1.3");
     }
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn psutil_with_and_without_proc() {
+        super::psutil_with_and_without_proc("pythonco2.7-i686");
+    }
 }
 
 mod pythonco3_11_x86_64 {
@@ -232,26 +258,9 @@ mod pythonco3_11_x86_64 {
             ],
         );
     }
-    /// The C API through ctypes in a static interpreter (the symbol table spy-relink links in),
-    /// and pycryptodome's ctypes libraries found by their dotted names.
     #[test]
     fn ctypes_finds_linked_in_symbols() {
-        let (bin, _) = super::release("pythonco3.11-x86_64", &[]);
-        let probe = "import ctypes\n\
-            f = ctypes.pythonapi.Py_GetVersion\n\
-            f.restype = ctypes.c_char_p\n\
-            assert f().decode().startswith('3.11.2'), f()\n\
-            lib = ctypes.CDLL('Crypto.Cipher._raw_aes')\n\
-            assert lib.AES_start_operation\n\
-            try:\n    lib.no_such_symbol\nexcept AttributeError as e:\n    print('missing:', e)\n\
-            try:\n    ctypes.CDLL('libnotlinked.so')\nexcept OSError as e:\n    print('not linked:', e)\n";
-        let root = tempfile::tempdir().unwrap();
-        std::fs::copy(&bin, root.path().join("python")).unwrap();
-        let out = super::ok(&super::run_in_root(root.path(), &["/python", "-c", probe]));
-        assert!(
-            out.contains("missing:") && out.contains("no_such_symbol") && out.contains("not linked:"),
-            "{out}"
-        );
+        super::ctypes_finds_linked_in_symbols("pythonco3.11-x86_64");
     }
 }
 
@@ -260,6 +269,11 @@ mod pythonco3_11_i686 {
     #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco3.11-i686", "26.9.0", "3.5.6");
+    }
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn ctypes_finds_linked_in_symbols() {
+        super::ctypes_finds_linked_in_symbols("pythonco3.11-i686");
     }
 }
 
