@@ -6,30 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn release(node: &str, overlays: &[&Path]) -> (PathBuf, serde_json::Value) {
     let out = common::realize_real(node, overlays);
     let m = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     (out.join("bin").join(node), m)
-}
-
-/// Runs `argv` chrooted into `root` (holding only what the test put there) as root of a new user
-/// namespace: no /proc, /etc, /usr, /dev. The loopback interface is the host's.
-fn run_in_root(root: &Path, argv: &[&str]) -> Output {
-    Command::new(common::host_tool("unshare"))
-        .args(["--user", "--map-root-user", "--mount", &common::host_tool("chroot")])
-        .arg(root)
-        .args(argv)
-        .env_clear()
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "status {}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status);
-    stdout.into_owned()
 }
 
 /// A root holding the binary at `/python` and a self-signed certificate made now by the host's
@@ -55,7 +37,7 @@ fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
         .arg(root.path().join("cert.pem"))
         .output()
         .unwrap();
-    ok(&o);
+    common::ok(&o);
     root
 }
 
@@ -105,7 +87,7 @@ print("ok " + gevent.__version__ + " " + greenlet.__version__)
 fn coroutines_tls_and_crypto_in_an_empty_root(node: &str, gevent: &str, greenlet: &str) {
     let (bin, _) = release(node, &[]);
     let root = root_with_certificate(&bin);
-    let out = ok(&run_in_root(root.path(), &["/python", "-c", CO_PROBE]));
+    let out = common::ok(&common::run_in_root(root.path(), &[], &["/python", "-c", CO_PROBE]));
     assert_eq!(out.trim(), format!("ok {gevent} {greenlet}"));
 }
 
@@ -159,11 +141,11 @@ fn psutil_with_and_without_proc(node: &str) {
         ])
         .output()
         .unwrap();
-    ok(&o);
+    common::ok(&o);
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, root.path().join("python")).unwrap();
     let probe = "import psutil\ntry:\n    psutil.virtual_memory()\nexcept Exception as e:\n    print('raised ' + type(e).__name__)\n";
-    let out = ok(&run_in_root(root.path(), &["/python", "-c", probe]));
+    let out = common::ok(&common::run_in_root(root.path(), &[], &["/python", "-c", probe]));
     assert!(out.starts_with("raised "), "{out}");
 }
 
@@ -181,7 +163,7 @@ fn ctypes_finds_linked_in_symbols(node: &str) {
         try:\n    ctypes.CDLL('libnotlinked.so')\nexcept OSError as e:\n    print('not linked:', e)\n";
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, root.path().join("python")).unwrap();
-    let out = ok(&run_in_root(root.path(), &["/python", "-c", probe]));
+    let out = common::ok(&common::run_in_root(root.path(), &[], &["/python", "-c", probe]));
     assert!(
         out.contains("missing:") && out.contains("no_such_symbol") && out.contains("not linked:"),
         "{out}"
@@ -288,10 +270,7 @@ mod python3_11_x86_64 {
 /// building anything, names the source, what it tried and how to supply it, and registers nothing.
 #[test]
 fn stacklessco2_7_without_its_source_fails_before_building() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let store = std::env::var_os("SPY_E2E_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"));
+    let store = common::e2e_store();
     let entries = |s: &Path| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(s)
             .into_iter()
@@ -303,14 +282,7 @@ fn stacklessco2_7_without_its_source_fails_before_building() {
         v
     };
     let before = entries(&store);
-    let o = Command::new(common::SPY)
-        .args(["realize", "--no-out-link", "stacklessco2.7-x86_64"])
-        .current_dir(&repo)
-        .env("SPY_GRAPH", repo.join("graph"))
-        .env("SPY_STORE", &store)
-        .env_remove("SPY_MIRRORS")
-        .output()
-        .unwrap();
+    let o = common::spy_on_repo(&store, &["realize", "--no-out-link", "stacklessco2.7-x86_64"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     for needle in [
@@ -334,18 +306,9 @@ fn stacklessco2_7_without_its_source_fails_before_building() {
 /// psutil package with the overlay, and on none without it.
 #[test]
 fn psutil_overlay_reaches_every_flavor() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let spy = |args: &[&str]| {
-        let o = Command::new(common::SPY)
-            .args(args)
-            .current_dir(&repo)
-            .env("SPY_GRAPH", repo.join("graph"))
-            .env("SPY_STORE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flavor-list-store"))
-            .output()
-            .unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
-    };
-    let (_, list) = spy(&["list"]);
+    let store = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flavor-list-store");
+    let spy = |args: &[&str]| common::ok(&common::spy_on_repo(&store, args));
+    let list = spy(&["list"]);
     let flavors: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -353,9 +316,9 @@ fn psutil_overlay_reaches_every_flavor() {
         .collect();
     assert!(flavors.len() >= 8, "{flavors:?}");
     for f in flavors {
-        let (_, graph) = spy(&["graph", "--overlay", "overlays/psutil.toml", f]);
+        let graph = spy(&["graph", "--overlay", "overlays/psutil.toml", f]);
         assert!(graph.contains("psutil-"), "{f} has no psutil with the overlay");
-        let (_, graph) = spy(&["graph", f]);
+        let graph = spy(&["graph", f]);
         assert!(!graph.contains("psutil-"), "{f} has psutil without the overlay");
     }
 }

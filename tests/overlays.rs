@@ -6,17 +6,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 fn spy(args: &[&str]) -> (bool, String) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let o = Command::new(common::SPY)
-        .args(args)
-        .current_dir(&repo)
-        .env("SPY_GRAPH", repo.join("graph"))
-        .env("SPY_STORE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("overlay-ids-store"))
-        .output()
-        .unwrap();
+    let o = common::spy_on_repo(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("overlay-ids-store"), args);
     (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 struct Target {
     short: &'static str,
@@ -223,26 +223,6 @@ fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::T
     root
 }
 
-/// Runs `argv` (resolved inside the root) chrooted into `root` as root of a new user namespace,
-/// with exactly `env`.
-fn run_in_root(root: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
-    let mut c = Command::new(common::host_tool("unshare"));
-    c.args(["--user", "--map-root-user", "--mount", &common::host_tool("chroot")])
-        .arg(root)
-        .args(argv)
-        .env_clear();
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "status {}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status);
-    stdout.into_owned()
-}
-
 fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     let (bin, out, release) = realize(py, t);
     // The whole output: one executable and its manifest.
@@ -275,7 +255,7 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         .arg(&bin)
         .output()
         .unwrap();
-    let listing = ok(&listing);
+    let listing = common::ok(&listing);
     for member in py.members {
         assert!(listing.lines().any(|l| l == *member), "{member} missing from the stdlib ZIP");
     }
@@ -331,9 +311,9 @@ fn runs_alone_in_an_empty_root(py: &Py, t: &Target) {
     let (bin, _, release) = realize(py, t);
     let exe = format!("/{release}");
     let root = empty_root(&bin, &release, &[("lib/spy_probe.py", b"WHERE = 'PYTHONPATH'\n")]);
-    let o = run_in_root(root.path(), &[], &[&exe, "-c", IN_EMPTY_ROOT, py.builtin, py.imports]);
+    let o = common::run_in_root(root.path(), &[], &[&exe, "-c", IN_EMPTY_ROOT, py.builtin, py.imports]);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(common::ok(&o).trim()).unwrap();
     // Nothing but itself: no /proc, no /etc; it still knows where it is and where its stdlib is.
     assert_eq!((v["proc"].as_bool(), v["etc"].as_bool()), (Some(false), Some(false)));
     assert_eq!(v["executable"], exe.as_str());
@@ -347,43 +327,43 @@ fn runs_alone_in_an_empty_root(py: &Py, t: &Target) {
 
     // With /etc/passwd, pwd works.
     let root2 = empty_root(&bin, &release, &[("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")]);
-    let o = run_in_root(root2.path(), &[], &[&exe, "-c", "import pwd; print(pwd.getpwuid(0).pw_name)"]);
-    assert_eq!(ok(&o).trim(), "root");
+    let o = common::run_in_root(root2.path(), &[], &[&exe, "-c", "import pwd; print(pwd.getpwuid(0).pw_name)"]);
+    assert_eq!(common::ok(&o).trim(), "root");
 
     // Found by name through PATH (no /proc to ask), and by a relative argv[0].
-    let o = run_in_root(
+    let o = common::run_in_root(
         root.path(),
         &[("PATH", "/nowhere:/")],
         &[&release, "-c", "import sys, json; print(sys.executable)"],
     );
-    assert_eq!(ok(&o).trim(), exe);
+    assert_eq!(common::ok(&o).trim(), exe);
 
     // PYTHONPATH comes first; -E and -I ignore it; -S skips site; the stdlib stays found.
     let probe =
         "import sys\ntry:\n import spy_probe; print(spy_probe.WHERE)\nexcept ImportError: print('none')\nprint('site' in sys.modules)";
     let env = [("PYTHONPATH", "/lib")];
     assert_eq!(
-        ok(&run_in_root(root.path(), &env, &[&exe, "-c", probe]))
+        common::ok(&common::run_in_root(root.path(), &env, &[&exe, "-c", probe]))
             .split_whitespace()
             .collect::<Vec<_>>(),
         ["PYTHONPATH", "True"]
     );
     assert_eq!(
-        ok(&run_in_root(root.path(), &env, &[&exe, "-E", "-c", probe]))
+        common::ok(&common::run_in_root(root.path(), &env, &[&exe, "-E", "-c", probe]))
             .split_whitespace()
             .collect::<Vec<_>>(),
         ["none", "True"]
     );
     if py.version.starts_with('3') {
         assert_eq!(
-            ok(&run_in_root(root.path(), &env, &[&exe, "-I", "-c", probe]))
+            common::ok(&common::run_in_root(root.path(), &env, &[&exe, "-I", "-c", probe]))
                 .split_whitespace()
                 .collect::<Vec<_>>(),
             ["none", "True"]
         );
     }
     assert_eq!(
-        ok(&run_in_root(root.path(), &env, &[&exe, "-S", "-c", probe]))
+        common::ok(&common::run_in_root(root.path(), &env, &[&exe, "-S", "-c", probe]))
             .split_whitespace()
             .collect::<Vec<_>>(),
         ["PYTHONPATH", "False"]
@@ -399,7 +379,7 @@ fn finds_itself_with_an_empty_argv0(py: &Py, t: &Target) {
         .env_clear()
         .output()
         .unwrap();
-    assert_eq!(Path::new(ok(&o).trim()), bin.canonicalize().unwrap());
+    assert_eq!(Path::new(common::ok(&o).trim()), bin.canonicalize().unwrap());
     // argv[0] naming another Python: the kernel's answer wins.
     let o = Command::new(&bin)
         .arg0("/usr/bin/python3")
@@ -407,7 +387,7 @@ fn finds_itself_with_an_empty_argv0(py: &Py, t: &Target) {
         .env_clear()
         .output()
         .unwrap();
-    let text = ok(&o);
+    let text = common::ok(&o);
     assert!(text.starts_with(&format!("{} ", bin.canonicalize().unwrap().display())), "{text}");
 }
 
@@ -426,7 +406,7 @@ fn finds_each_distributions_ca_bundle(py: &Py, t: &Target) {
             .arg(&pem)
             .output()
             .expect("openssl (installed by scripts/setup-host.sh)");
-        ok(&o);
+        common::ok(&o);
         std::fs::read(pem).unwrap()
     };
     let (one, two) = (make_ca("spy-test-ca-1"), make_ca("spy-test-ca-2"));
@@ -441,7 +421,7 @@ fn finds_each_distributions_ca_bundle(py: &Py, t: &Target) {
     ] {
         let root = empty_root(&bin, &release, &[(path, &one)]);
         assert_eq!(
-            ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(),
+            common::ok(&common::run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(),
             "1",
             "bundle at /{path}"
         );
@@ -449,12 +429,17 @@ fn finds_each_distributions_ca_bundle(py: &Py, t: &Target) {
     // SSL_CERT_FILE wins over the distribution's bundle.
     let root = empty_root(&bin, &release, &[("etc/ssl/certs/ca-certificates.crt", &one), ("mine.pem", &both)]);
     assert_eq!(
-        ok(&run_in_root(root.path(), &[("SSL_CERT_FILE", "/mine.pem")], &[&exe, "-c", count])).trim(),
+        common::ok(&common::run_in_root(
+            root.path(),
+            &[("SSL_CERT_FILE", "/mine.pem")],
+            &[&exe, "-c", count]
+        ))
+        .trim(),
         "2"
     );
     // Nothing anywhere: an empty store, no error.
     let root = empty_root(&bin, &release, &[]);
-    assert_eq!(ok(&run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "0");
+    assert_eq!(common::ok(&common::run_in_root(root.path(), &[], &[&exe, "-c", count])).trim(), "0");
 }
 
 /// The interactive prompt through a pseudo-terminal (tmux), TERM=xterm, alone in an empty root:
@@ -514,7 +499,7 @@ fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
         .current_dir(work.path())
         .output()
         .unwrap();
-    let text = ok(&o);
+    let text = common::ok(&o);
     let passed = if py.version.starts_with('3') {
         text.contains("Tests result: SUCCESS")
     } else {

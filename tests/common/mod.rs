@@ -180,32 +180,65 @@ pub fn built_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-/// Realizes a node of the repository's own graph into the store shared by the end-to-end tests
-/// (`target/tmp/e2e-store`, or `$SPY_E2E_STORE`), with optional overlays; returns its store path.
-pub fn realize_real(node: &str, overlays: &[&Path]) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let store = std::env::var_os("SPY_E2E_STORE")
+/// The store shared by the end-to-end tests: `target/tmp/e2e-store`, or `$SPY_E2E_STORE`.
+pub fn e2e_store() -> PathBuf {
+    std::env::var_os("SPY_E2E_STORE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"));
-    let mut c = Command::new(SPY);
-    c.args(["realize", "--no-out-link", "-j2"]);
-    for o in overlays {
-        c.arg("--overlay").arg(o);
-    }
-    let o = c
-        .arg(node)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"))
+}
+
+/// Runs the real `spy` on the repository's own graph (`graph/`, `overlays/`) with `store`, without
+/// the caller's mirrors.
+pub fn spy_on_repo(store: &Path, args: &[&str]) -> Output {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Command::new(SPY)
+        .args(args)
         .current_dir(&repo)
         .env("SPY_GRAPH", repo.join("graph"))
         .env("SPY_STORE", store)
         .env_remove("SPY_MIRRORS")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Realizes a node of the repository's own graph into the store shared by the end-to-end tests
+/// ([`e2e_store`]), with optional overlays; returns its store path.
+pub fn realize_real(node: &str, overlays: &[&Path]) -> PathBuf {
+    let mut args: Vec<String> = ["realize", "--no-out-link", "-j2"].map(String::from).to_vec();
+    for o in overlays {
+        args.extend(["--overlay".to_string(), o.display().to_string()]);
+    }
+    args.push(node.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = spy_on_repo(&e2e_store(), &args);
     assert!(
         o.status.success(),
         "realizing {node} failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// Runs `argv` (resolved inside the root) chrooted into `root` as root of a new user namespace,
+/// with exactly `env`: nothing but what the test put there (no /proc, /etc, /usr, /dev); the
+/// loopback interface is the host's.
+pub fn run_in_root(root: &Path, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    let mut c = Command::new(host_tool("unshare"));
+    c.args(["--user", "--map-root-user", "--mount", &host_tool("chroot")])
+        .arg(root)
+        .args(argv)
+        .env_clear();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The stdout of a process that must have succeeded (else a failure showing both streams).
+pub fn ok(o: &Output) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "status {}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status);
+    stdout.into_owned()
 }
 
 /// A host tool by absolute path (tests run commands with a cleared or foreign `PATH`).
