@@ -21,8 +21,12 @@ pub use unpack::{unpack, UnpackError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("source {file} ({pin}) could not be obtained; tried:\n{}", attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
-    NotFound { file: String, pin: String, attempts: Vec<String> },
+    #[error("source {file} ({}) could not be obtained; tried:\n{}", pin_text(pin), attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
+    NotFound {
+        file: String,
+        pin: SourcePin,
+        attempts: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] spy_store::StoreError),
 }
@@ -34,14 +38,11 @@ impl FetchError {
     /// How to supply the missing source: a file for a sha256 pin, a clone for a git pin.
     pub fn hint(&self) -> String {
         match self {
-            FetchError::NotFound { pin, .. } if pin.starts_with("git ") => {
-                let url = pin.trim_start_matches("git ").split(" at ").next().unwrap_or_default();
-                let name = url
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches(".git");
+            FetchError::NotFound {
+                pin: SourcePin::Git { url, .. },
+                ..
+            } => {
+                let name = origin::repository_name(url);
                 format!(
                     "clone {url} where it can be reached, put the clone (a directory named `{name}` or `{name}.git` that holds the pinned commit) in a directory and pass `--mirror DIR` (or SPY_MIRRORS)"
                 )
@@ -114,7 +115,7 @@ pub fn ensure(store: &Store, src: &Source, origins: &[Box<dyn Origin>], log: &dy
     }
     Err(FetchError::NotFound {
         file: src.file.clone(),
-        pin: pin_text(&src.pin),
+        pin: src.pin.clone(),
         attempts,
     })
 }

@@ -39,12 +39,7 @@ impl Origin for GitOrigin {
         let url = match &self.mirror {
             None => url.clone(),
             Some(m) => {
-                let name = url
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches(".git");
+                let name = repository_name(url);
                 let found = [m.join(name), m.join(format!("{name}.git"))].into_iter().find(|p| p.is_dir());
                 match found {
                     Some(p) => p.display().to_string(),
@@ -88,6 +83,15 @@ impl Origin for GitOrigin {
         }
         Ok(Attempt::Stored(store.add_git_source(tmp, commit)?))
     }
+}
+
+/// The name a clone of `url` goes by in a mirror directory: its last path segment without `.git`.
+pub(crate) fn repository_name(url: &str) -> &str {
+    url.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".git")
 }
 
 fn is_local(url: &str) -> bool {

@@ -12,6 +12,7 @@ use spy_plan::{Source, SourcePin};
 use spy_store::Store;
 
 pub use debian::DebianOrigin;
+pub(crate) use git::repository_name;
 pub use git::GitOrigin;
 pub use mirror::MirrorOrigin;
 pub use pypi::PypiOrigin;

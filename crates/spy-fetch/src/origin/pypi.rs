@@ -26,20 +26,7 @@ impl Origin for PypiOrigin {
         // the pinned hash decides whether it is the one.
         if src.file.ends_with(".whl") {
             log(&format!("pip download --only-binary :all: --no-deps {req}"));
-            let mut cmd = Command::new(&python);
-            cmd.args([
-                "-m",
-                "pip",
-                "download",
-                "--only-binary",
-                ":all:",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-q",
-                "-d",
-            ])
-            .arg(dir.path())
-            .arg(req);
+            let mut cmd = pip_download(&python, "--only-binary", dir.path(), req);
             return match run_tool(&mut cmd) {
                 Ok(()) => pick_matching(store, dir.path(), src, &format!("pip download {req}")),
                 Err(e) => Ok(Attempt::Missed(format!(
@@ -52,20 +39,7 @@ impl Origin for PypiOrigin {
         // which is fast; packages with another build backend need the isolated (slower) way.
         let mut failures = Vec::new();
         for isolation in [false, true] {
-            let mut cmd = Command::new(&python);
-            cmd.args([
-                "-m",
-                "pip",
-                "download",
-                "--no-binary",
-                ":all:",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-q",
-                "-d",
-            ])
-            .arg(dir.path())
-            .arg(req);
+            let mut cmd = pip_download(&python, "--no-binary", dir.path(), req);
             if !isolation {
                 cmd.arg("--no-build-isolation");
             }
@@ -91,6 +65,26 @@ impl Origin for PypiOrigin {
             failures.join("; then: ")
         )))
     }
+}
+
+/// `python -m pip download <which> :all: --no-deps -q -d DIR REQ`: `which` is `--no-binary`
+/// (sdists) or `--only-binary` (wheels).
+fn pip_download(python: &str, which: &str, dir: &std::path::Path, req: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        which,
+        ":all:",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+    ])
+    .arg(dir)
+    .arg(req);
+    cmd
 }
 
 /// Finds the best sdist for a requirement with pip's own finder and saves it, without preparing its
