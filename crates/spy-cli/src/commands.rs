@@ -40,16 +40,17 @@ pub enum GraphFormat {
     Json,
 }
 
-struct Ctx {
-    graph: Graph,
-    store: Store,
-    probes: ProbeCache,
-    mirrors: Vec<PathBuf>,
-    quiet: bool,
+pub(crate) struct Ctx {
+    pub graph: Graph,
+    pub store: Store,
+    pub probes: ProbeCache,
+    pub mirrors: Vec<PathBuf>,
+    pub quiet: bool,
+    pub cache: crate::cache::CacheFlags,
 }
 
 impl Ctx {
-    fn load(cli: &Cli) -> Result<Ctx> {
+    pub fn load(cli: &Cli) -> Result<Ctx> {
         let cwd = std::env::current_dir().context("current directory")?;
         let graph_dir = match &cli.graph {
             Some(g) => g.clone(),
@@ -82,21 +83,22 @@ impl Ctx {
             probes,
             mirrors,
             quiet: cli.quiet,
+            cache: cli.cache.clone(),
         })
     }
 
-    fn keys(&self, specs: &[String]) -> Result<Vec<NodeKey>> {
+    pub fn keys(&self, specs: &[String]) -> Result<Vec<NodeKey>> {
         specs.iter().map(|s| parse_spec(&self.graph, s).map_err(Into::into)).collect()
     }
 
-    fn plan(&mut self, keys: &[NodeKey]) -> Result<(Plan, Vec<NodeIndex>)> {
+    pub fn plan(&mut self, keys: &[NodeKey]) -> Result<(Plan, Vec<NodeIndex>)> {
         let plan = spy_plan::resolve(&self.graph, keys, &mut self.probes)?;
         self.probes.save();
         let roots = keys.iter().map(|k| plan.get(k).expect("resolved root")).collect();
         Ok((plan, roots))
     }
 
-    fn one(&mut self, spec: &str) -> Result<(Plan, NodeIndex)> {
+    pub fn one(&mut self, spec: &str) -> Result<(Plan, NodeIndex)> {
         let keys = self.keys(&[spec.to_string()])?;
         let (plan, roots) = self.plan(&keys)?;
         Ok((plan, roots[0]))
@@ -111,8 +113,16 @@ fn env_paths(var: &str) -> Vec<PathBuf> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Key { cmd } = cli.command {
+        return crate::cache::key(cmd);
+    }
     let mut ctx = Ctx::load(&cli)?;
     match cli.command {
+        Command::Key { .. } => unreachable!("handled before loading"),
+        Command::Push(args) => crate::cache::push(&mut ctx, args),
+        Command::Serve(args) => crate::cache::serve(&ctx, args),
+        Command::Check(args) => crate::check::check(&mut ctx, args),
+        Command::Release(args) => crate::check::release(&mut ctx, args),
         Command::Realize(args) => realize(&mut ctx, args),
         Command::Fetch { nodes, offline } => {
             let keys = ctx.keys(&nodes)?;
@@ -249,34 +259,12 @@ fn recipes_using(graph: &Graph, sha: &spy_hash::Sha256) -> Vec<String> {
 fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let keys = ctx.keys(&args.nodes)?;
     let (plan, roots) = ctx.plan(&keys)?;
-    let sandbox = !args.no_sandbox;
-    if sandbox {
-        if let Err(why) = spy_build::sandbox::available() {
-            bail!("cannot build in a sandbox: {why}; pass --no-sandbox to build without one (builds then see the whole host)");
-        }
-    }
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let mut opts = realize_options(ctx, args.jobs, args.no_sandbox, args.offline)?;
+    opts.keep_going = args.keep_going;
     // Everything this run may use or build stays out of `gc`'s reach until the process ends.
     let closure: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
     let _temp_roots = ctx.store.add_temp_roots(&closure)?;
     let ui = spy_sched::Progress::new(ctx.quiet);
-    let opts = spy_sched::RealizeOptions {
-        jobs,
-        keep_going: args.keep_going,
-        sandbox,
-        // /proc/self/exe still runs this very binary if it is replaced (upgraded) during a long realize.
-        spy_exe: if std::path::Path::new("/proc/self/exe").exists() {
-            PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe().context("locating the spy executable")?
-        },
-        fetch: spy_fetch::FetchOptions {
-            mirrors: ctx.mirrors.clone(),
-            offline: args.offline,
-        },
-    };
     spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
     for (i, &r) in roots.iter().enumerate() {
         let name = plan.node(r).store_name();
@@ -295,6 +283,33 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
             .with_context(|| format!("creating the result link {}", link.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Options of a realize: sandbox (checked), CPU budget, fetch origins and substituters.
+pub(crate) fn realize_options(ctx: &Ctx, jobs: Option<usize>, no_sandbox: bool, offline: bool) -> Result<spy_sched::RealizeOptions> {
+    let sandbox = !no_sandbox;
+    if sandbox {
+        if let Err(why) = spy_build::sandbox::available() {
+            bail!("cannot build in a sandbox: {why}; pass --no-sandbox to build without one (builds then see the whole host)");
+        }
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    Ok(spy_sched::RealizeOptions {
+        jobs,
+        keep_going: false,
+        sandbox,
+        // /proc/self/exe still runs this very binary if it is replaced (upgraded) during a long realize.
+        spy_exe: if std::path::Path::new("/proc/self/exe").exists() {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().context("locating the spy executable")?
+        },
+        fetch: spy_fetch::FetchOptions {
+            mirrors: ctx.mirrors.clone(),
+            offline,
+        },
+        substituters: crate::cache::substituters(ctx, &ctx.cache, offline)?,
+    })
 }
 
 fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<ExitCode> {

@@ -1,6 +1,8 @@
 //! The `spy` command line. It parses arguments, finds the graph and the store, and calls the
 //! crates; anything a test would want to call lives in those crates, not here.
 
+mod cache;
+mod check;
 mod commands;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ content-addressed store, building what is missing in a sandbox, in parallel.\n\n
 Nodes are named as `spy list` shows them: NAME-SHORT (zlib-x86_64), NAME@TARGET \
 (zlib@x86_64-linux-musl) or a bare NAME for the graph's default target.",
     after_help = "Environment: SPY_GRAPH (graph directory), SPY_STORE (store directory), \
-SPY_MIRRORS (colon-separated mirror directories), SPY_OVERLAYS (colon-separated overlay files)."
+SPY_MIRRORS (colon-separated mirror directories), SPY_OVERLAYS (colon-separated overlay files), \
+SPY_CONFIG (the user config file; default ~/.config/spy/config.toml, with `substituters` and \
+`trusted-public-keys` like spy.toml)."
 )]
 pub struct Cli {
     /// The graph directory (holds spy.toml); default: the nearest `graph/` at or above the current directory.
@@ -36,6 +40,8 @@ pub struct Cli {
     /// Print less.
     #[arg(short, long, global = true)]
     quiet: bool,
+    #[command(flatten)]
+    cache: cache::CacheFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +98,19 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Signing keys for binary caches and releases.
+    Key {
+        #[command(subcommand)]
+        cmd: cache::KeyCommand,
+    },
+    /// Upload nodes (with their closures) to a binary cache: archive first, then signed metadata.
+    Push(cache::PushArgs),
+    /// Serve this store, read-only, as an HTTP binary cache.
+    Serve(cache::ServeArgs),
+    /// Rebuild nodes in a fresh store at another path and compare their outputs bit for bit.
+    Check(check::CheckArgs),
+    /// Write release files: the binaries, their manifests, SHA256SUMS and its signature.
+    Release(check::ReleaseArgs),
     /// Internal: run a build inside the namespace sandbox.
     #[command(name = "__sandbox", hide = true)]
     Sandbox { spec: PathBuf },

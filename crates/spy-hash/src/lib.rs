@@ -225,6 +225,46 @@ fn walk(root: &Path, rel: &Path, h: &mut blake3::Hasher, size: &mut u64, files: 
     Ok(())
 }
 
+/// Every path of a tree with a short description of what it is (`dir`, `link -> T`, or the file's
+/// mode class and blake3), in byte order: what `spy check` compares to name differing files.
+pub fn tree_listing(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, String>, HashError> {
+    use std::os::unix::fs::PermissionsExt;
+    fn go(root: &Path, rel: &Path, out: &mut std::collections::BTreeMap<PathBuf, String>) -> Result<(), HashError> {
+        let dir = root.join(rel);
+        let io_err = |p: &Path, source| HashError::Io {
+            path: p.to_path_buf(),
+            source,
+        };
+        for e in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let e = e.map_err(|e| io_err(&dir, e))?;
+            let rel_child = rel.join(e.file_name());
+            let path = root.join(&rel_child);
+            let md = std::fs::symlink_metadata(&path).map_err(|e| io_err(&path, e))?;
+            let what = if md.is_dir() {
+                go(root, &rel_child, out)?;
+                "dir".to_string()
+            } else if md.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).map_err(|e| io_err(&path, e))?.display())
+            } else {
+                let mut h = blake3::Hasher::new();
+                let mut f = std::fs::File::open(&path).map_err(|e| io_err(&path, e))?;
+                let n = io::copy(&mut f, &mut h).map_err(|e| io_err(&path, e))?;
+                let x = if md.permissions().mode() & 0o111 != 0 {
+                    "executable"
+                } else {
+                    "file"
+                };
+                format!("{x}, {n} bytes, blake3 {}", &h.finalize().to_hex()[..16])
+            };
+            out.insert(rel_child, what);
+        }
+        Ok(())
+    }
+    let mut out = std::collections::BTreeMap::new();
+    go(root, Path::new(""), &mut out)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

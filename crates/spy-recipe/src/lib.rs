@@ -31,6 +31,12 @@ pub struct GraphConfig {
     /// Overlay files (relative to the graph root's parent) applied on every load.
     #[serde(default)]
     pub overlays: Vec<String>,
+    /// Binary caches asked before building, in order (`file:///DIR`, `http(s)://...`).
+    #[serde(default)]
+    pub substituters: Vec<String>,
+    /// Public keys (`NAME:BASE64`) whose signatures make a cache entry acceptable.
+    #[serde(default, rename = "trusted-public-keys")]
+    pub trusted_public_keys: Vec<String>,
     pub targets: BTreeMap<String, TargetConfig>,
 }
 

@@ -8,10 +8,12 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use petgraph::graph::NodeIndex;
 use spy_build::{BuildError, BuildJob, Input};
+use spy_cache::{Found, Substituters};
 use spy_fetch::{FetchError, FetchOptions};
 use spy_plan::{Plan, PlanNode};
 use spy_recipe::Kind;
@@ -31,7 +33,7 @@ pub enum SchedError {
     Jobserver(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RealizeOptions {
     /// Total CPU budget (builds and the `make` jobs inside them).
     pub jobs: usize,
@@ -39,18 +41,43 @@ pub struct RealizeOptions {
     pub sandbox: bool,
     pub spy_exe: PathBuf,
     pub fetch: FetchOptions,
+    /// Binary caches asked before building (none: build everything).
+    pub substituters: Option<Arc<Substituters>>,
 }
 
 #[derive(Debug, Default)]
 pub struct RealizeReport {
     pub built: Vec<String>,
+    pub substituted: Vec<String>,
     pub reused_after_wait: Vec<String>,
     pub already_valid: usize,
 }
 
+/// Downloads at once; they wait on the network, not the CPU, so they take no jobserver token.
+const PARALLEL_SUBSTITUTIONS: usize = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Action {
+    Build,
+    Substitute,
+}
+
+enum Outcome {
+    Built,
+    Substituted(String),
+    /// Another spy process made the entry while this one waited for the lock.
+    AlreadyThere,
+}
+
+enum JobError {
+    Build(BuildError),
+    /// The substitute was refused or broken; the node is to be built instead.
+    Substitute(String),
+}
+
 enum Event {
     Token(std::io::Result<jobserver::Acquired>),
-    Done(NodeIndex, Box<Result<Option<EntryMeta>, BuildError>>, f64),
+    Done(NodeIndex, Box<Result<Outcome, JobError>>, f64),
     Waiting(NodeIndex),
 }
 
@@ -96,20 +123,97 @@ pub fn fetch_sources(store: &Store, plan: &Plan, nodes: &[NodeIndex], opts: &Fet
     }
 }
 
-/// Builds whatever `roots` still miss. Returns what happened; the roots are valid on `Ok`.
+/// Asks the substituters about `nodes`, several at a time; trusted entries found, by node.
+fn query_substitutes(subs: &Substituters, plan: &Plan, nodes: &[NodeIndex], ui: &Progress) -> HashMap<NodeIndex, Found> {
+    let found = std::sync::Mutex::new(HashMap::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8.min(nodes.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&n) = nodes.get(i) else { break };
+                let node = plan.node(n);
+                if let Some(f) = subs.query(&node.id, &node.store_name(), &|m| ui.line(m)) {
+                    found.lock().expect("query results").insert(n, f);
+                }
+            });
+        }
+    });
+    found.into_inner().expect("query results")
+}
+
+/// Builds (or substitutes) whatever `roots` still miss. Returns what happened; the roots are valid
+/// on `Ok`. A node whose substitute is refused while downloading is built in a further round,
+/// together with whatever its build needs.
 pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOptions, ui: &Progress) -> Result<RealizeReport, SchedError> {
-    let need = missing(store, plan, roots);
-    let mut report = RealizeReport {
-        already_valid: plan.closure(roots).len() - need.len(),
-        ..Default::default()
-    };
-    if need.is_empty() {
-        return Ok(report);
+    let mut report = RealizeReport::default();
+    let mut refused: HashSet<NodeIndex> = HashSet::new();
+    loop {
+        let fell_back = realize_round(store, plan, roots, opts, ui, &refused, &mut report)?;
+        if fell_back.is_empty() {
+            return Ok(report);
+        }
+        ui.line(&format!(
+            "building {} node(s) whose substitute was refused, and what they need",
+            fell_back.len()
+        ));
+        refused.extend(fell_back);
     }
-    if !opts.sandbox {
+}
+
+fn realize_round(
+    store: &Store,
+    plan: &Plan,
+    roots: &[NodeIndex],
+    opts: &RealizeOptions,
+    ui: &Progress,
+    refused: &HashSet<NodeIndex>,
+    report: &mut RealizeReport,
+) -> Result<Vec<NodeIndex>, SchedError> {
+    let closure = plan.closure(roots);
+    let valid: HashSet<NodeIndex> = closure
+        .iter()
+        .copied()
+        .filter(|&n| store.is_valid(&plan.node(n).store_name()))
+        .collect();
+    if roots.iter().all(|r| valid.contains(r)) {
+        report.already_valid = report.already_valid.max(closure.len());
+        return Ok(Vec::new());
+    }
+    let subs = opts.substituters.as_deref().filter(|s| !s.is_empty());
+    let found = match subs {
+        Some(subs) => {
+            let ask: Vec<NodeIndex> = closure
+                .iter()
+                .copied()
+                .filter(|n| !valid.contains(n) && !refused.contains(n) && plan.node(*n).kind != Kind::Bootstrap)
+                .collect();
+            query_substitutes(subs, plan, &ask, ui)
+        }
+        None => HashMap::new(),
+    };
+    // Dependents first: a substituted node needs nothing below it; a built one needs its whole
+    // closure present (the sandbox mounts it), substituted or built in turn.
+    let mut needed: HashSet<NodeIndex> = roots.iter().copied().collect();
+    let mut action: HashMap<NodeIndex, Action> = HashMap::new();
+    for &n in closure.iter().rev() {
+        if !needed.contains(&n) || valid.contains(&n) {
+            continue;
+        }
+        if found.contains_key(&n) {
+            action.insert(n, Action::Substitute);
+        } else {
+            action.insert(n, Action::Build);
+            needed.extend(plan.closure(&plan.node(n).deps));
+        }
+    }
+    let need: Vec<NodeIndex> = closure.iter().copied().filter(|n| action.contains_key(n)).collect();
+    report.already_valid = closure.len() - need.len();
+    let to_build: Vec<NodeIndex> = need.iter().copied().filter(|n| action[n] == Action::Build).collect();
+    if !opts.sandbox && !to_build.is_empty() {
         ui.line("warning: building without a sandbox (--no-sandbox): builds see the whole host and its network");
     }
-    fetch_sources(store, plan, &need, &opts.fetch, ui)?;
+    fetch_sources(store, plan, &to_build, &opts.fetch, ui)?;
 
     let need_set: HashSet<NodeIndex> = need.iter().copied().collect();
     // Dependents within the set, and the priority: longest weighted path to a root.
@@ -122,30 +226,44 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
             dependents.entry(d).or_default().push(n);
         }
     }
-    let order: Vec<NodeIndex> = plan.closure(roots).into_iter().filter(|n| need_set.contains(n)).collect();
     let mut priority: HashMap<NodeIndex, u64> = HashMap::new();
-    for &n in order.iter().rev() {
+    for &n in need.iter().rev() {
         let above = dependents
             .get(&n)
             .map(|v| v.iter().map(|d| priority[d]).max().unwrap_or(0))
             .unwrap_or(0);
-        priority.insert(n, above + plan.node(n).weight as u64);
+        let own = if action[&n] == Action::Build {
+            plan.node(n).weight as u64
+        } else {
+            1
+        };
+        priority.insert(n, above + own);
     }
 
     let jobs = opts.jobs.max(1);
     let client = jobserver::Client::new(jobs).map_err(|e| SchedError::Jobserver(e.to_string()))?;
     let cancel = AtomicBool::new(false);
     let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
+    let mut ready_subst: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
+    let make_ready = |n: NodeIndex, ready: &mut BinaryHeap<_>, ready_subst: &mut BinaryHeap<_>| {
+        let item = (priority[&n], std::cmp::Reverse(n.index()));
+        match action[&n] {
+            Action::Build => ready.push(item),
+            Action::Substitute => ready_subst.push(item),
+        }
+    };
     for &n in &need {
         if waiting_on[&n] == 0 {
-            ready.push((priority[&n], std::cmp::Reverse(n.index())));
+            make_ready(n, &mut ready, &mut ready_subst);
         }
     }
-    ui.start(need.len());
+    ui.start(need.len(), need.len() - to_build.len());
     let started = Instant::now();
     let mut failed: Vec<String> = Vec::new();
+    let mut fell_back: Vec<NodeIndex> = Vec::new();
     let mut skipped: HashSet<NodeIndex> = HashSet::new();
     let mut running: HashMap<NodeIndex, jobserver::Acquired> = HashMap::new();
+    let mut substituting = 0usize;
     let (tx, rx) = mpsc::channel::<Event>();
 
     // Tokens come from a helper thread that blocks on the jobserver pipe; each build holds one for
@@ -168,8 +286,26 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                     helper.request_token();
                     requested += 1;
                 }
+                while substituting < PARALLEL_SUBSTITUTIONS {
+                    let Some((_, std::cmp::Reverse(ix))) = ready_subst.pop() else {
+                        break;
+                    };
+                    let n = NodeIndex::new(ix);
+                    substituting += 1;
+                    ui.started(&plan.node(n).key.to_string(), "substituting");
+                    let tx = tx.clone();
+                    let found = &found[&n];
+                    let subs = subs.expect("substitutes come from substituters");
+                    scope.spawn(move || {
+                        let t0 = Instant::now();
+                        let r = substitute_one(store, plan, n, subs, found, &|| {
+                            let _ = tx.send(Event::Waiting(n));
+                        });
+                        let _ = tx.send(Event::Done(n, Box::new(r), t0.elapsed().as_secs_f64()));
+                    });
+                }
             }
-            if running.is_empty() && (requested == 0 || stop_starting) {
+            if running.is_empty() && substituting == 0 && (requested == 0 || stop_starting) {
                 break;
             }
             let Ok(ev) = rx.recv() else { break };
@@ -183,7 +319,7 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                     let Some((_, std::cmp::Reverse(ix))) = ready.pop() else { continue };
                     let n = NodeIndex::new(ix);
                     running.insert(n, token);
-                    ui.started(&plan.node(n).key.to_string());
+                    ui.started(&plan.node(n).key.to_string(), "building");
                     let tx = tx.clone();
                     let (client, cancel) = (&client, &cancel);
                     scope.spawn(move || {
@@ -201,17 +337,35 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                 Event::Token(_) => {}
                 Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
                 Event::Done(n, r, secs) => {
-                    running.remove(&n);
+                    if action[&n] == Action::Substitute {
+                        substituting -= 1;
+                    } else {
+                        running.remove(&n);
+                    }
                     let key = plan.node(n).key.to_string();
+                    let skip_above = |skipped: &mut HashSet<NodeIndex>| {
+                        let mut stack = vec![n];
+                        while let Some(x) = stack.pop() {
+                            for &d in dependents.get(&x).into_iter().flatten() {
+                                if skipped.insert(d) {
+                                    stack.push(d);
+                                }
+                            }
+                        }
+                    };
                     match *r {
-                        Ok(meta) => {
-                            match meta {
-                                Some(_) => {
+                        Ok(outcome) => {
+                            match outcome {
+                                Outcome::Built => {
                                     ui.finished(&key, &format!("built {key} in {secs:.1}s"));
                                     report.built.push(key);
                                 }
-                                None => {
-                                    ui.finished(&key, &format!("{key} was built by another spy process"));
+                                Outcome::Substituted(url) => {
+                                    ui.finished(&key, &format!("substituted {key} from {url} in {secs:.1}s"));
+                                    report.substituted.push(key);
+                                }
+                                Outcome::AlreadyThere => {
+                                    ui.finished(&key, &format!("{key} was made by another spy process"));
                                     report.reused_after_wait.push(key);
                                 }
                             }
@@ -219,12 +373,20 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                                 let w = waiting_on.get_mut(&d).expect("dependent is scheduled");
                                 *w -= 1;
                                 if *w == 0 && !skipped.contains(&d) {
-                                    ready.push((priority[&d], std::cmp::Reverse(d.index())));
+                                    make_ready(d, &mut ready, &mut ready_subst);
                                 }
                             }
                         }
-                        Err(BuildError::Cancelled { .. }) => ui.finished(&key, &format!("cancelled {key}")),
-                        Err(e) => {
+                        Err(JobError::Substitute(why)) => {
+                            ui.finished(
+                                &key,
+                                &format!("warning: refusing the substitute of {key}: {why}; it will be built instead"),
+                            );
+                            fell_back.push(n);
+                            skip_above(&mut skipped);
+                        }
+                        Err(JobError::Build(BuildError::Cancelled { .. })) => ui.finished(&key, &format!("cancelled {key}")),
+                        Err(JobError::Build(e)) => {
                             ui.finished(&key, &format!("error: {e}"));
                             if let BuildError::Failed { log, .. } = &e {
                                 ui.block(&format!(
@@ -235,14 +397,7 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
                             }
                             failed.push(key);
                             // Everything above a failed node is skipped.
-                            let mut stack = vec![n];
-                            while let Some(x) = stack.pop() {
-                                for &d in dependents.get(&x).into_iter().flatten() {
-                                    if skipped.insert(d) {
-                                        stack.push(d);
-                                    }
-                                }
-                            }
+                            skip_above(&mut skipped);
                             if !opts.keep_going {
                                 cancel.store(true, Ordering::Relaxed);
                             }
@@ -259,7 +414,65 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
         }
         return Err(SchedError::Failed { failed });
     }
-    Ok(report)
+    Ok(fell_back)
+}
+
+/// Locks, re-checks, downloads and registers one substitute. Nothing is registered unless the
+/// archive matches its signed hash and the unpacked tree its signed tree hash.
+fn substitute_one(
+    store: &Store,
+    plan: &Plan,
+    n: NodeIndex,
+    subs: &Substituters,
+    found: &Found,
+    on_wait: &dyn Fn(),
+) -> Result<Outcome, JobError> {
+    let node = plan.node(n);
+    let store_name = node.store_name();
+    let fail = |e: &dyn std::fmt::Display| JobError::Substitute(e.to_string());
+    let _lock = store.lock(&node.id, on_wait).map_err(|e| fail(&e))?;
+    if store.is_valid(&store_name) {
+        return Ok(Outcome::AlreadyThere);
+    }
+    let dir = store.begin_build(&store_name, false).map_err(|e| fail(&e))?;
+    let t0 = Instant::now();
+    if let Err(e) = subs.fetch_into(found, &dir.out) {
+        store.abort_build(dir);
+        return Err(fail(&e));
+    }
+    let url = subs.url(found.cache).to_string();
+    let m = &found.meta;
+    let _ = std::fs::write(
+        store.log_path(&store_name),
+        format!(
+            "substituted from {url}: {} ({} bytes, sha256 {}), tree hash {}, in {:.1}s\n",
+            m.archive,
+            m.archive_size,
+            m.archive_sha256,
+            m.tree_hash,
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+    let meta = EntryMeta {
+        format: 1,
+        id: node.id,
+        name: node.key.name.clone(),
+        version: node.version.clone(),
+        target: node.key.target.clone(),
+        store_name: store_name.clone(),
+        tree_hash: m.tree_hash,
+        size: 0,
+        files: 0,
+        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
+        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
+        build_seconds: 0.0,
+        registered_at: 0,
+        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
+        sandboxed: true,
+        substituted_from: Some(url.clone()),
+    };
+    store.register_expecting(dir, meta, m.tree_hash).map_err(|e| fail(&e))?;
+    Ok(Outcome::Substituted(url))
 }
 
 /// Locks, re-checks and builds one node. `Ok(None)`: another process built it meanwhile.
@@ -271,7 +484,19 @@ fn build_one(
     client: &jobserver::Client,
     cancel: &AtomicBool,
     on_wait: &dyn Fn(),
-) -> Result<Option<EntryMeta>, BuildError> {
+) -> Result<Outcome, JobError> {
+    build_node(store, plan, n, opts, client, cancel, on_wait).map_err(JobError::Build)
+}
+
+fn build_node(
+    store: &Store,
+    plan: &Plan,
+    n: NodeIndex,
+    opts: &RealizeOptions,
+    client: &jobserver::Client,
+    cancel: &AtomicBool,
+    on_wait: &dyn Fn(),
+) -> Result<Outcome, BuildError> {
     let node = plan.node(n);
     let store_name = node.store_name();
     let setup = |e: &dyn std::fmt::Display| BuildError::Setup {
@@ -280,7 +505,7 @@ fn build_one(
     };
     let _lock = store.lock(&node.id, on_wait).map_err(|e| setup(&e))?;
     if store.is_valid(&store_name) {
-        return Ok(None);
+        return Ok(Outcome::AlreadyThere);
     }
     let in_place = !opts.sandbox && node.kind == Kind::Build;
     let dir = store.begin_build(&store_name, in_place).map_err(|e| setup(&e))?;
@@ -347,8 +572,9 @@ fn build_one(
         registered_at: 0,
         builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
         sandboxed: opts.sandbox,
+        substituted_from: None,
     };
-    store.register(dir, meta).map(Some).map_err(|e| setup(&e))
+    store.register(dir, meta).map(|_| Outcome::Built).map_err(|e| setup(&e))
 }
 
 fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {

@@ -49,36 +49,43 @@ impl Progress {
         }
     }
 
-    pub fn start(&self, total: usize) {
+    /// `total` nodes to make, `substitutes` of them from binary caches.
+    pub fn start(&self, total: usize, substitutes: usize) {
         if let Some(b) = &self.bar {
             b.set_length(total as u64);
             b.set_position(0);
             b.enable_steady_tick(Duration::from_millis(200));
-        } else {
+        } else if substitutes == 0 {
             self.line(&format!("{total} node(s) to build"));
+        } else {
+            self.line(&format!(
+                "{} node(s) to build, {substitutes} to substitute from binary caches",
+                total - substitutes
+            ));
         }
     }
 
     fn refresh(&self) {
         if let Some(b) = &self.bar {
             let r = self.running.lock().map(|r| r.join(", ")).unwrap_or_default();
-            b.set_message(format!("building {r}"));
+            b.set_message(r);
         }
     }
 
-    pub fn started(&self, node: &str) {
+    /// `verb`: what is being done to the node ("building", "substituting").
+    pub fn started(&self, node: &str, verb: &str) {
         if let Ok(mut r) = self.running.lock() {
-            r.push(node.to_string());
+            r.push(format!("{verb} {node}"));
         }
         if self.bar.is_none() {
-            self.line(&format!("building {node}"));
+            self.line(&format!("{verb} {node}"));
         }
         self.refresh();
     }
 
     pub fn finished(&self, node: &str, msg: &str) {
         if let Ok(mut r) = self.running.lock() {
-            r.retain(|n| n != node);
+            r.retain(|n| n.rsplit(' ').next() != Some(node));
         }
         if msg.starts_with("error") {
             self.block(&format!("spy: {msg}"));

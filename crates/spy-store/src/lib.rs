@@ -24,6 +24,12 @@ pub enum StoreError {
     BadMeta { path: PathBuf, message: String },
     #[error(transparent)]
     Hash(#[from] spy_hash::HashError),
+    #[error("{store_name}: unpacked tree hash {actual} differs from the expected {expected}; not registered")]
+    TreeMismatch {
+        store_name: String,
+        expected: TreeHash,
+        actual: TreeHash,
+    },
     #[error("source {file}: expected sha256 {expected}, got {actual} (from {origin})")]
     SourceMismatch {
         file: String,
@@ -60,6 +66,9 @@ pub struct EntryMeta {
     pub registered_at: u64,
     pub builder: String,
     pub sandboxed: bool,
+    /// The binary cache the entry was substituted from, if it was not built here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substituted_from: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,9 +232,28 @@ impl Store {
 
     /// Registers a finished build: hash, make read-only, rename into place, write metadata last.
     /// `meta`'s hash and size fields are filled in here.
-    pub fn register(&self, b: BuildDir, mut meta: EntryMeta) -> Result<EntryMeta, StoreError> {
+    pub fn register(&self, b: BuildDir, meta: EntryMeta) -> Result<EntryMeta, StoreError> {
+        self.register_inner(b, meta, None)
+    }
+
+    /// Registers an entry that must have a known tree hash (a substitute): on any other hash the
+    /// build directory is discarded and nothing is registered.
+    pub fn register_expecting(&self, b: BuildDir, meta: EntryMeta, expected: TreeHash) -> Result<EntryMeta, StoreError> {
+        self.register_inner(b, meta, Some(expected))
+    }
+
+    fn register_inner(&self, b: BuildDir, mut meta: EntryMeta, expected: Option<TreeHash>) -> Result<EntryMeta, StoreError> {
         normalize_tree(&b.out)?;
         let sum = spy_hash::hash_tree(&b.out)?;
+        if let Some(expected) = expected.filter(|e| *e != sum.hash) {
+            let store_name = b.store_name.clone();
+            self.abort_build(b);
+            return Err(StoreError::TreeMismatch {
+                store_name,
+                expected,
+                actual: sum.hash,
+            });
+        }
         meta.tree_hash = sum.hash;
         meta.size = sum.size;
         meta.files = sum.files;
@@ -276,6 +304,33 @@ impl Store {
         }
         out.sort_by(|a, b| a.store_name.cmp(&b.store_name));
         Ok(out)
+    }
+
+    /// Makes `meta`'s entry of `other` an entry of this store too: hard links where both stores
+    /// share a filesystem, copies otherwise; metadata last, as for a build. Used by `spy check` to
+    /// give a fresh store the inputs it is not asked to rebuild.
+    pub fn link_entry_from(&self, other: &Store, meta: &EntryMeta) -> Result<(), StoreError> {
+        if self.is_valid(&meta.store_name) {
+            return Ok(());
+        }
+        let b = self.begin_build(&meta.store_name, false)?;
+        link_or_copy_tree(&other.entry_path(&meta.store_name), &b.out)?;
+        let dest = self.entry_path(&meta.store_name);
+        fs_err::rename(&b.out, &dest).map_err(io(&dest))?;
+        let _ = remove_tree(&b.dir);
+        self.write_meta(meta)
+    }
+
+    /// Hard-links (or copies) every cached source of `other` into this store's source cache.
+    pub fn link_sources_from(&self, other: &Store) -> Result<(), StoreError> {
+        let from = other.spy("sources");
+        for e in fs_err::read_dir(&from).map_err(io(&from))?.flatten() {
+            let dest = self.spy("sources").join(e.file_name());
+            if !dest.exists() && e.path().is_file() && std::fs::hard_link(e.path(), &dest).is_err() {
+                fs_err::copy(e.path(), &dest).map_err(io(&dest))?;
+            }
+        }
+        Ok(())
     }
 
     // ---- sources -------------------------------------------------------------------------
@@ -591,6 +646,26 @@ fn normalize_tree(root: &Path) -> Result<(), StoreError> {
     walk(root)
 }
 
+/// Recreates the tree at `from` under `to` (an existing directory), hard-linking files.
+fn link_or_copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
+    for e in fs_err::read_dir(from).map_err(io(from))? {
+        let e = e.map_err(io(from))?;
+        let (src, dest) = (e.path(), to.join(e.file_name()));
+        let md = fs_err::symlink_metadata(&src).map_err(io(&src))?;
+        if md.is_symlink() {
+            let target = fs_err::read_link(&src).map_err(io(&src))?;
+            std::os::unix::fs::symlink(target, &dest).map_err(io(&dest))?;
+        } else if md.is_dir() {
+            fs_err::create_dir(&dest).map_err(io(&dest))?;
+            link_or_copy_tree(&src, &dest)?;
+            fs_err::set_permissions(&dest, md.permissions()).map_err(io(&dest))?;
+        } else if std::fs::hard_link(&src, &dest).is_err() {
+            fs_err::copy(&src, &dest).map_err(io(&dest))?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes a tree even if it was made read-only.
 pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
     fn writable(p: &Path) {
@@ -633,6 +708,7 @@ mod tests {
             registered_at: 0,
             builder: "test".into(),
             sandboxed: false,
+            substituted_from: None,
         }
     }
 

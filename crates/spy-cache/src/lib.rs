@@ -1,0 +1,395 @@
+//! Binary caches: per node id, a signed metadata file (`meta/<id>.json`) and a compressed archive
+//! of the store entry (`archives/<sha256>.tar.zst`), in a directory or behind an HTTP server.
+//!
+//! Push writes the archive before the metadata, so a reader that finds metadata finds its archive.
+//! Substitution trusts nothing it has not checked: the metadata must describe the node asked for
+//! and carry a valid signature by a trusted key; the archive's sha256 and size must match the
+//! signed ones; the unpacked tree's hash must match the signed tree hash before the store registers
+//! it. Anything else is refused with a reason, and the caller builds the node instead.
+//! `docs/caches.md` describes the format.
+
+pub mod archive;
+pub mod backend;
+pub mod keys;
+pub mod serve;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use spy_hash::{NodeId, Sha256, TreeHash};
+use spy_store::{EntryMeta, Store, StoreError};
+
+pub use archive::Compression;
+pub use backend::{open, Backend};
+pub use keys::{PublicKey, SecretKey};
+
+pub const CACHE_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+    #[error("cache {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("`{url}` is not a cache URL: use file:///DIR, http:// or https://")]
+    UnsupportedUrl { url: String },
+    #[error("key {key}: {message}")]
+    BadKey { key: String, message: String },
+    #[error("{node} in {url}: metadata is unreadable: {message}")]
+    BadMeta { node: String, url: String, message: String },
+    #[error("{node} in {url} is unsigned")]
+    Unsigned { node: String, url: String },
+    #[error("{node} in {url} is signed only by untrusted key(s) {keys}")]
+    Untrusted { node: String, url: String, keys: String },
+    #[error("{node} in {url}: the signature by `{key}` does not match the metadata (tampered or corrupt)")]
+    BadSignature { node: String, url: String, key: String },
+    #[error("{node} in {url}: its archive {archive} is missing")]
+    MissingArchive { node: String, url: String, archive: String },
+    #[error("{node} from {url}: {what} mismatch (expected {expected}, got {actual})")]
+    Mismatch {
+        node: String,
+        url: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("{node} from {url}: the archive does not unpack: {message}")]
+    BadArchive { node: String, url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The metadata file of one cached entry. Everything but `signatures` is covered by them (see
+/// `fingerprint`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheMeta {
+    pub format: u32,
+    pub id: NodeId,
+    pub store_name: String,
+    pub name: String,
+    pub version: String,
+    pub target: String,
+    /// The entry's tree hash, as its store records it.
+    pub tree_hash: TreeHash,
+    /// Bytes and count of regular files once unpacked.
+    pub size: u64,
+    pub files: u64,
+    /// Path of the archive, relative to the cache root.
+    pub archive: String,
+    pub compression: Compression,
+    pub archive_sha256: Sha256,
+    pub archive_size: u64,
+    /// Store names of the entries it was built from.
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub signatures: Vec<String>,
+}
+
+impl CacheMeta {
+    /// What a signature signs: every field that decides what lands in the store.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        format!(
+            "spy-cache-{};{};{};{};{};{};{};{};{};{};{}",
+            self.format,
+            self.id,
+            self.store_name,
+            self.target,
+            self.tree_hash,
+            self.size,
+            self.files,
+            self.compression.as_str(),
+            self.archive_sha256,
+            self.archive_size,
+            self.references.join(",")
+        )
+        .into_bytes()
+    }
+
+    pub fn sign(&mut self, key: &SecretKey) {
+        let sig = key.sign(&self.fingerprint());
+        self.signatures.retain(|s| !s.starts_with(&format!("{}:", key.name)));
+        self.signatures.push(sig);
+        self.signatures.sort();
+    }
+
+    /// Ok if a trusted key signed this metadata; otherwise why not.
+    pub fn check_trust(&self, trusted: &[PublicKey], url: &str) -> Result<(), CacheError> {
+        let node = self.store_name.clone();
+        if self.signatures.is_empty() {
+            return Err(CacheError::Unsigned { node, url: url.into() });
+        }
+        let fp = self.fingerprint();
+        for key in trusted {
+            for sig in &self.signatures {
+                match key.verify(&fp, sig) {
+                    Some(true) => return Ok(()),
+                    Some(false) => {
+                        return Err(CacheError::BadSignature {
+                            node,
+                            url: url.into(),
+                            key: key.name.clone(),
+                        })
+                    }
+                    None => {}
+                }
+            }
+        }
+        let names: Vec<String> = self
+            .signatures
+            .iter()
+            .map(|s| format!("`{}`", s.split(':').next().unwrap_or_default()))
+            .collect();
+        Err(CacheError::Untrusted {
+            node,
+            url: url.into(),
+            keys: names.join(", "),
+        })
+    }
+}
+
+pub fn meta_path(id: &NodeId) -> String {
+    format!("meta/{id}.json")
+}
+
+fn read_meta(cache: &dyn Backend, id: &NodeId, node: &str) -> Result<Option<CacheMeta>, CacheError> {
+    let Some(mut r) = cache.get(&meta_path(id))? else {
+        return Ok(None);
+    };
+    let bad = |message: String| CacheError::BadMeta {
+        node: node.to_string(),
+        url: cache.url().to_string(),
+        message,
+    };
+    // Metadata is small; anything past 1 MiB is not ours.
+    let mut text = Vec::new();
+    (&mut r).take(1 << 20).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
+    let meta: CacheMeta = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+    if meta.format != CACHE_FORMAT {
+        return Err(bad(format!("format {} (this spy reads {CACHE_FORMAT})", meta.format)));
+    }
+    Ok(Some(meta))
+}
+
+// ---- push ------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pushed {
+    /// Archive and metadata uploaded; the archive's compressed size.
+    Uploaded { archive_size: u64 },
+    /// The cache already had it (signed by the key, if one was given); nothing uploaded.
+    Present,
+    /// The cache had it; only the metadata was uploaded again, with the new signature.
+    Signed,
+}
+
+/// Uploads one store entry: the archive first, then its metadata. With `key`, the metadata is
+/// signed; an entry already present gets the signature added.
+pub fn push(
+    store: &Store,
+    entry: &EntryMeta,
+    cache: &dyn Backend,
+    key: Option<&SecretKey>,
+    compression: Compression,
+) -> Result<Pushed, CacheError> {
+    if let Some(mut existing) = read_meta(cache, &entry.id, &entry.store_name).ok().flatten() {
+        if existing.tree_hash == entry.tree_hash && cache.has(&existing.archive)? {
+            let Some(key) = key else { return Ok(Pushed::Present) };
+            let fp = existing.fingerprint();
+            if existing.signatures.iter().any(|s| key.public().verify(&fp, s) == Some(true)) {
+                return Ok(Pushed::Present);
+            }
+            existing.sign(key);
+            upload_meta(store, cache, &existing)?;
+            return Ok(Pushed::Signed);
+        }
+    }
+    let meta = pack_entry(store, entry, compression, |tmp, meta| cache.put(&meta.archive, tmp))?;
+    let mut meta = meta;
+    if let Some(k) = key {
+        meta.sign(k);
+    }
+    upload_meta(store, cache, &meta)?;
+    Ok(Pushed::Uploaded {
+        archive_size: meta.archive_size,
+    })
+}
+
+/// Packs an entry into a temporary file, hands it to `upload` and returns the (unsigned) metadata.
+pub fn pack_entry(
+    store: &Store,
+    entry: &EntryMeta,
+    compression: Compression,
+    upload: impl FnOnce(&Path, &CacheMeta) -> Result<(), CacheError>,
+) -> Result<CacheMeta, CacheError> {
+    let src = store.entry_path(&entry.store_name);
+    let mut tmp = store.staging_file()?;
+    let io = |p: &Path, e: std::io::Error| CacheError::Io {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    };
+    archive::pack(&src, compression, std::io::BufWriter::new(tmp.as_file_mut())).map_err(|e| io(&src, e))?;
+    let archive_size = tmp.as_file().metadata().map_err(|e| io(tmp.path(), e))?.len();
+    let sha = spy_hash::sha256_file(tmp.path()).map_err(StoreError::from)?;
+    let meta = CacheMeta {
+        format: CACHE_FORMAT,
+        id: entry.id,
+        store_name: entry.store_name.clone(),
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        target: entry.target.clone(),
+        tree_hash: entry.tree_hash,
+        size: entry.size,
+        files: entry.files,
+        archive: format!("archives/{sha}.{}", compression.extension()),
+        compression,
+        archive_sha256: sha,
+        archive_size,
+        references: entry.inputs.clone(),
+        signatures: Vec::new(),
+    };
+    upload(tmp.path(), &meta)?;
+    Ok(meta)
+}
+
+fn upload_meta(store: &Store, cache: &dyn Backend, meta: &CacheMeta) -> Result<(), CacheError> {
+    let tmp = store.staging_file()?;
+    serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(|e| CacheError::Io {
+        path: tmp.path().to_path_buf(),
+        message: e.to_string(),
+    })?;
+    cache.put(&meta_path(&meta.id), tmp.path())
+}
+
+// ---- substitution ----------------------------------------------------------------------------
+
+/// The caches to substitute from, in order of preference, and the keys trusted to sign for them.
+pub struct Substituters {
+    caches: Vec<Box<dyn Backend>>,
+    trusted: Vec<PublicKey>,
+    /// Caches that were unreachable once: not asked again in this process.
+    down: Mutex<Vec<bool>>,
+}
+
+/// A trusted entry found in a cache.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub cache: usize,
+    pub meta: CacheMeta,
+}
+
+impl Substituters {
+    pub fn new(urls: &[String], trusted: Vec<PublicKey>) -> Result<Substituters, CacheError> {
+        let caches = urls.iter().map(|u| backend::open(u)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Substituters {
+            down: Mutex::new(vec![false; caches.len()]),
+            caches,
+            trusted,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.caches.is_empty()
+    }
+
+    pub fn url(&self, cache: usize) -> &str {
+        self.caches[cache].url()
+    }
+
+    fn is_down(&self, i: usize) -> bool {
+        self.down.lock().map(|d| d[i]).unwrap_or(true)
+    }
+
+    fn mark_down(&self, i: usize) -> bool {
+        let mut d = self.down.lock().expect("substituter state");
+        !std::mem::replace(&mut d[i], true)
+    }
+
+    /// Asks the caches in order for a trusted entry of the node; each refusal (and an unreachable
+    /// cache, once) goes to `warn`.
+    pub fn query(&self, id: &NodeId, store_name: &str, warn: &dyn Fn(&str)) -> Option<Found> {
+        for (i, cache) in self.caches.iter().enumerate() {
+            if self.is_down(i) {
+                continue;
+            }
+            let checked = read_meta(cache.as_ref(), id, store_name).and_then(|m| match m {
+                None => Ok(None),
+                Some(m) if m.id != *id || m.store_name != store_name => Err(CacheError::BadMeta {
+                    node: store_name.to_string(),
+                    url: cache.url().to_string(),
+                    message: format!("it describes {} instead", m.store_name),
+                }),
+                Some(m) => m.check_trust(&self.trusted, cache.url()).map(|()| Some(m)),
+            });
+            match checked {
+                Ok(Some(meta)) => return Some(Found { cache: i, meta }),
+                Ok(None) => {}
+                Err(e @ CacheError::Unreachable { .. }) => {
+                    if self.mark_down(i) {
+                        warn(&format!("warning: {e}; not asking it again in this run"));
+                    }
+                }
+                Err(e) => warn(&format!("warning: refusing {e}; it will be built instead")),
+            }
+        }
+        None
+    }
+
+    /// Downloads the archive of `found` and unpacks it into `out`, checking its sha256 and size on
+    /// the way. The caller registers `out` against `found.meta.tree_hash`.
+    pub fn fetch_into(&self, found: &Found, out: &Path) -> Result<(), CacheError> {
+        let cache = &self.caches[found.cache];
+        let meta = &found.meta;
+        let url = cache.url().to_string();
+        let node = meta.store_name.clone();
+        let body = match cache.get(&meta.archive) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(CacheError::MissingArchive {
+                    node,
+                    url,
+                    archive: meta.archive.clone(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        // One byte more than promised is enough to know it is too long.
+        let mut hashed = spy_hash::Sha256Reader::new(body.take(meta.archive_size + 1));
+        let unpacked = archive::unpack(&mut hashed, meta.compression, out);
+        // A stream that failed to unpack is still read to its end, so that the report says whether
+        // the bytes differ from the signed ones (tampering) or just do not unpack.
+        let _ = std::io::copy(&mut hashed, &mut std::io::sink());
+        let (sha, size) = hashed.finish();
+        if size != meta.archive_size {
+            return Err(CacheError::Mismatch {
+                node,
+                url,
+                what: "archive size",
+                expected: meta.archive_size.to_string(),
+                actual: if size > meta.archive_size {
+                    "more".into()
+                } else {
+                    size.to_string()
+                },
+            });
+        }
+        if sha != meta.archive_sha256 {
+            return Err(CacheError::Mismatch {
+                node,
+                url,
+                what: "archive sha256",
+                expected: meta.archive_sha256.to_string(),
+                actual: sha.to_string(),
+            });
+        }
+        unpacked.map_err(|e| CacheError::BadArchive {
+            node,
+            url,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! `spy key`, `spy push`, `spy serve`, and where substituters and trusted keys come from: the
+//! command line first, then the user's config, then the graph's `spy.toml`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use spy_cache::{Compression, PublicKey, Pushed, SecretKey, Substituters};
+
+use crate::commands::Ctx;
+
+/// Cache settings of the command line (global flags).
+#[derive(clap::Args, Clone, Default)]
+pub struct CacheFlags {
+    /// Ask this binary cache before building (repeatable; before those of the config files).
+    #[arg(long = "substituter", global = true, value_name = "URL")]
+    pub substituters: Vec<String>,
+    /// Trust entries signed by this key: `NAME:BASE64`, or a file holding it (repeatable).
+    #[arg(long = "trusted-public-key", global = true, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Ask no binary cache: build everything that is missing.
+    #[arg(long, global = true)]
+    pub no_substitute: bool,
+}
+
+/// The user's config file (`$SPY_CONFIG`, else `$XDG_CONFIG_HOME/spy/config.toml`, else
+/// `~/.config/spy/config.toml`): the same `substituters` and `trusted-public-keys` keys as spy.toml.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UserConfig {
+    #[serde(default)]
+    substituters: Vec<String>,
+    #[serde(default, rename = "trusted-public-keys")]
+    trusted_public_keys: Vec<String>,
+}
+
+fn user_config_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SPY_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("spy").join("config.toml"))
+}
+
+fn load_user_config() -> Result<UserConfig> {
+    let Some(p) = user_config_path() else {
+        return Ok(UserConfig::default());
+    };
+    match std::fs::read_to_string(&p) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("user config {}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("SPY_CONFIG").is_none() => Ok(UserConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("user config {}", p.display())),
+    }
+}
+
+/// The substituters for a realize, or `None` when none is configured (or `--no-substitute`).
+/// `offline` leaves out network caches.
+pub fn substituters(ctx: &Ctx, flags: &CacheFlags, offline: bool) -> Result<Option<Arc<Substituters>>> {
+    if flags.no_substitute {
+        return Ok(None);
+    }
+    let user = load_user_config()?;
+    let mut urls: Vec<String> = Vec::new();
+    for u in flags
+        .substituters
+        .iter()
+        .chain(&user.substituters)
+        .chain(&ctx.graph.config.substituters)
+    {
+        if !urls.contains(u) && !(offline && (u.starts_with("http://") || u.starts_with("https://"))) {
+            urls.push(u.clone());
+        }
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for k in flags
+        .trusted_public_keys
+        .iter()
+        .chain(&user.trusted_public_keys)
+        .chain(&ctx.graph.config.trusted_public_keys)
+    {
+        keys.push(PublicKey::from_arg(k)?);
+    }
+    if keys.is_empty() && !ctx.quiet {
+        eprintln!("spy: warning: substituters are set but no trusted-public-keys: every cache entry will be refused");
+    }
+    Ok(Some(Arc::new(Substituters::new(&urls, keys)?)))
+}
+
+#[derive(clap::Subcommand)]
+pub enum KeyCommand {
+    /// Make an ed25519 key pair: NAME.secret (mode 0600) and NAME.public, in --out-dir.
+    Generate {
+        /// The key's name, part of every signature (e.g. `cache.example.org-1`).
+        name: String,
+        /// Where to write the two files.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print the public key of a secret key file.
+    Public { secret: PathBuf },
+    /// Check a file's signature (FILE.sig, as `spy release --sign` writes) against a public key.
+    Verify {
+        /// The public key: `NAME:BASE64`, or a file holding it.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        file: PathBuf,
+        /// The signature file (default: FILE.sig).
+        #[arg(long, value_name = "SIGFILE")]
+        signature: Option<PathBuf>,
+    },
+}
+
+pub fn key(cmd: KeyCommand) -> Result<ExitCode> {
+    match cmd {
+        KeyCommand::Generate { name, out_dir } => {
+            let key = SecretKey::generate(&name)?;
+            let secret = out_dir.join(format!("{name}.secret"));
+            let public = out_dir.join(format!("{name}.public"));
+            for p in [&secret, &public] {
+                if p.exists() {
+                    bail!("{} already exists; not overwriting a key", p.display());
+                }
+            }
+            fs_err::create_dir_all(&out_dir)?;
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&secret)
+                    .with_context(|| format!("writing {}", secret.display()))?;
+                writeln!(f, "{}", key.to_text())?;
+            }
+            fs_err::write(&public, format!("{}\n", key.public().to_text()))?;
+            eprintln!("spy: wrote {} (keep it secret) and {}", secret.display(), public.display());
+            println!("{}", key.public().to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Public { secret } => {
+            println!("{}", SecretKey::load(&secret)?.public().to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Verify { key, file, signature } => {
+            let public = PublicKey::from_arg(&key)?;
+            let sig_path = signature.unwrap_or_else(|| PathBuf::from(format!("{}.sig", file.display())));
+            let sig = fs_err::read_to_string(&sig_path)?;
+            let data = fs_err::read(&file)?;
+            match public.verify(&data, sig.trim()) {
+                Some(true) => {
+                    println!("{}: good signature by {}", file.display(), public.name);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(false) => bail!("{}: BAD signature: {} does not match this file", file.display(), sig_path.display()),
+                None => bail!(
+                    "{}: signed by `{}`, not by the key given (`{}`)",
+                    file.display(),
+                    sig.split(':').next().unwrap_or_default(),
+                    public.name
+                ),
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// The cache: file:///DIR, or an http(s) URL that accepts PUT (WebDAV).
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Sign the metadata with this secret key file.
+    #[arg(long, value_name = "KEYFILE")]
+    sign: Option<PathBuf>,
+    #[arg(long, default_value = "zstd", value_name = "zstd|xz")]
+    compression: Compression,
+    /// Push only the named nodes, not their closures.
+    #[arg(long)]
+    no_closure: bool,
+    #[arg(required = true, value_name = "NODE")]
+    nodes: Vec<String>,
+}
+
+pub fn push(ctx: &mut Ctx, args: PushArgs) -> Result<ExitCode> {
+    let key = args.sign.as_deref().map(SecretKey::load).transpose()?;
+    let cache = spy_cache::open(&args.to)?;
+    let keys = ctx.keys(&args.nodes)?;
+    let (plan, roots) = ctx.plan(&keys)?;
+    for &r in &roots {
+        if !ctx.store.is_valid(&plan.node(r).store_name()) {
+            bail!(
+                "{} is not built in this store; `spy realize {}` first",
+                plan.node(r).key,
+                plan.node(r).key
+            );
+        }
+    }
+    let nodes = if args.no_closure { roots.clone() } else { plan.closure(&roots) };
+    let t0 = Instant::now();
+    let (mut uploaded, mut present, mut bytes_in, mut bytes_out) = (0usize, 0usize, 0u64, 0u64);
+    for n in nodes {
+        let node = plan.node(n);
+        if node.kind == spy_recipe::Kind::Bootstrap {
+            // Host tools are copied from the machine, not built: never shared.
+            continue;
+        }
+        let Some(entry) = ctx.store.lookup(&node.store_name())? else {
+            if !ctx.quiet {
+                eprintln!("spy: skipping {} (not in this store)", node.key);
+            }
+            continue;
+        };
+        let t = Instant::now();
+        match spy_cache::push(&ctx.store, &entry, cache.as_ref(), key.as_ref(), args.compression)
+            .with_context(|| format!("pushing {}", node.key))?
+        {
+            Pushed::Uploaded { archive_size } => {
+                uploaded += 1;
+                bytes_in += entry.size;
+                bytes_out += archive_size;
+                if !ctx.quiet {
+                    eprintln!(
+                        "spy: pushed {} ({:.1} MB -> {:.1} MB in {:.1}s)",
+                        node.key,
+                        entry.size as f64 / 1e6,
+                        archive_size as f64 / 1e6,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Pushed::Signed => {
+                present += 1;
+                if !ctx.quiet {
+                    eprintln!("spy: {} was there; added the signature", node.key);
+                }
+            }
+            Pushed::Present => present += 1,
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "spy: pushed {uploaded} entr(ies) to {} ({:.1} MB packed to {:.1} MB, {:.1} MB/s), {present} already there, in {secs:.1}s",
+        args.to,
+        bytes_in as f64 / 1e6,
+        bytes_out as f64 / 1e6,
+        if secs > 0.0 { bytes_in as f64 / 1e6 / secs } else { 0.0 }
+    );
+    if key.is_none() && uploaded > 0 {
+        eprintln!("spy: warning: pushed unsigned: substituters refuse unsigned entries (push again with --sign KEYFILE)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8377", value_name = "HOST:PORT")]
+    addr: String,
+    /// Sign the metadata served with this secret key file (clients refuse unsigned entries).
+    #[arg(long, value_name = "KEYFILE")]
+    sign: Option<PathBuf>,
+    #[arg(long, default_value = "zstd", value_name = "zstd|xz")]
+    compression: Compression,
+    /// Where packed entries are kept between requests (default: the store's .spy/serve).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
+    let key = args.sign.as_deref().map(SecretKey::load).transpose()?;
+    if key.is_none() {
+        eprintln!("spy: warning: serving unsigned metadata: clients will refuse it (pass --sign KEYFILE)");
+    }
+    let cache_dir = match args.cache_dir {
+        Some(d) => std::path::absolute(&d)?,
+        None => ctx.store.root().join(".spy").join("serve"),
+    };
+    fs_err::create_dir_all(&cache_dir)?;
+    let store_root: &Path = ctx.store.root();
+    let opts = spy_cache::serve::ServeOptions {
+        addr: args.addr,
+        key,
+        compression: args.compression,
+        cache_dir,
+        threads: 8,
+    };
+    spy_cache::serve::serve(ctx.store.clone(), opts, |addr| {
+        eprintln!("spy: serving {} read-only at http://{addr}/ (Ctrl-C to stop)", store_root.display());
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
