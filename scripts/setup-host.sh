@@ -43,11 +43,13 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# Stage 0 of the graph (graph/bootstrap/stage0.toml) and what the tests use.
+# Stage 0 of the graph (graph/bootstrap/stage0.toml) and what the tests use (nginx: the WebDAV
+# binary cache of tests/cache.rs; diffoscope: `spy check` reports).
 $SUDO apt-get install -y -qq --no-install-recommends \
   bash coreutils gcc g++ gcc-multilib binutils make patch perl m4 pkg-config \
   sed grep mawk findutils diffutils tar gzip bzip2 xz-utils hostname debianutils \
-  ncurses-bin tcl cmake git time python3-pip ca-certificates tmux openssl util-linux >/dev/null
+  ncurses-bin tcl cmake git time python3-pip ca-certificates tmux openssl util-linux \
+  nginx diffoscope-minimal >/dev/null
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -56,7 +56,16 @@ impl Fixture {
             .env("SPY_GRAPH", self.root().join("graph"))
             .env("SPY_STORE", self.store())
             .env("SPY_MIRRORS", self.mirror())
+            .env("XDG_CONFIG_HOME", self.root().join("config"))
+            .env_remove("SPY_CONFIG")
             .env_remove("SPY_OVERLAYS");
+        c
+    }
+
+    /// `spy` with another store.
+    pub fn cmd_in(&self, store: &Path, args: &[&str]) -> Command {
+        let mut c = self.cmd(args);
+        c.env("SPY_STORE", store);
         c
     }
 
