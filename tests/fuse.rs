@@ -7,53 +7,9 @@ mod common;
 use common::Fixture;
 use std::process::Command;
 
-const INTERP: &str = r##"
-name = "interp"
-version = "0.1"
-license = "PSF-2.0"
-deps = ["libz"]
-[phases]
-build = "printf '#include <stdio.h>\nint main(void) { puts(\"interp runs\"); return 0; }\n' > main.c && gcc -static -o interp main.c"
-install = """
-mkdir -p $out/bin $out/lib/std/pkg $out/lib/std/test
-cp interp $out/bin/
-for f in mod pkg/__init__ test/test_mod; do echo "# $f" > $out/lib/std/$f.py; echo "compiled $f" > $out/lib/std/$f.pyc; done
-echo data > $out/lib/std/data.txt
-echo '{"builtin": ["sys"], "missing": {"_tkinter": "no GUI here"}}' > $out/modules.json
-"""
-"##;
-
-const LIBZ: &str = r##"
-name = "libz"
-version = "9.9"
-license = "Zlib"
-[phases]
-install = """
-mkdir -p $out/lib
-printf 'int z(void) { return 1; }\n' > z.c && gcc -c z.c && ar rcs $out/lib/libz.a z.o
-"""
-"##;
-
-const FUSED: &str = r##"
-name = "fused"
-version = "0.1"
-kind = "fuse"
-license = "PSF-2.0"
-deps = ["interp"]
-[fuse]
-interpreter = "interp"
-executable = "bin/interp"
-stdlib = "lib/std"
-modules = "modules.json"
-flavor = "plain"
-exclude = ["test"]
-"##;
-
 fn fixture() -> Fixture {
     let f = Fixture::new();
-    f.write("graph/interp.toml", INTERP);
-    f.write("graph/libz.toml", LIBZ);
-    f.write("graph/fused.toml", FUSED);
+    f.fuse_graph();
     f
 }
 
@@ -109,7 +65,7 @@ fn fuses_an_executable_with_its_stdlib_and_writes_a_manifest() {
 fn a_license_change_below_changes_the_fused_id_only() {
     let f = fixture();
     let (interp, fused) = (id_of(&f, "interp"), id_of(&f, "fused"));
-    f.write("graph/libz.toml", &LIBZ.replace("license = \"Zlib\"", "license = \"MIT\""));
+    f.write("graph/libz.toml", &common::FUSE_LIBZ.replace("license = \"Zlib\"", "license = \"MIT\""));
     assert_eq!(id_of(&f, "interp"), interp, "a license does not change a build");
     assert_ne!(id_of(&f, "fused"), fused, "the manifest publishes licenses");
 }
@@ -119,7 +75,7 @@ fn a_module_without_its_pyc_fails_the_fuse_and_stores_nothing_of_it() {
     let f = fixture();
     f.write(
         "graph/interp.toml",
-        &INTERP.replace("echo data >", "echo '# no pyc' > $out/lib/std/lonely.py; echo data >"),
+        &common::FUSE_INTERP.replace("echo data >", "echo '# no pyc' > $out/lib/std/lonely.py; echo data >"),
     );
     let err = f.fails(&["realize", "--no-out-link", "fused-x86_64"]);
     assert!(err.contains("lonely.py has no compiled lonely.pyc"), "{err}");
@@ -131,20 +87,20 @@ fn fuse_tables_are_checked() {
     let f = fixture();
     f.write(
         "graph/fused.toml",
-        &FUSED.replace("[fuse]", "[nothing]").replace("interpreter =", "x ="),
+        &common::FUSE_FUSED.replace("[fuse]", "[nothing]").replace("interpreter =", "x ="),
     );
     let err = f.fails(&["list"]);
     assert!(err.contains("fused.toml"), "{err}");
     f.write(
         "graph/fused.toml",
-        &FUSED.replace("interpreter = \"interp\"", "interpreter = \"libz\""),
+        &common::FUSE_FUSED.replace("interpreter = \"interp\"", "interpreter = \"libz\""),
     );
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("`libz` must be one of the dependencies of `fused`"), "{err}");
-    f.write("graph/fused.toml", &FUSED.replace("kind = \"fuse\"", "kind = \"build\""));
+    f.write("graph/fused.toml", &common::FUSE_FUSED.replace("kind = \"fuse\"", "kind = \"build\""));
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("has a [fuse] table but kind `build`"), "{err}");
-    f.write("graph/fused.toml", &format!("{FUSED}\n[phases]\nbuild = \"true\"\n"));
+    f.write("graph/fused.toml", &format!("{}\n[phases]\nbuild = \"true\"\n", common::FUSE_FUSED));
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("takes no sources and no phases"), "{err}");
 }

@@ -141,6 +141,13 @@ impl Fixture {
         );
     }
 
+    /// Writes the fuse fixture's three recipes ([`FUSE_INTERP`], [`FUSE_LIBZ`], [`FUSE_FUSED`]).
+    pub fn fuse_graph(&self) {
+        self.write("graph/interp.toml", FUSE_INTERP);
+        self.write("graph/libz.toml", FUSE_LIBZ);
+        self.write("graph/fused.toml", FUSE_FUSED);
+    }
+
     /// Store entry directories (not `.spy`).
     pub fn entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.store())
@@ -155,6 +162,50 @@ impl Fixture {
         v
     }
 }
+
+/// The fuse fixture: a tiny static "interpreter" (`interp`, a C program with a fake stdlib), a
+/// static library it depends on (`libz`) and the fuse node over it (`fused`).
+pub const FUSE_INTERP: &str = r##"
+name = "interp"
+version = "0.1"
+license = "PSF-2.0"
+deps = ["libz"]
+[phases]
+build = "printf '#include <stdio.h>\nint main(void) { puts(\"interp runs\"); return 0; }\n' > main.c && gcc -static -o interp main.c"
+install = """
+mkdir -p $out/bin $out/lib/std/pkg $out/lib/std/test
+cp interp $out/bin/
+for f in mod pkg/__init__ test/test_mod; do echo "# $f" > $out/lib/std/$f.py; echo "compiled $f" > $out/lib/std/$f.pyc; done
+echo data > $out/lib/std/data.txt
+echo '{"builtin": ["sys"], "missing": {"_tkinter": "no GUI here"}}' > $out/modules.json
+"""
+"##;
+
+pub const FUSE_LIBZ: &str = r##"
+name = "libz"
+version = "9.9"
+license = "Zlib"
+[phases]
+install = """
+mkdir -p $out/lib
+printf 'int z(void) { return 1; }\n' > z.c && gcc -c z.c && ar rcs $out/lib/libz.a z.o
+"""
+"##;
+
+pub const FUSE_FUSED: &str = r##"
+name = "fused"
+version = "0.1"
+kind = "fuse"
+license = "PSF-2.0"
+deps = ["interp"]
+[fuse]
+interpreter = "interp"
+executable = "bin/interp"
+stdlib = "lib/std"
+modules = "modules.json"
+flavor = "plain"
+exclude = ["test"]
+"##;
 
 pub fn make_tar_gz(path: &Path, files: &[(&str, &str)]) {
     let f = std::fs::File::create(path).unwrap();
