@@ -53,7 +53,18 @@ impl Cache {
         let store = self.f.root().join(name);
         let o = self
             .f
-            .cmd_in(&store, &["realize", "--no-out-link", "hello", "--substituter", url, "--trusted-public-key", trusted])
+            .cmd_in(
+                &store,
+                &[
+                    "realize",
+                    "--no-out-link",
+                    "hello",
+                    "--substituter",
+                    url,
+                    "--trusted-public-key",
+                    trusted,
+                ],
+            )
             .output()
             .unwrap();
         let (out, err) = text(&o);
@@ -154,7 +165,10 @@ fn refused_substitutes_are_built_instead() {
     std::fs::write(&a, bytes).unwrap();
     let (_, err) = c.realize_fresh("b1", &url(&d), &c.public);
     assert!(err.contains("archive sha256 mismatch"), "{err}");
-    assert!(err.contains("it will be built instead"), "{err}");
+    assert!(
+        err.contains("warning: not substituting hello@x86_64-linux-musl from file:") && err.contains("building it instead"),
+        "{err}"
+    );
     assert!(built(&err).iter().any(|l| l.contains("hello@")), "{err}");
     // Building hello needs libgreet, which the cache supplies.
     assert!(err.contains("substituted libgreet@"), "{err}");
@@ -231,7 +245,11 @@ fn config_files_name_substituters_and_keys() {
     assert!(err.contains("substituted hello@"), "{err}");
     // --no-substitute wins.
     let store = c.f.root().join("b2");
-    let (_, err) = text(&c.f.cmd_in(&store, &["realize", "--no-out-link", "--no-substitute", "hello"]).output().unwrap());
+    let (_, err) = text(
+        &c.f.cmd_in(&store, &["realize", "--no-out-link", "--no-substitute", "hello"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(built(&err).len(), 2, "{err}");
     // The graph's spy.toml.
     std::fs::remove_file(c.f.root().join("config/spy/config.toml")).unwrap();
@@ -366,7 +384,10 @@ fn substitute_from_spy_serve() {
     let other_store = c.f.root().join("store-c");
     let o = c.f.cmd_in(&other_store, &["realize", "--no-out-link", "other"]).output().unwrap();
     assert!(o.status.success());
-    let o = c.f.cmd_in(&other_store, &["push", "--to", &url, "--sign", &key, "other"]).output().unwrap();
+    let o =
+        c.f.cmd_in(&other_store, &["push", "--to", &url, "--sign", &key, "other"])
+            .output()
+            .unwrap();
     let (_, perr) = text(&o);
     assert!(!o.status.success() && perr.contains("405"), "{perr}");
     // Without --sign, spy serve's entries are refused as unsigned.

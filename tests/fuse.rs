@@ -65,7 +65,10 @@ fn fuses_an_executable_with_its_stdlib_and_writes_a_manifest() {
 fn a_license_change_below_changes_the_fused_id_only() {
     let f = fixture();
     let (interp, fused) = (id_of(&f, "interp"), id_of(&f, "fused"));
-    f.write("graph/libz.toml", &common::FUSE_LIBZ.replace("license = \"Zlib\"", "license = \"MIT\""));
+    f.write(
+        "graph/libz.toml",
+        &common::FUSE_LIBZ.replace("license = \"Zlib\"", "license = \"MIT\""),
+    );
     assert_eq!(id_of(&f, "interp"), interp, "a license does not change a build");
     assert_ne!(id_of(&f, "fused"), fused, "the manifest publishes licenses");
 }
@@ -97,7 +100,10 @@ fn fuse_tables_are_checked() {
     );
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("`libz` must be one of the dependencies of `fused`"), "{err}");
-    f.write("graph/fused.toml", &common::FUSE_FUSED.replace("kind = \"fuse\"", "kind = \"build\""));
+    f.write(
+        "graph/fused.toml",
+        &common::FUSE_FUSED.replace("kind = \"fuse\"", "kind = \"build\""),
+    );
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("has a [fuse] table but kind `build`"), "{err}");
     f.write("graph/fused.toml", &format!("{}\n[phases]\nbuild = \"true\"\n", common::FUSE_FUSED));

@@ -39,7 +39,10 @@ fn check_names_a_node_that_writes_the_time_and_its_file() {
     assert!(!out.contains("DIFFERS hello"), "{out}");
     assert!(err.contains("1 of 3 node(s) differ when rebuilt: clock@x86_64-linux-musl"), "{err}");
     // The rebuilt output is kept for inspection, at the path given.
-    let kept = err.lines().find_map(|l| l.strip_prefix("spy: the rebuilt outputs are kept in ")).unwrap();
+    let kept = err
+        .lines()
+        .find_map(|l| l.strip_prefix("spy: the rebuilt outputs are kept in "))
+        .unwrap();
     let kept = PathBuf::from(kept.split(" (").next().unwrap());
     assert!(kept.join("store").is_dir());
     if Command::new("diffoscope").arg("--version").output().is_ok() {
@@ -59,10 +62,17 @@ fn release_writes_binaries_manifests_sums_and_signature() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["SHA256SUMS", "SHA256SUMS.sig", "fused-x86_64", "fused-x86_64.manifest.json"]);
+    assert_eq!(
+        names,
+        ["SHA256SUMS", "SHA256SUMS.sig", "fused-x86_64", "fused-x86_64.manifest.json"]
+    );
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert_eq!(sums.lines().count(), 2, "{sums}");
-    let check = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&out).output().unwrap();
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     // The manifest's sha256 is the binary's.
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("fused-x86_64.manifest.json")).unwrap()).unwrap();

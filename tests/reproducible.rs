@@ -34,19 +34,34 @@ fn python311_checks_identical_substitutes_and_releases() {
     let store_b = tmp.path().join("store-b");
     let (out, err) = ok_spy(
         &store_b,
-        &["realize", "--no-out-link", "--substituter", &cache, "--trusted-public-key", public.trim(), release_name],
+        &[
+            "realize",
+            "--no-out-link",
+            "--substituter",
+            &cache,
+            "--trusted-public-key",
+            public.trim(),
+            release_name,
+        ],
     );
     assert!(common::built_lines(&err).is_empty(), "zero builds:\n{err}");
     assert!(err.contains("substituted python3.11@x86_64-linux-musl"), "{err}");
     let bin_a = built.join("bin").join(release_name);
     let bin_b = Path::new(out.trim()).join("bin").join(release_name);
     assert_eq!(common::sha256(&bin_a), common::sha256(&bin_b));
-    let run = Command::new(&bin_b).args(["-c", "import ssl, sqlite3; print('ok')"]).output().unwrap();
+    let run = Command::new(&bin_b)
+        .args(["-c", "import ssl, sqlite3; print('ok')"])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "ok\n");
 
     let dist = format!("{t}/dist");
     ok_spy(&store, &["release", release_name, "--out", &dist, "--sign", &key]);
-    let sums = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&dist).output().unwrap();
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .unwrap();
     assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
     let (v, _) = ok_spy(&store, &["key", "verify", "--key", public.trim(), &format!("{dist}/SHA256SUMS")]);
     assert!(v.contains("good signature"), "{v}");

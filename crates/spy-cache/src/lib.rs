@@ -118,8 +118,8 @@ impl CacheMeta {
     }
 
     /// Ok if a trusted key signed this metadata; otherwise why not.
-    pub fn check_trust(&self, trusted: &[PublicKey], url: &str) -> Result<(), CacheError> {
-        let node = self.store_name.clone();
+    pub fn check_trust(&self, trusted: &[PublicKey], node: &str, url: &str) -> Result<(), CacheError> {
+        let node = node.to_string();
         if self.signatures.is_empty() {
             return Err(CacheError::Unsigned { node, url: url.into() });
         }
@@ -309,21 +309,21 @@ impl Substituters {
         !std::mem::replace(&mut d[i], true)
     }
 
-    /// Asks the caches in order for a trusted entry of the node; each refusal (and an unreachable
-    /// cache, once) goes to `warn`.
-    pub fn query(&self, id: &NodeId, store_name: &str, warn: &dyn Fn(&str)) -> Option<Found> {
+    /// Asks the caches in order for a trusted entry of the node (`label` names it in messages);
+    /// each refusal (and an unreachable cache, once) goes to `warn`.
+    pub fn query(&self, id: &NodeId, store_name: &str, label: &str, warn: &dyn Fn(&str)) -> Option<Found> {
         for (i, cache) in self.caches.iter().enumerate() {
             if self.is_down(i) {
                 continue;
             }
-            let checked = read_meta(cache.as_ref(), id, store_name).and_then(|m| match m {
+            let checked = read_meta(cache.as_ref(), id, label).and_then(|m| match m {
                 None => Ok(None),
                 Some(m) if m.id != *id || m.store_name != store_name => Err(CacheError::BadMeta {
-                    node: store_name.to_string(),
+                    node: label.to_string(),
                     url: cache.url().to_string(),
                     message: format!("it describes {} instead", m.store_name),
                 }),
-                Some(m) => m.check_trust(&self.trusted, cache.url()).map(|()| Some(m)),
+                Some(m) => m.check_trust(&self.trusted, label, cache.url()).map(|()| Some(m)),
             });
             match checked {
                 Ok(Some(meta)) => return Some(Found { cache: i, meta }),
@@ -333,19 +333,20 @@ impl Substituters {
                         warn(&format!("warning: {e}; not asking it again in this run"));
                     }
                 }
-                Err(e) => warn(&format!("warning: refusing {e}; it will be built instead")),
+                Err(e) => warn(&format!("warning: not substituting {e}")),
             }
         }
         None
     }
 
     /// Downloads the archive of `found` and unpacks it into `out`, checking its sha256 and size on
-    /// the way. The caller registers `out` against `found.meta.tree_hash`.
-    pub fn fetch_into(&self, found: &Found, out: &Path) -> Result<(), CacheError> {
+    /// the way (`label` names the node in errors). The caller registers `out` against
+    /// `found.meta.tree_hash`.
+    pub fn fetch_into(&self, found: &Found, label: &str, out: &Path) -> Result<(), CacheError> {
         let cache = &self.caches[found.cache];
         let meta = &found.meta;
         let url = cache.url().to_string();
-        let node = meta.store_name.clone();
+        let node = label.to_string();
         let body = match cache.get(&meta.archive) {
             Ok(Some(b)) => b,
             Ok(None) => {

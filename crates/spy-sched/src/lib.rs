@@ -133,7 +133,7 @@ fn query_substitutes(subs: &Substituters, plan: &Plan, nodes: &[NodeIndex], ui: 
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&n) = nodes.get(i) else { break };
                 let node = plan.node(n);
-                if let Some(f) = subs.query(&node.id, &node.store_name(), &|m| ui.line(m)) {
+                if let Some(f) = subs.query(&node.id, &node.store_name(), &node.key.to_string(), &|m| ui.line(m)) {
                     found.lock().expect("query results").insert(n, f);
                 }
             });
@@ -181,32 +181,37 @@ fn realize_round(
         return Ok(Vec::new());
     }
     let subs = opts.substituters.as_deref().filter(|s| !s.is_empty());
-    let found = match subs {
-        Some(subs) => {
-            let ask: Vec<NodeIndex> = closure
-                .iter()
-                .copied()
-                .filter(|n| !valid.contains(n) && !refused.contains(n) && plan.node(*n).kind != Kind::Bootstrap)
-                .collect();
-            query_substitutes(subs, plan, &ask, ui)
-        }
-        None => HashMap::new(),
-    };
     // Dependents first: a substituted node needs nothing below it; a built one needs its whole
-    // closure present (the sandbox mounts it), substituted or built in turn.
-    let mut needed: HashSet<NodeIndex> = roots.iter().copied().collect();
-    let mut action: HashMap<NodeIndex, Action> = HashMap::new();
-    for &n in closure.iter().rev() {
-        if !needed.contains(&n) || valid.contains(&n) {
-            continue;
+    // closure present (the sandbox mounts it), substituted or built in turn. The caches are asked
+    // level by level, only about nodes that turn out to be needed, each batch in parallel.
+    let mut found: HashMap<NodeIndex, Found> = HashMap::new();
+    let mut asked: HashSet<NodeIndex> = HashSet::new();
+    let action = loop {
+        let mut needed: HashSet<NodeIndex> = roots.iter().copied().collect();
+        let mut action: HashMap<NodeIndex, Action> = HashMap::new();
+        let mut to_ask: Vec<NodeIndex> = Vec::new();
+        for &n in closure.iter().rev() {
+            if !needed.contains(&n) || valid.contains(&n) {
+                continue;
+            }
+            let askable = subs.is_some() && !refused.contains(&n) && plan.node(n).kind != Kind::Bootstrap;
+            if askable && !asked.contains(&n) {
+                to_ask.push(n);
+            } else if found.contains_key(&n) {
+                action.insert(n, Action::Substitute);
+            } else {
+                action.insert(n, Action::Build);
+                needed.extend(plan.closure(&plan.node(n).deps));
+            }
         }
-        if found.contains_key(&n) {
-            action.insert(n, Action::Substitute);
-        } else {
-            action.insert(n, Action::Build);
-            needed.extend(plan.closure(&plan.node(n).deps));
+        match subs {
+            Some(subs) if !to_ask.is_empty() => {
+                found.extend(query_substitutes(subs, plan, &to_ask, ui));
+                asked.extend(to_ask);
+            }
+            _ => break action,
         }
-    }
+    };
     let need: Vec<NodeIndex> = closure.iter().copied().filter(|n| action.contains_key(n)).collect();
     report.already_valid = closure.len() - need.len();
     let to_build: Vec<NodeIndex> = need.iter().copied().filter(|n| action[n] == Action::Build).collect();
@@ -380,7 +385,7 @@ fn realize_round(
                         Err(JobError::Substitute(why)) => {
                             ui.finished(
                                 &key,
-                                &format!("warning: refusing the substitute of {key}: {why}; it will be built instead"),
+                                &format!("warning: not substituting {why}; building it instead"),
                             );
                             fell_back.push(n);
                             skip_above(&mut skipped);
@@ -436,7 +441,7 @@ fn substitute_one(
     }
     let dir = store.begin_build(&store_name, false).map_err(|e| fail(&e))?;
     let t0 = Instant::now();
-    if let Err(e) = subs.fetch_into(found, &dir.out) {
+    if let Err(e) = subs.fetch_into(found, &node.key.to_string(), &dir.out) {
         store.abort_build(dir);
         return Err(fail(&e));
     }
