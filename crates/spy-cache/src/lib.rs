@@ -188,13 +188,15 @@ pub enum Pushed {
 }
 
 /// Uploads one store entry: the archive first, then its metadata. With `key`, the metadata is
-/// signed; an entry already present gets the signature added.
+/// signed; an entry already present gets the signature added. Archives are packed into temporary
+/// files in `staging` (the store itself is only read).
 pub fn push(
     store: &Store,
     entry: &EntryMeta,
     cache: &dyn Backend,
     key: Option<&SecretKey>,
     compression: Compression,
+    staging: &Path,
 ) -> Result<Pushed, CacheError> {
     if let Some(mut existing) = read_meta(cache, &entry.id, &entry.store_name).ok().flatten() {
         if existing.tree_hash == entry.tree_hash && cache.has(&existing.archive)? {
@@ -204,16 +206,16 @@ pub fn push(
                 return Ok(Pushed::Present);
             }
             existing.sign(key);
-            upload_meta(store, cache, &existing)?;
+            upload_meta(staging, cache, &existing)?;
             return Ok(Pushed::Signed);
         }
     }
-    let meta = pack_entry(store, entry, compression, |tmp, meta| cache.put(&meta.archive, tmp))?;
+    let meta = pack_entry(store, entry, compression, staging, |tmp, meta| cache.put(&meta.archive, tmp))?;
     let mut meta = meta;
     if let Some(k) = key {
         meta.sign(k);
     }
-    upload_meta(store, cache, &meta)?;
+    upload_meta(staging, cache, &meta)?;
     Ok(Pushed::Uploaded {
         archive_size: meta.archive_size,
     })
@@ -224,10 +226,11 @@ pub fn pack_entry(
     store: &Store,
     entry: &EntryMeta,
     compression: Compression,
+    staging: &Path,
     upload: impl FnOnce(&Path, &CacheMeta) -> Result<(), CacheError>,
 ) -> Result<CacheMeta, CacheError> {
     let src = store.entry_path(&entry.store_name);
-    let mut tmp = store.staging_file()?;
+    let mut tmp = staging_file(staging)?;
     let io = |p: &Path, e: std::io::Error| CacheError::Io {
         path: p.to_path_buf(),
         message: e.to_string(),
@@ -256,8 +259,18 @@ pub fn pack_entry(
     Ok(meta)
 }
 
-fn upload_meta(store: &Store, cache: &dyn Backend, meta: &CacheMeta) -> Result<(), CacheError> {
-    let tmp = store.staging_file()?;
+fn staging_file(dir: &Path) -> Result<tempfile::NamedTempFile, CacheError> {
+    tempfile::Builder::new()
+        .prefix("push-")
+        .tempfile_in(dir)
+        .map_err(|e| CacheError::Io {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+fn upload_meta(staging: &Path, cache: &dyn Backend, meta: &CacheMeta) -> Result<(), CacheError> {
+    let tmp = staging_file(staging)?;
     serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(|e| CacheError::Io {
         path: tmp.path().to_path_buf(),
         message: e.to_string(),

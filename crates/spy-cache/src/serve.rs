@@ -109,7 +109,14 @@ impl Server {
         };
         let _held = lock.lock().expect("packing lock");
         // `push` packs only what the serve cache lacks (or holds for an older tree hash).
-        crate::push(&self.store, &entry, &self.cache, self.opts.key.as_ref(), self.opts.compression)?;
+        crate::push(
+            &self.store,
+            &entry,
+            &self.cache,
+            self.opts.key.as_ref(),
+            self.opts.compression,
+            &self.opts.cache_dir,
+        )?;
         self.file(&crate::meta_path(&id))
     }
 }

@@ -218,8 +218,15 @@ pub fn push(ctx: &mut Ctx, args: PushArgs) -> Result<ExitCode> {
             continue;
         };
         let t = Instant::now();
-        match spy_cache::push(&ctx.store, &entry, cache.as_ref(), key.as_ref(), args.compression)
-            .with_context(|| format!("pushing {}", node.key))?
+        match spy_cache::push(
+            &ctx.store,
+            &entry,
+            cache.as_ref(),
+            key.as_ref(),
+            args.compression,
+            &ctx.store.tmp_dir(),
+        )
+        .with_context(|| format!("pushing {}", node.key))?
         {
             Pushed::Uploaded { archive_size } => {
                 uploaded += 1;

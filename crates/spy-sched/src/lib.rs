@@ -383,10 +383,7 @@ fn realize_round(
                             }
                         }
                         Err(JobError::Substitute(why)) => {
-                            ui.finished(
-                                &key,
-                                &format!("warning: not substituting {why}; building it instead"),
-                            );
+                            ui.finished(&key, &format!("warning: not substituting {why}; building it instead"));
                             fell_back.push(n);
                             skip_above(&mut skipped);
                         }
