@@ -179,6 +179,7 @@ pub struct PushArgs {
     /// Sign the metadata with this secret key file.
     #[arg(long, value_name = "KEYFILE")]
     sign: Option<PathBuf>,
+    /// Archive compression: zstd (fast) or xz (smaller, several times slower).
     #[arg(long, default_value = "zstd", value_name = "zstd|xz")]
     compression: Compression,
     /// Push only the named nodes, not their closures.
@@ -273,6 +274,7 @@ pub struct ServeArgs {
     /// Sign the metadata served with this secret key file (clients refuse unsigned entries).
     #[arg(long, value_name = "KEYFILE")]
     sign: Option<PathBuf>,
+    /// Archive compression: zstd (fast) or xz (smaller, several times slower).
     #[arg(long, default_value = "zstd", value_name = "zstd|xz")]
     compression: Compression,
     /// Where packed entries are kept between requests (default: the store's .spy/serve).
