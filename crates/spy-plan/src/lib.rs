@@ -343,7 +343,7 @@ pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanE
     let mut roots = Vec::new();
     for node in graph.nodes.values() {
         for t in graph.config.targets.keys() {
-            if node.has_target(t) {
+            if node.has_target(t, &graph.config) {
                 roots.push(NodeKey {
                     name: node.name.clone(),
                     target: t.clone(),
@@ -356,6 +356,7 @@ pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanE
 
 /// Interned names and targets: the walk handles `(name index, target index)` pairs, not strings.
 struct Names<'g> {
+    config: &'g spy_recipe::GraphConfig,
     nodes: Vec<&'g spy_recipe::RawNode>,
     node_ix: HashMap<&'g str, u32>,
     targets: Vec<&'g str>,
@@ -377,6 +378,7 @@ impl<'g> Names<'g> {
         let targets: Vec<&str> = graph.config.targets.keys().map(|t| t.as_str()).collect();
         let target_ix = targets.iter().enumerate().map(|(i, t)| (*t, i as u32)).collect();
         let mut names = Names {
+            config: &graph.config,
             nodes,
             node_ix,
             targets,
@@ -450,7 +452,7 @@ impl<'g> Names<'g> {
             .map(|d| {
                 let node = self.nodes[d as usize];
                 let name = &node.name;
-                if node.has_target(target) {
+                if node.has_target(target, self.config) {
                     Ok((d, t))
                 } else {
                     Err(PlanError::NotForTarget {
@@ -476,7 +478,7 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
     let mut order: Vec<(Ix, Vec<Ix>)> = Vec::new();
     for root in roots {
         let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName { spec: root.to_string() })?;
-        if !names.nodes[root_ix.0 as usize].has_target(&root.target) {
+        if !names.nodes[root_ix.0 as usize].has_target(&root.target, names.config) {
             return Err(PlanError::NotForTarget {
                 name: root.name.clone(),
                 target: root.target.clone(),

@@ -47,6 +47,10 @@ pub struct TargetConfig {
     pub short: String,
     #[serde(default)]
     pub description: String,
+    /// Only recipes that name this target in their `targets` list exist for it (targets whose
+    /// support is added recipe by recipe, such as darwin).
+    #[serde(default)]
+    pub explicit: bool,
 }
 
 pub const FORMAT: u32 = 1;
@@ -63,9 +67,13 @@ pub struct RawNode {
 }
 
 impl RawNode {
-    /// Whether the node exists for `target` (a recipe may restrict itself with `targets = [...]`).
-    pub fn has_target(&self, target: &str) -> bool {
-        self.recipe.targets.as_ref().is_none_or(|list| list.iter().any(|t| t == target))
+    /// Whether the node exists for `target`: a recipe with `targets = [...]` exists for those; one
+    /// without exists for every target that is not `explicit` in spy.toml.
+    pub fn has_target(&self, target: &str, config: &GraphConfig) -> bool {
+        match &self.recipe.targets {
+            Some(list) => list.iter().any(|t| t == target),
+            None => config.targets.get(target).is_some_and(|t| !t.explicit),
+        }
     }
 }
 
