@@ -409,7 +409,7 @@ impl<'g> Names<'g> {
     fn deps_of(&self, (n, t): Ix) -> &'g [String] {
         self.nodes[n as usize]
             .recipe
-            .for_target_deps(self.targets[t as usize])
+            .for_target_deps(self.targets[t as usize], self.config.family(self.targets[t as usize]))
             .map(|v| v.as_slice())
             .unwrap_or(&[])
     }

@@ -47,10 +47,21 @@ pub struct TargetConfig {
     pub short: String,
     #[serde(default)]
     pub description: String,
-    /// Only recipes that name this target in their `targets` list exist for it (targets whose
-    /// support is added recipe by recipe, such as darwin).
+    /// Only recipes that name this target (or its family) in their `targets` list exist for it
+    /// (targets whose support is added recipe by recipe, such as darwin).
     #[serde(default)]
     pub explicit: bool,
+    /// A name shared by similar targets (`darwin`): a recipe's `[target.<family>]` table applies to
+    /// each of them (before the target's own table), and `targets` may name the family.
+    #[serde(default)]
+    pub family: Option<String>,
+}
+
+impl GraphConfig {
+    /// The family of a target, if it has one.
+    pub fn family(&self, target: &str) -> Option<&str> {
+        self.targets.get(target).and_then(|t| t.family.as_deref())
+    }
 }
 
 pub const FORMAT: u32 = 1;
@@ -70,8 +81,9 @@ impl RawNode {
     /// Whether the node exists for `target`: a recipe with `targets = [...]` exists for those; one
     /// without exists for every target that is not `explicit` in spy.toml.
     pub fn has_target(&self, target: &str, config: &GraphConfig) -> bool {
+        let family = config.family(target);
         match &self.recipe.targets {
-            Some(list) => list.iter().any(|t| t == target),
+            Some(list) => list.iter().any(|t| t == target || Some(t.as_str()) == family),
             None => config.targets.get(target).is_some_and(|t| !t.explicit),
         }
     }
@@ -261,7 +273,7 @@ impl Graph {
                 known: self.config.targets.keys().cloned().collect(),
             });
         }
-        let r = node.recipe.for_target(target);
+        let r = node.recipe.for_target(target, self.config.family(target));
         let last = node.overlays.last().unwrap_or(&node.file);
         let version = r.version.ok_or_else(|| RecipeError::Invalid {
             file: last.clone(),
@@ -418,7 +430,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
-    let known: BTreeSet<&String> = config.targets.keys().collect();
+    let known: BTreeSet<&String> = config.targets.keys().chain(config.targets.values().filter_map(|t| t.family.as_ref())).collect();
     let named = p
         .target
         .iter()

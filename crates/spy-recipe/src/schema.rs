@@ -311,25 +311,25 @@ impl PartialRecipe {
         }
     }
 
-    /// This recipe with its `[target.<target>]` table applied.
-    pub fn for_target(&self, target: &str) -> PartialRecipe {
+    /// This recipe with its `[target.<family>]` table (if the target has a family), then its
+    /// `[target.<target>]` table applied.
+    pub fn for_target(&self, target: &str, family: Option<&str>) -> PartialRecipe {
         let mut r = PartialRecipe {
             target: None,
             ..self.clone_without_targets()
         };
-        if let Some(t) = self.target.as_ref().and_then(|t| t.get(target)) {
-            merge_target_keys!(&mut r, t.clone());
+        for key in family.into_iter().chain([target]) {
+            if let Some(t) = self.target.as_ref().and_then(|t| t.get(key)) {
+                merge_target_keys!(&mut r, t.clone());
+            }
         }
         r
     }
 
     /// The dependency list for one target, without cloning the recipe.
-    pub fn for_target_deps(&self, target: &str) -> Option<&Vec<String>> {
-        self.target
-            .as_ref()
-            .and_then(|t| t.get(target))
-            .and_then(|t| t.deps.as_ref())
-            .or(self.deps.as_ref())
+    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Option<&Vec<String>> {
+        let table = |key: &str| self.target.as_ref().and_then(|t| t.get(key)).and_then(|t| t.deps.as_ref());
+        table(target).or_else(|| family.and_then(table)).or(self.deps.as_ref())
     }
 
     fn clone_without_targets(&self) -> PartialRecipe {
