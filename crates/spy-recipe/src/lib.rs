@@ -430,7 +430,11 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
-    let known: BTreeSet<&String> = config.targets.keys().chain(config.targets.values().filter_map(|t| t.family.as_ref())).collect();
+    let known: BTreeSet<&String> = config
+        .targets
+        .keys()
+        .chain(config.targets.values().filter_map(|t| t.family.as_ref()))
+        .collect();
     let named = p
         .target
         .iter()

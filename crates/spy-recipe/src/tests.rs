@@ -122,3 +122,44 @@ fn variants_make_one_node_each_and_overlays_extend_deps_and_fuse() {
     let err = Graph::load(&g, &[]).unwrap_err().to_string();
     assert!(err.contains("variants"), "{err}");
 }
+
+#[test]
+fn explicit_targets_and_families() {
+    let d = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{CONFIG}[targets.x86_64-darwin]\nshort = \"darwin-x86_64\"\nexplicit = true\nfamily = \"darwin\"\n\
+         [targets.aarch64-darwin]\nshort = \"darwin-arm64\"\nexplicit = true\nfamily = \"darwin\"\n"
+    );
+    write(d.path(), "spy.toml", &config);
+    write(d.path(), "linux-only.toml", "name = \"l\"\nversion = \"1\"\n");
+    write(
+        d.path(),
+        "both.toml",
+        "name = \"b\"\nversion = \"1\"\ndeps = [\"l\"]\ntargets = [\"x86_64-linux-musl\", \"darwin\"]\n[env]\nX = \"base\"\n\
+         [target.darwin]\ndeps = []\n[target.darwin.env]\nX = \"darwin\"\nY = \"d\"\n[target.aarch64-darwin.env]\nX = \"arm\"\n",
+    );
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let (l, b) = (&g.nodes["l"], &g.nodes["b"]);
+    // A recipe without `targets` exists for the ordinary targets, not for explicit ones.
+    assert!(l.has_target("i686-linux-musl", &g.config) && !l.has_target("x86_64-darwin", &g.config));
+    // A family in `targets` covers each of its targets.
+    assert!(b.has_target("x86_64-darwin", &g.config) && b.has_target("aarch64-darwin", &g.config));
+    assert!(!b.has_target("i686-linux-musl", &g.config));
+    // The family table applies first, the target's own table after it.
+    let x = g.recipe_for("b", "x86_64-darwin").unwrap();
+    assert_eq!((x.env["X"].as_str(), x.env["Y"].as_str()), ("darwin", "d"));
+    assert!(x.deps.is_empty());
+    let a = g.recipe_for("b", "aarch64-darwin").unwrap();
+    assert_eq!((a.env["X"].as_str(), a.env["Y"].as_str()), ("arm", "d"));
+    assert_eq!(g.recipe_for("b", "x86_64-linux-musl").unwrap().deps, vec!["l".to_string()]);
+    assert_eq!(
+        g.nodes["b"]
+            .recipe
+            .for_target_deps("x86_64-darwin", Some("darwin"))
+            .map(|v| v.len()),
+        Some(0)
+    );
+    // An unknown family is an unknown target.
+    write(d.path(), "bad.toml", "name = \"z\"\nversion = \"1\"\ntargets = [\"windows\"]\n");
+    assert!(Graph::load(d.path(), &[]).unwrap_err().to_string().contains("windows"));
+}
