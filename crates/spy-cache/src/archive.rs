@@ -47,11 +47,20 @@ impl std::str::FromStr for Compression {
 const ZSTD_LEVEL: i32 = 9;
 const XZ_PRESET: u32 = 3;
 
-/// Writes the compressed archive of the tree at `root` to `out`.
+/// Writes the compressed archive of the tree at `root` to `out`, compressing on up to four cores.
 pub fn pack(root: &Path, compression: Compression, out: impl Write) -> io::Result<()> {
+    let workers = std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1);
+    pack_with_workers(root, compression, out, workers as u32)
+}
+
+/// `pack` with a given number of zstd workers. zstd's multi-threaded mode writes the same bytes for
+/// any number of workers from 1 up (but not the bytes of its single-threaded mode), so archives do
+/// not depend on the packing machine.
+pub fn pack_with_workers(root: &Path, compression: Compression, out: impl Write, workers: u32) -> io::Result<()> {
     match compression {
         Compression::Zstd => {
-            let enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+            let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+            enc.multithread(workers.max(1))?;
             let enc = write_tar(root, enc)?;
             enc.finish()?.flush()
         }
@@ -159,11 +168,23 @@ mod tests {
             let d = tempfile::tempdir().unwrap();
             let a = d.path().join("a");
             tree(&a);
+            if c == Compression::Zstd {
+                // Enough incompressible data for zstd to cut several jobs between its workers.
+                let mut noise = Vec::with_capacity(12 << 20);
+                let mut x: u64 = 1;
+                while noise.len() < 12 << 20 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    noise.extend_from_slice(&x.to_le_bytes());
+                }
+                std::fs::write(a.join("noise"), noise).unwrap();
+            }
             let mut one = Vec::new();
-            pack(&a, c, &mut one).unwrap();
+            pack_with_workers(&a, c, &mut one, 1).unwrap();
             let mut two = Vec::new();
-            pack(&a, c, &mut two).unwrap();
-            assert_eq!(one, two, "{c:?}: same tree, same bytes");
+            pack_with_workers(&a, c, &mut two, 3).unwrap();
+            assert_eq!(one, two, "{c:?}: same tree, same bytes, whatever the number of workers");
             let b = d.path().join("b");
             std::fs::create_dir(&b).unwrap();
             unpack(&mut &one[..], c, &b).unwrap();
