@@ -329,9 +329,10 @@ fn realize_round(
                     let (client, cancel) = (&client, &cancel);
                     scope.spawn(move || {
                         let t0 = Instant::now();
-                        let r = build_one(store, plan, n, opts, client, cancel, &|| {
+                        let r = build_node(store, plan, n, opts, client, cancel, &|| {
                             let _ = tx.send(Event::Waiting(n));
-                        });
+                        })
+                        .map_err(JobError::Build);
                         let _ = tx.send(Event::Done(n, Box::new(r), t0.elapsed().as_secs_f64()));
                     });
                     continue;
@@ -456,40 +457,38 @@ fn substitute_one(
         ),
     );
     let meta = EntryMeta {
-        format: 1,
-        id: node.id,
-        name: node.key.name.clone(),
-        version: node.version.clone(),
-        target: node.key.target.clone(),
-        store_name: store_name.clone(),
-        tree_hash: m.tree_hash,
-        size: 0,
-        files: 0,
-        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
-        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
-        build_seconds: 0.0,
-        registered_at: 0,
-        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
+        // The builder ran sandboxed, wherever it was.
         sandboxed: true,
         substituted_from: Some(url.clone()),
+        ..entry_meta(plan, node, 0.0)
     };
     store.register_expecting(dir, meta, m.tree_hash).map_err(|e| fail(&e))?;
     Ok(Outcome::Substituted(url))
 }
 
-/// Locks, re-checks and builds one node. `Ok(None)`: another process built it meanwhile.
-fn build_one(
-    store: &Store,
-    plan: &Plan,
-    n: NodeIndex,
-    opts: &RealizeOptions,
-    client: &jobserver::Client,
-    cancel: &AtomicBool,
-    on_wait: &dyn Fn(),
-) -> Result<Outcome, JobError> {
-    build_node(store, plan, n, opts, client, cancel, on_wait).map_err(JobError::Build)
+/// What the store records about a node's entry; hashes and sizes are filled in at registration.
+fn entry_meta(plan: &Plan, node: &PlanNode, build_seconds: f64) -> EntryMeta {
+    EntryMeta {
+        format: 1,
+        id: node.id,
+        name: node.key.name.clone(),
+        version: node.version.clone(),
+        target: node.key.target.clone(),
+        store_name: node.store_name(),
+        tree_hash: spy_hash::TreeHash([0; 32]),
+        size: 0,
+        files: 0,
+        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
+        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
+        build_seconds,
+        registered_at: 0,
+        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
+        sandboxed: false,
+        substituted_from: None,
+    }
 }
 
+/// Locks, re-checks and builds one node (`AlreadyThere`: another process built it meanwhile).
 fn build_node(
     store: &Store,
     plan: &Plan,
@@ -559,22 +558,8 @@ fn build_node(
         return Err(e);
     }
     let meta = EntryMeta {
-        format: 1,
-        id: node.id,
-        name: node.key.name.clone(),
-        version: node.version.clone(),
-        target: node.key.target.clone(),
-        store_name: store_name.clone(),
-        tree_hash: spy_hash::TreeHash([0; 32]),
-        size: 0,
-        files: 0,
-        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
-        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
-        build_seconds: t0.elapsed().as_secs_f64(),
-        registered_at: 0,
-        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
         sandboxed: opts.sandbox,
-        substituted_from: None,
+        ..entry_meta(plan, node, t0.elapsed().as_secs_f64())
     };
     store.register(dir, meta).map(|_| Outcome::Built).map_err(|e| setup(&e))
 }
