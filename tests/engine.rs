@@ -228,7 +228,7 @@ fn two_concurrent_realizes_build_once_and_both_succeed() {
     let builds = built_lines(&ea).len() + built_lines(&eb).len();
     assert_eq!(builds, 1, "A:\n{ea}\nB:\n{eb}");
     assert!(
-        ea.contains("built by another spy process") || eb.contains("built by another spy process"),
+        ea.contains("made by another spy process") || eb.contains("made by another spy process"),
         "A:\n{ea}\nB:\n{eb}"
     );
 }
