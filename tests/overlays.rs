@@ -24,17 +24,13 @@ fn path(node: &str, overlay: Option<&str>) -> String {
 }
 
 fn x86_64_nodes(overlay: Option<&str>) -> Vec<String> {
-    let mut args = vec!["list"];
+    let mut args = vec!["list", "--target", "x86_64-linux-musl"];
     if let Some(o) = overlay {
         args.extend(["--overlay", o]);
     }
     let (ok, out) = spy(&args);
     assert!(ok);
-    out.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.ends_with("-x86_64"))
-        .map(String::from)
-        .collect()
+    out.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect()
 }
 
 #[test]
