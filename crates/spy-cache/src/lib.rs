@@ -124,20 +124,22 @@ impl CacheMeta {
             return Err(CacheError::Unsigned { node, url: url.into() });
         }
         let fp = self.fingerprint();
+        let mut bad_key = None;
         for key in trusted {
             for sig in &self.signatures {
                 match key.verify(&fp, sig) {
                     Some(true) => return Ok(()),
-                    Some(false) => {
-                        return Err(CacheError::BadSignature {
-                            node,
-                            url: url.into(),
-                            key: key.name.clone(),
-                        })
-                    }
+                    Some(false) => bad_key = Some(key.name.clone()),
                     None => {}
                 }
             }
+        }
+        if let Some(key) = bad_key {
+            return Err(CacheError::BadSignature {
+                node,
+                url: url.into(),
+                key,
+            });
         }
         let names: Vec<String> = self
             .signatures
@@ -405,5 +407,62 @@ impl Substituters {
             url,
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> CacheMeta {
+        CacheMeta {
+            format: CACHE_FORMAT,
+            id: NodeId([1; 32]),
+            store_name: "0101-x-1".into(),
+            name: "x".into(),
+            version: "1".into(),
+            target: "t".into(),
+            tree_hash: TreeHash([2; 32]),
+            size: 3,
+            files: 1,
+            archive: "archives/a.tar.zst".into(),
+            compression: Compression::Zstd,
+            archive_sha256: Sha256([4; 32]),
+            archive_size: 5,
+            references: vec!["0000-dep-1".into()],
+            signatures: vec![],
+        }
+    }
+
+    #[test]
+    fn trust_needs_a_valid_signature_by_a_trusted_key() {
+        let (k1, k2) = (SecretKey::generate("k1").unwrap(), SecretKey::generate("k2").unwrap());
+        let mut m = meta();
+        assert!(matches!(m.check_trust(&[k1.public()], "x", "u"), Err(CacheError::Unsigned { .. })));
+        m.sign(&k1);
+        assert!(m.check_trust(&[k1.public()], "x", "u").is_ok());
+        let e = m.check_trust(&[k2.public()], "x", "u").unwrap_err().to_string();
+        assert!(e.contains("untrusted key(s) `k1`"), "{e}");
+        // Every signed field counts.
+        for change in [
+            |m: &mut CacheMeta| m.tree_hash = TreeHash([9; 32]),
+            |m: &mut CacheMeta| m.archive_size += 1,
+            |m: &mut CacheMeta| m.references.clear(),
+            |m: &mut CacheMeta| m.compression = Compression::Xz,
+        ] {
+            let mut t = m.clone();
+            change(&mut t);
+            assert!(matches!(
+                t.check_trust(&[k1.public()], "x", "u"),
+                Err(CacheError::BadSignature { .. })
+            ));
+        }
+        // Two trusted keys of one name: the one that verifies wins.
+        let other_k1 = SecretKey::generate("k1").unwrap();
+        assert!(m.check_trust(&[other_k1.public(), k1.public()], "x", "u").is_ok());
+        // Signing again with the same key replaces its signature.
+        m.sign(&k1);
+        m.sign(&k2);
+        assert_eq!(m.signatures.len(), 2);
     }
 }
