@@ -47,11 +47,16 @@ impl std::str::FromStr for Compression {
 const ZSTD_LEVEL: i32 = 9;
 const XZ_PRESET: u32 = 3;
 
-/// Writes the compressed archive of the tree at `root` to `out`, compressing on up to four cores.
+/// Writes the compressed archive of the tree at `root` to `out`, compressing on up to two cores
+/// (each zstd worker holds its own job and window: two keep spy under its 100 MiB budget).
 pub fn pack(root: &Path, compression: Compression, out: impl Write) -> io::Result<()> {
-    let workers = std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1);
+    let workers = std::thread::available_parallelism().map(|n| n.get().min(2)).unwrap_or(1);
     pack_with_workers(root, compression, out, workers as u32)
 }
+
+/// zstd's job size in multi-threaded mode: part of the format of our archives (it decides where
+/// jobs are cut), fixed so that the bytes do not depend on zstd's default.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
 
 /// `pack` with a given number of zstd workers. zstd's multi-threaded mode writes the same bytes for
 /// any number of workers from 1 up (but not the bytes of its single-threaded mode), so archives do
@@ -61,6 +66,7 @@ pub fn pack_with_workers(root: &Path, compression: Compression, out: impl Write,
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
             enc.multithread(workers.max(1))?;
+            enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
             let enc = write_tar(root, enc)?;
             enc.finish()?.flush()
         }
