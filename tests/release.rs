@@ -68,12 +68,7 @@ fn release_writes_binaries_manifests_sums_and_signature() {
     );
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert_eq!(sums.lines().count(), 2, "{sums}");
-    let check = Command::new("sha256sum")
-        .args(["-c", "SHA256SUMS"])
-        .current_dir(&out)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    common::sha256sums_check(&out);
     // The manifest's sha256 is the binary's.
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("fused-x86_64.manifest.json")).unwrap()).unwrap();
     assert!(sums.contains(manifest["binary"]["sha256"].as_str().unwrap()), "{sums}\n{manifest}");

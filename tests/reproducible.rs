@@ -57,12 +57,7 @@ fn python311_checks_identical_substitutes_and_releases() {
 
     let dist = format!("{t}/dist");
     ok_spy(&store, &["release", release_name, "--out", &dist, "--sign", &key]);
-    let sums = Command::new("sha256sum")
-        .args(["-c", "SHA256SUMS"])
-        .current_dir(&dist)
-        .output()
-        .unwrap();
-    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    common::sha256sums_check(Path::new(&dist));
     let (v, _) = ok_spy(&store, &["key", "verify", "--key", public.trim(), &format!("{dist}/SHA256SUMS")]);
     assert!(v.contains("good signature"), "{v}");
     assert_eq!(common::sha256(&Path::new(&dist).join(release_name)), common::sha256(&bin_a));

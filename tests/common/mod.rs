@@ -231,6 +231,16 @@ pub fn sha256(path: &Path) -> String {
     hex::encode(h.finalize())
 }
 
+/// Runs `sha256sum -c SHA256SUMS` in `dir` (release files) and insists that it passes.
+pub fn sha256sums_check(dir: &Path) {
+    let o = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
 /// Lines of spy's plain progress output that say a node was built.
 pub fn built_lines(stderr: &str) -> Vec<String> {
     stderr

@@ -100,7 +100,7 @@ impl Server {
 
     fn meta(&self, id: &str) -> Result<Option<tiny_http::ResponseBox>, crate::CacheError> {
         let Ok(id) = id.parse::<NodeId>() else { return Ok(None) };
-        let Some(entry) = self.store.entries()?.into_iter().find(|m| m.id == id) else {
+        let Some(entry) = self.store.lookup_id(&id)? else {
             return Ok(None);
         };
         let lock = {

@@ -10,7 +10,7 @@ use spy_plan::Plan;
 use spy_recipe::Kind;
 use spy_store::Store;
 
-use crate::commands::{realize_options, Ctx};
+use crate::commands::{realize_in_store, realize_options, Ctx};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -33,12 +33,10 @@ pub struct CheckArgs {
 pub fn check(ctx: &mut Ctx, args: CheckArgs) -> Result<ExitCode> {
     let keys = ctx.keys(&args.nodes)?;
     let (plan, roots) = ctx.plan(&keys)?;
-    let ui = spy_sched::Progress::new(ctx.quiet);
     // The reference outputs: whatever the store has, realized (substituted or built) if missing.
     let mut opts = realize_options(ctx, args.jobs, false, false)?;
-    let closure_names: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
-    let _temp_roots = ctx.store.add_temp_roots(&closure_names)?;
-    spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
+    let _temp_roots = realize_in_store(ctx, &plan, &roots, &opts)?;
+    let ui = spy_sched::Progress::new(ctx.quiet);
 
     let rebuild: Vec<NodeIndex> = if args.closure {
         plan.closure(&roots)
@@ -190,11 +188,8 @@ pub fn release(ctx: &mut Ctx, args: ReleaseArgs) -> Result<ExitCode> {
             );
         }
     }
-    let ui = spy_sched::Progress::new(ctx.quiet);
     let opts = realize_options(ctx, args.jobs, false, false)?;
-    let names: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
-    let _temp_roots = ctx.store.add_temp_roots(&names)?;
-    spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
+    let _temp_roots = realize_in_store(ctx, &plan, &roots, &opts)?;
     fs_err::create_dir_all(&args.out)?;
     let mut written: Vec<String> = Vec::new();
     for &r in &roots {

@@ -261,11 +261,7 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let (plan, roots) = ctx.plan(&keys)?;
     let mut opts = realize_options(ctx, args.jobs, args.no_sandbox, args.offline)?;
     opts.keep_going = args.keep_going;
-    // Everything this run may use or build stays out of `gc`'s reach until the process ends.
-    let closure: Vec<String> = plan.closure(&roots).into_iter().map(|n| plan.node(n).store_name()).collect();
-    let _temp_roots = ctx.store.add_temp_roots(&closure)?;
-    let ui = spy_sched::Progress::new(ctx.quiet);
-    spy_sched::realize(&ctx.store, &plan, &roots, &opts, &ui)?;
+    let _temp_roots = realize_in_store(ctx, &plan, &roots, &opts)?;
     for (i, &r) in roots.iter().enumerate() {
         let name = plan.node(r).store_name();
         println!("{}", ctx.store.entry_path(&name).display());
@@ -283,6 +279,20 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
             .with_context(|| format!("creating the result link {}", link.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Realizes `roots` into the store. Everything the run may use or build stays out of `gc`'s reach
+/// while the returned guard lives.
+pub(crate) fn realize_in_store(
+    ctx: &Ctx,
+    plan: &Plan,
+    roots: &[NodeIndex],
+    opts: &spy_sched::RealizeOptions,
+) -> Result<spy_store::TempRoots> {
+    let closure: Vec<String> = plan.closure(roots).into_iter().map(|n| plan.node(n).store_name()).collect();
+    let temp_roots = ctx.store.add_temp_roots(&closure)?;
+    spy_sched::realize(&ctx.store, plan, roots, opts, &spy_sched::Progress::new(ctx.quiet))?;
+    Ok(temp_roots)
 }
 
 /// Options of a realize: sandbox (checked), CPU budget, fetch origins and substituters.

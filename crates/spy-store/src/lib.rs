@@ -289,6 +289,23 @@ impl Store {
         Ok(())
     }
 
+    /// The complete entry of a node id, reading only the metadata whose name carries the id's
+    /// prefix (entries are named `<id prefix>-name-version`).
+    pub fn lookup_id(&self, id: &NodeId) -> Result<Option<EntryMeta>, StoreError> {
+        let dir = self.spy("meta");
+        let hex = id.to_hex();
+        for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
+            let name = e.map_err(io(&dir))?.file_name().to_string_lossy().into_owned();
+            let Some(store_name) = name.strip_suffix(".json") else { continue };
+            if entry_prefix(store_name).is_some_and(|p| hex.starts_with(p)) {
+                if let Some(m) = self.lookup(store_name)?.filter(|m| m.id == *id) {
+                    return Ok(Some(m));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Every complete entry.
     pub fn entries(&self) -> Result<Vec<EntryMeta>, StoreError> {
         let dir = self.spy("meta");
