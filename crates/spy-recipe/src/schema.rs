@@ -230,6 +230,8 @@ pub struct PartialTargetRecipe {
     pub phases: Option<BTreeMap<Phase, String>>,
     pub tools: Option<Vec<String>>,
     pub weight: Option<u32>,
+    /// Fuse nodes: keys of `[fuse]` that differ for the target (merged key by key).
+    pub fuse: Option<PartialFuse>,
 }
 
 fn merge_map<K: Ord, V>(base: &mut Option<BTreeMap<K, V>>, over: Option<BTreeMap<K, V>>) {
@@ -257,6 +259,9 @@ macro_rules! merge_target_keys {
         merge_map(&mut dst.phases, src.phases);
         replace(&mut dst.tools, src.tools);
         replace(&mut dst.weight, src.weight);
+        if let Some(f) = src.fuse {
+            dst.fuse.get_or_insert_with(PartialFuse::default).merge(f);
+        }
     }};
 }
 
@@ -274,9 +279,6 @@ impl PartialRecipe {
         replace(&mut self.description, o.description);
         replace(&mut self.license, o.license);
         replace(&mut self.targets, o.targets);
-        if let Some(f) = o.fuse {
-            self.fuse.get_or_insert_with(PartialFuse::default).merge(f);
-        }
         replace(&mut self.files, o.files);
         let target = o.target;
         merge_target_keys!(
@@ -290,6 +292,7 @@ impl PartialRecipe {
                 phases: o.phases,
                 tools: o.tools,
                 weight: o.weight,
+                fuse: o.fuse,
             }
         );
         if let Some(targets) = target {
