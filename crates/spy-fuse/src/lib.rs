@@ -6,6 +6,9 @@
 //! file (what `zip -A` would make), so `unzip`, Python's `zipfile` and `zipimport` all read it.
 //! Members are sorted, dated 1980-01-01 and 0644: the same inputs give the same bytes.
 //!
+//! A Mach-O executable (darwin) cannot carry data after its end: there the ZIP goes inside
+//! `__LINKEDIT`, before a new ad-hoc code signature over the whole file ([`macho`]).
+//!
 //! Any change to what this crate writes must bump `spy_plan::FUSE_VERSION`, which is part of every
 //! fuse node's id (otherwise stores keep serving the old output).
 
@@ -23,7 +26,15 @@ pub enum FuseError {
     Io { node: String, path: PathBuf, message: String },
     #[error("{node}: {message}")]
     Invalid { node: String, message: String },
+    #[error("{node}: {}: {source}", path.display())]
+    MachO {
+        node: String,
+        path: PathBuf,
+        source: macho::MachOError,
+    },
 }
+
+pub mod macho;
 
 /// What a fuse produced (for the log and the caller).
 #[derive(Debug, Clone)]
@@ -33,6 +44,8 @@ pub struct FuseReport {
     pub zip_entries: usize,
     pub binary_size: u64,
     pub sha256: String,
+    /// Mach-O: the ad-hoc code signature written after the ZIP.
+    pub code_signature: Option<macho::Signed>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +81,20 @@ struct Binary<'a> {
     sha256: &'a str,
     executable_size: u64,
     stdlib_zip: StdlibZip<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_signature: Option<CodeSignature<'a>>,
+}
+
+/// Mach-O only: the ad-hoc signature that covers every byte before it (ZIP included).
+#[derive(Serialize)]
+struct CodeSignature<'a> {
+    kind: &'static str,
+    identifier: &'a str,
+    offset: u64,
+    size: u64,
+    hash: &'static str,
+    page_size: u32,
+    pages: u64,
 }
 
 #[derive(Serialize)]
@@ -155,7 +182,20 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
     let bin_dir = out.join("bin");
     fs_err::create_dir_all(&bin_dir).map_err(|e| io_err(&bin_dir, &e))?;
     let binary = bin_dir.join(&fplan.release);
-    let (executable_size, zip_end) = write_binary(&exe, &members, spec.compression, &binary).map_err(|e| io_err(&binary, &e))?;
+    let written = write_binary(&exe, &members, spec.compression, &binary, &fplan.release).map_err(|e| match e {
+        WriteError::Io(e) => io_err(&binary, &e),
+        WriteError::MachO(source) => FuseError::MachO {
+            node: who.clone(),
+            path: exe.clone(),
+            source,
+        },
+    })?;
+    let Written {
+        executable_size,
+        zip_end,
+        file_size,
+        ref code_signature,
+    } = written;
     set_mode(&binary, 0o755).map_err(|e| io_err(&binary, &e))?;
     let sha256 = sha256_file(&binary).map_err(|e| io_err(&binary, &e))?;
 
@@ -212,9 +252,18 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
         },
         binary: Binary {
             path: format!("bin/{}", fplan.release),
-            size: zip_end,
+            size: file_size,
             sha256: &sha256,
             executable_size,
+            code_signature: code_signature.as_ref().map(|s| CodeSignature {
+                kind: "ad-hoc (linker-signed), CodeDirectory 0x20400",
+                identifier: &s.identifier,
+                offset: s.offset,
+                size: s.size,
+                hash: "sha256",
+                page_size: 1 << macho::PAGE_SHIFT,
+                pages: s.pages,
+            }),
             stdlib_zip: StdlibZip {
                 offset: executable_size,
                 size: zip_end - executable_size,
@@ -235,8 +284,9 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
         binary,
         executable_size,
         zip_entries: members.len(),
-        binary_size: zip_end,
+        binary_size: file_size,
         sha256,
+        code_signature: written.code_signature,
     })
 }
 
@@ -345,12 +395,49 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
     Ok(out)
 }
 
-/// Writes `exe` followed by the ZIP of `members` to `dest`. Returns the executable's size (the
-/// ZIP's offset) and the total size.
-fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, dest: &Path) -> io::Result<(u64, u64)> {
-    let mut file = io::BufWriter::with_capacity(1 << 16, fs_err::File::create(dest)?);
-    let executable_size = io::copy(&mut fs_err::File::open(exe)?, &mut file)?;
-    let mut zip = zip::ZipWriter::new(file);
+/// Where the parts of a fused binary are.
+struct Written {
+    /// The executable's own bytes (the ZIP's offset).
+    executable_size: u64,
+    zip_end: u64,
+    file_size: u64,
+    code_signature: Option<macho::Signed>,
+}
+
+enum WriteError {
+    Io(io::Error),
+    MachO(macho::MachOError),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+impl From<zip::result::ZipError> for WriteError {
+    fn from(e: zip::result::ZipError) -> Self {
+        WriteError::Io(e.into())
+    }
+}
+
+/// Writes `exe` followed by the ZIP of `members` to `dest`; a Mach-O executable is then signed
+/// again over the whole file, the ZIP inside its `__LINKEDIT` ([`macho`]).
+fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, dest: &Path, identifier: &str) -> Result<Written, WriteError> {
+    let mut file = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dest)?;
+    let image = if macho::is_macho(exe)? {
+        Some(macho::start(exe, file.file_mut()).map_err(WriteError::MachO)?)
+    } else {
+        io::copy(&mut fs_err::File::open(exe)?, &mut file)?;
+        None
+    };
+    let executable_size = file.stream_position()?;
+    let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(1 << 16, file));
     let method = match compression {
         ZipCompression::Stored => zip::CompressionMethod::Stored,
         ZipCompression::Deflated => zip::CompressionMethod::Deflated,
@@ -370,10 +457,23 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
             }
         }
     }
-    let mut file = zip.finish()?;
-    let end = file.stream_position()?;
-    file.flush()?;
-    Ok((executable_size, end))
+    let mut buffered = zip.finish()?;
+    let zip_end = buffered.stream_position()?;
+    buffered.flush()?;
+    let mut file = buffered.into_inner().map_err(|e| e.into_error())?;
+    let code_signature = match image {
+        Some(image) => Some(macho::finish(&image, file.file_mut(), zip_end, identifier).map_err(WriteError::MachO)?),
+        None => None,
+    };
+    let file_size = file.seek(io::SeekFrom::End(0))?;
+    // The padding before the signature is the ZIP's comment: part of the ZIP.
+    let zip_end = code_signature.as_ref().map_or(zip_end, |s| s.offset);
+    Ok(Written {
+        executable_size,
+        zip_end,
+        file_size,
+        code_signature,
+    })
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {

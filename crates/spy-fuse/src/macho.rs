@@ -201,7 +201,9 @@ impl Image {
         }
         if let Some((_, off, size)) = signature {
             if off as u64 + size as u64 > file_len || (off as u64) < linkedit.fileoff {
-                return Err(MachOError::Malformed(format!("code signature at {off}+{size} is outside __LINKEDIT")));
+                return Err(MachOError::Malformed(format!(
+                    "code signature at {off}+{size} is outside __LINKEDIT"
+                )));
             }
         }
         Ok(Image {
@@ -268,7 +270,11 @@ fn code_signature(file: &mut File, code_limit: u64, identifier: &str, text: Segm
     be32(&mut cd, 24, 0); // special slots
     be32(&mut cd, 28, pages as u32);
     // codeLimit is 32 bits (codeLimit64, at 56, is for larger files).
-    be32(&mut cd, 32, u32::try_from(code_limit).map_err(|_| io::Error::other("a signed file over 4 GiB"))?);
+    be32(
+        &mut cd,
+        32,
+        u32::try_from(code_limit).map_err(|_| io::Error::other("a signed file over 4 GiB"))?,
+    );
     cd[36] = HASH_SIZE as u8;
     cd[37] = CS_HASHTYPE_SHA256;
     cd[38] = 0; // platform
@@ -400,12 +406,12 @@ pub fn finish(image: &Image, dest: &mut File, zip_end: u64, identifier: &str) ->
 pub fn resign(path: &Path, identifier: &str) -> Result<Signed, MachOError> {
     let mut file = fs_err::OpenOptions::new().read(true).write(true).open(path)?;
     let image = Image::read(file.file_mut())?;
-    let (_, off, room) = image
-        .signature
-        .ok_or_else(|| MachOError::Unsupported("not signed".into()))?;
+    let (_, off, room) = image.signature.ok_or_else(|| MachOError::Unsupported("not signed".into()))?;
     let size = signature_size(off as u64, identifier);
     if size > room as u64 {
-        return Err(MachOError::Unsupported(format!("a {size}-byte signature does not fit in {room} bytes")));
+        return Err(MachOError::Unsupported(format!(
+            "a {size}-byte signature does not fit in {room} bytes"
+        )));
     }
     let mut blob = code_signature(file.file_mut(), off as u64, identifier, image.text)?;
     blob.resize(room as usize, 0);

@@ -74,7 +74,11 @@ fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
     ]);
     let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
     let dest = t.path().join("fused");
-    let (exe_size, total) = write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &dest).unwrap();
+    let w = write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &dest, "x")
+        .ok()
+        .unwrap();
+    let (exe_size, total) = (w.executable_size, w.file_size);
+    assert!(w.code_signature.is_none());
     let bytes = std::fs::read(&dest).unwrap();
     assert_eq!(bytes.len() as u64, total);
     assert_eq!(&bytes[..exe_size as usize], b"\x7fELF pretend executable");
@@ -93,6 +97,238 @@ fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
     drop(f);
     // Same inputs, same bytes.
     let again = t.path().join("again");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &again).unwrap();
+    write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &again, "x")
+        .ok()
+        .unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+/// A minimal arm64 Mach-O executable as a linker lays it out: header and load commands, `__TEXT`
+/// (one section) up to 0x4000, then `__LINKEDIT` holding a string table of `strsize` bytes and,
+/// if `signed`, a placeholder code signature 16-byte aligned after it.
+fn synthetic_macho(strsize: u32, signed: bool) -> Vec<u8> {
+    let mut cmds: Vec<u8> = Vec::new();
+    let seg = |cmds: &mut Vec<u8>, name: &str, vmaddr: u64, vmsize: u64, off: u64, size: u64, sects: &[(&str, u64, u32)]| {
+        cmds.extend_from_slice(&0x19u32.to_le_bytes());
+        cmds.extend_from_slice(&(72 + 80 * sects.len() as u32).to_le_bytes());
+        let mut n = [0u8; 16];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        cmds.extend_from_slice(&n);
+        for v in [vmaddr, vmsize, off, size] {
+            cmds.extend_from_slice(&v.to_le_bytes());
+        }
+        cmds.extend_from_slice(&[5, 0, 0, 0, 5, 0, 0, 0]); // maxprot, initprot
+        cmds.extend_from_slice(&(sects.len() as u32).to_le_bytes());
+        cmds.extend_from_slice(&0u32.to_le_bytes());
+        for (sname, size, offset) in sects {
+            let mut n = [0u8; 16];
+            n[..sname.len()].copy_from_slice(sname.as_bytes());
+            cmds.extend_from_slice(&n);
+            let mut g = [0u8; 16];
+            g[..name.len()].copy_from_slice(name.as_bytes());
+            cmds.extend_from_slice(&g);
+            cmds.extend_from_slice(&(vmaddr + *offset as u64).to_le_bytes());
+            cmds.extend_from_slice(&size.to_le_bytes());
+            cmds.extend_from_slice(&offset.to_le_bytes());
+            cmds.extend_from_slice(&[0u8; 28]);
+        }
+    };
+    let str_off = 0x4000u64;
+    let sig_off = (str_off + strsize as u64).div_ceil(16) * 16;
+    let sig_size = 0x40u64;
+    let end = if signed { sig_off + sig_size } else { str_off + strsize as u64 };
+    seg(&mut cmds, "__TEXT", 0x1_0000_0000, 0x4000, 0, 0x4000, &[("__text", 0x100, 0x3f00)]);
+    seg(&mut cmds, "__LINKEDIT", 0x1_0000_4000, 0x4000, str_off, end - str_off, &[]);
+    cmds.extend_from_slice(&2u32.to_le_bytes()); // LC_SYMTAB
+    cmds.extend_from_slice(&24u32.to_le_bytes());
+    cmds.extend_from_slice(&str_off.to_le_bytes()[..4]); // symoff (no symbols)
+    cmds.extend_from_slice(&0u32.to_le_bytes());
+    cmds.extend_from_slice(&(str_off as u32).to_le_bytes());
+    cmds.extend_from_slice(&strsize.to_le_bytes());
+    let mut ncmds = 3u32;
+    if signed {
+        cmds.extend_from_slice(&0x1du32.to_le_bytes());
+        cmds.extend_from_slice(&16u32.to_le_bytes());
+        cmds.extend_from_slice(&(sig_off as u32).to_le_bytes());
+        cmds.extend_from_slice(&(sig_size as u32).to_le_bytes());
+        ncmds += 1;
+    }
+    let mut f = Vec::new();
+    for v in [
+        macho::MH_MAGIC_64,
+        macho::CPU_TYPE_ARM64,
+        0,
+        2,
+        ncmds,
+        cmds.len() as u32,
+        0x0020_0085,
+        0,
+    ] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&cmds);
+    f.resize(0x3f00, 0);
+    f.extend((0..0x100).map(|i| i as u8)); // __text
+    f.extend(std::iter::repeat_n(b's', strsize as usize));
+    f.resize(end as usize, 0xee); // old signature
+    f
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Checks a fused Mach-O the way the kernel reads it: __LINKEDIT covers the file up to its end,
+/// LC_CODE_SIGNATURE names the last bytes, and every page before them hashes to its slot.
+/// Returns the signature offset (where the ZIP ends).
+fn check_signed_macho(bytes: &[u8]) -> usize {
+    use goblin::mach::load_command::CommandVariant;
+    let m = goblin::mach::MachO::parse(bytes, 0).unwrap();
+    let (mut linkedit_end, mut sig, mut text) = (0, None, None);
+    for lc in &m.load_commands {
+        match &lc.command {
+            CommandVariant::Segment64(s) if s.segname.starts_with(b"__LINKEDIT\0") => {
+                linkedit_end = s.fileoff + s.filesize;
+                assert!(s.vmsize >= s.filesize);
+            }
+            CommandVariant::Segment64(s) if s.segname.starts_with(b"__TEXT\0") => text = Some((s.fileoff, s.filesize)),
+            CommandVariant::CodeSignature(c) => sig = Some((c.dataoff as usize, c.datasize as usize)),
+            _ => {}
+        }
+    }
+    let (off, size) = sig.expect("LC_CODE_SIGNATURE");
+    assert_eq!(linkedit_end, bytes.len() as u64, "__LINKEDIT ends at the end of the file");
+    assert_eq!(off + size, bytes.len(), "the signature is last");
+    assert_eq!(off % 16, 0);
+    let blob = &bytes[off..];
+    assert_eq!(be32(blob, 0), 0xfade0cc0);
+    assert_eq!(be32(blob, 4) as usize, size);
+    assert_eq!(be32(blob, 8), 1);
+    assert_eq!(be32(blob, 12), 0, "slot 0: the CodeDirectory");
+    let cd = &blob[be32(blob, 16) as usize..];
+    assert_eq!(be32(cd, 0), 0xfade0c02);
+    assert_eq!(be32(cd, 8), 0x20400);
+    assert_eq!(be32(cd, 12), 0x20002, "adhoc | linker-signed");
+    let (hash_at, slots, limit) = (be32(cd, 16) as usize, be32(cd, 28) as usize, be32(cd, 32) as usize);
+    assert_eq!(limit, off, "the code limit is the signature: every byte before it is covered");
+    assert_eq!((cd[36], cd[37], cd[39]), (32, 2, 12), "SHA-256 over 4 KiB pages");
+    assert_eq!(slots, off.div_ceil(4096));
+    let (tbase, tlimit) = text.unwrap();
+    assert_eq!(u64::from_be_bytes(cd[64..72].try_into().unwrap()), tbase);
+    assert_eq!(u64::from_be_bytes(cd[72..80].try_into().unwrap()), tlimit);
+    for (i, page) in bytes[..off].chunks(4096).enumerate() {
+        let want: [u8; 32] = Sha256::digest(page).into();
+        assert_eq!(&cd[hash_at + 32 * i..hash_at + 32 * i + 32], &want, "page {i}");
+    }
+    off
+}
+
+use sha2::{Digest, Sha256};
+
+fn fuse_synthetic(strsize: u32, signed: bool) -> (tempfile::TempDir, std::path::PathBuf, Written) {
+    let t = tree(&[("lib/os.pyc", "os bytecode"), ("lib/json/__init__.pyc", "json bytecode")]);
+    std::fs::write(t.path().join("exe"), synthetic_macho(strsize, signed)).unwrap();
+    let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
+    let dest = t.path().join("fused");
+    let w = write_binary(
+        &t.path().join("exe"),
+        &members,
+        ZipCompression::Deflated,
+        &dest,
+        "python3.11-darwin-arm64",
+    )
+    .ok()
+    .unwrap();
+    (t, dest, w)
+}
+
+#[test]
+fn a_mach_o_gets_its_zip_inside_linkedit_and_a_signature_over_the_whole_file() {
+    for strsize in [0x20, 0x2b] {
+        let (t, dest, w) = fuse_synthetic(strsize, true);
+        let bytes = std::fs::read(&dest).unwrap();
+        let original = synthetic_macho(strsize, true);
+        let sig_at = check_signed_macho(&bytes);
+        let s = w.code_signature.as_ref().unwrap();
+        assert_eq!((s.offset as usize, s.size as usize), (sig_at, bytes.len() - sig_at));
+        assert_eq!(
+            w.zip_end as usize, sig_at,
+            "the ZIP (with its padding comment) ends at the signature"
+        );
+        // The executable's own bytes are kept (its old signature is not), up to the header.
+        assert_eq!(w.executable_size, 0x4000 + (strsize as u64).div_ceil(16) * 16);
+        assert_eq!(
+            &bytes[0x3f00..w.executable_size as usize],
+            &original[0x3f00..w.executable_size as usize]
+        );
+        // The string table spans the ZIP: no byte of __LINKEDIT belongs to nothing.
+        let m = goblin::mach::MachO::parse(&bytes, 0).unwrap();
+        let symtab = m
+            .load_commands
+            .iter()
+            .find_map(|lc| match &lc.command {
+                goblin::mach::load_command::CommandVariant::Symtab(s) => Some(*s),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((symtab.stroff + symtab.strsize) as usize, sig_at);
+        assert!(s.string_table_extended);
+        // The ZIP: a well-formed archive in the bytes before the signature, offsets from the start
+        // of the file, its comment the alignment padding.
+        let zip_part = std::io::Cursor::new(bytes[..sig_at].to_vec());
+        let mut archive = zip::ZipArchive::new(zip_part).unwrap();
+        assert_eq!(archive.offset(), 0);
+        assert_eq!(archive.len(), 3);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("json/__init__.pyc").unwrap(), &mut text).unwrap();
+        assert_eq!(text, "json bytecode");
+        assert!(archive.comment().iter().all(|&b| b == 0) && archive.comment().len() < 16);
+        // Same inputs, same bytes; and signing the result again changes nothing.
+        let again = t.path().join("again");
+        let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
+        write_binary(
+            &t.path().join("exe"),
+            &members,
+            ZipCompression::Deflated,
+            &again,
+            "python3.11-darwin-arm64",
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(std::fs::read(&again).unwrap(), bytes);
+        macho::resign(&again, "python3.11-darwin-arm64").unwrap();
+        assert_eq!(std::fs::read(&again).unwrap(), bytes);
+    }
+}
+
+#[test]
+fn an_unsigned_mach_o_gets_a_code_signature_command() {
+    let (_t, dest, w) = fuse_synthetic(0x20, false);
+    let bytes = std::fs::read(&dest).unwrap();
+    check_signed_macho(&bytes);
+    let m = goblin::mach::MachO::parse(&bytes, 0).unwrap();
+    assert_eq!(m.header.ncmds, 4);
+    assert!(w.code_signature.is_some());
+}
+
+#[test]
+fn mach_o_errors_say_what_is_wrong() {
+    let t = tree(&[("lib/os.pyc", "x")]);
+    let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
+    // Data after __LINKEDIT already: not something we can sign.
+    let mut trailing = synthetic_macho(0x20, true);
+    trailing.extend_from_slice(b"appended");
+    std::fs::write(t.path().join("exe"), &trailing).unwrap();
+    match write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &t.path().join("o"), "x") {
+        Err(WriteError::MachO(e)) => assert!(e.to_string().contains("data follows it"), "{e}"),
+        _ => panic!("trailing data accepted"),
+    }
+    // A truncated header.
+    let mut short = synthetic_macho(0x20, true);
+    short.truncate(40);
+    std::fs::write(t.path().join("exe"), &short).unwrap();
+    match write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &t.path().join("o"), "x") {
+        Err(WriteError::MachO(e)) => assert!(e.to_string().contains("load commands"), "{e}"),
+        _ => panic!("truncated header accepted"),
+    }
 }
