@@ -85,3 +85,160 @@ fn interpreter_is_a_libsystem_only_mach_o(short: &str, cpu: u32) {
 fn darwin_arm64_interpreter_is_a_libsystem_only_mach_o() {
     interpreter_is_a_libsystem_only_mach_o("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
 }
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_x86_64_interpreter_is_a_libsystem_only_mach_o() {
+    interpreter_is_a_libsystem_only_mach_o("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
+}
+
+fn be32(b: &[u8], at: usize) -> usize {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize
+}
+
+/// The ad-hoc signature of a signed Mach-O, read the way the kernel validates it: the SuperBlob at
+/// LC_CODE_SIGNATURE's offset holds a CodeDirectory whose SHA-256 slots are the hashes of every
+/// 4 KiB page before the signature. Returns (signature offset, CodeDirectory identifier).
+fn verify_code_signature(bytes: &[u8], m: &goblin::mach::MachO) -> (usize, String) {
+    use goblin::mach::load_command::CommandVariant;
+    let (off, size) = m
+        .load_commands
+        .iter()
+        .find_map(|lc| match &lc.command {
+            CommandVariant::CodeSignature(c) => Some((c.dataoff as usize, c.datasize as usize)),
+            _ => None,
+        })
+        .expect("an LC_CODE_SIGNATURE");
+    assert!(off + size <= bytes.len());
+    let sb = &bytes[off..off + size];
+    assert_eq!(be32(sb, 0), 0xfade0cc0, "an embedded-signature SuperBlob");
+    let cd_at = (0..be32(sb, 8))
+        .find(|i| be32(sb, 12 + 8 * i) == 0)
+        .map(|i| be32(sb, 16 + 8 * i))
+        .expect("a CodeDirectory slot");
+    let cd = &sb[cd_at..];
+    assert_eq!(be32(cd, 0), 0xfade0c02);
+    assert_eq!(cd[37], 2, "SHA-256");
+    let page = 1usize << cd[39];
+    let (hashes, slots, limit) = (be32(cd, 16), be32(cd, 28), be32(cd, 32));
+    assert_eq!(limit, off, "the signature covers every byte before it");
+    assert_eq!(slots, limit.div_ceil(page));
+    for (i, chunk) in bytes[..limit].chunks(page).enumerate() {
+        use sha2::Digest;
+        assert_eq!(&cd[hashes + 32 * i..hashes + 32 * (i + 1)], sha2::Sha256::digest(chunk).as_slice(), "page {i}");
+    }
+    let ident = &cd[be32(cd, 20)..];
+    let ident = String::from_utf8(ident[..ident.iter().position(|&b| b == 0).unwrap()].to_vec()).unwrap();
+    (off, ident)
+}
+
+/// The single-file release for a darwin target, checked structurally (nothing here can run it):
+/// the Mach-O facts of the interpreter still hold, `__LINKEDIT` and the new ad-hoc signature reach
+/// the end of the file and the signature's hashes match every page, the ZIP inside is well formed
+/// with offsets from the start of the file and ends where the signature begins, the manifest says
+/// so and lists built-in and missing modules; and the interpreter's own zipimport (the darwin
+/// patch, run here by the host's Python 3.11) imports from the file.
+fn release_is_a_signed_single_file(short: &str, cpu: u32) {
+    use goblin::mach::load_command::CommandVariant;
+    let release = format!("python3.11-{short}");
+    let out = common::realize_real(&release, &[]);
+    let bin = out.join("bin").join(&release);
+    let bytes = std::fs::read(&bin).unwrap();
+    let m = goblin::mach::MachO::parse(&bytes, 0).unwrap();
+    assert_eq!(m.header.cputype(), cpu);
+    let libs: Vec<&str> = m.libs.iter().copied().filter(|l| *l != "self").collect();
+    assert_eq!(libs, ["/usr/lib/libSystem.B.dylib"]);
+    let mut linkedit_end = 0;
+    let (mut minos, mut stack) = (None, None);
+    for lc in &m.load_commands {
+        match &lc.command {
+            CommandVariant::Segment64(s) if s.segname.starts_with(b"__LINKEDIT\0") => linkedit_end = s.fileoff + s.filesize,
+            CommandVariant::BuildVersion(b) => minos = Some(b.minos),
+            CommandVariant::Main(e) => stack = Some(e.stacksize),
+            _ => {}
+        }
+    }
+    assert_eq!(minos, Some(11 << 16));
+    assert!(stack.unwrap_or(0) >= 8 << 20);
+    assert_eq!(linkedit_end, bytes.len() as u64, "__LINKEDIT reaches the end of the file");
+    let (sig_at, ident) = verify_code_signature(&bytes, &m);
+    assert_eq!(ident, release);
+
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let b = &manifest["binary"];
+    assert_eq!(b["size"], bytes.len() as u64);
+    assert_eq!(b["sha256"], common::sha256(&bin));
+    let (zip_off, zip_size) = (b["stdlib_zip"]["offset"].as_u64().unwrap(), b["stdlib_zip"]["size"].as_u64().unwrap());
+    assert_eq!((zip_off + zip_size) as usize, sig_at, "the ZIP ends where the signature begins");
+    assert_eq!(b["code_signature"]["offset"], sig_at as u64);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..sig_at])).unwrap();
+    assert_eq!(zip.offset(), 0, "central directory offsets count from the start of the file");
+    assert_eq!(zip.len() as u64, b["stdlib_zip"]["entries"].as_u64().unwrap());
+    let first = (0..zip.len()).map(|i| zip.by_index_raw(i).unwrap().header_start()).min().unwrap();
+    assert_eq!(first, zip_off, "the first member starts at the ZIP's offset");
+    for name in ["os.pyc", "encodings/__init__.pyc", "ssl.pyc", "zipimport.pyc"] {
+        let mut f = zip.by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut magic = [0u8; 4];
+        std::io::Read::read_exact(&mut f, &mut magic).unwrap();
+        assert_eq!(magic, [0xa7, 0x0d, 0x0d, 0x0a], "{name}: CPython 3.11 bytecode");
+    }
+    let modules = &manifest["modules"];
+    let builtin: Vec<&str> = modules["builtin"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for name in ["_ssl", "_hashlib", "_sqlite3", "readline", "_curses", "_ctypes", "zlib", "_bz2", "_lzma", "pyexpat", "_decimal", "_socket", "posix"] {
+        assert!(builtin.contains(&name), "{name} not built in: {builtin:?}");
+    }
+    let missing = modules["missing"].as_object().unwrap();
+    assert!(missing["_scproxy"].as_str().unwrap().contains("CoreFoundation"), "{missing:?}");
+    assert!(missing.values().all(|why| !why.as_str().unwrap().is_empty()));
+    assert_eq!(manifest["target"], if cpu == goblin::mach::cputype::CPU_TYPE_ARM64 { "aarch64-darwin" } else { "x86_64-darwin" });
+
+    // The interpreter's zipimport (as patched for darwin) finds the ZIP inside the signed file.
+    let interp = common::realize_real(&format!("cpython3.11-{short}"), &[]);
+    let probe = format!(
+        r#"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("spy_zipimport", "{}/lib/python3.11/zipimport.py")
+zi = importlib.util.module_from_spec(spec); spec.loader.exec_module(zi)
+imp = zi.zipimporter("{bin}")
+code = imp.get_code("os")
+assert code.co_filename.endswith("os.py"), code.co_filename
+sub = zi.zipimporter("{bin}/json").get_code("json.decoder")
+assert sub.co_filename.endswith("json/decoder.py"), sub.co_filename
+exec(code, {{"__name__": "spy_os_from_the_zip"}})
+print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
+"#,
+        interp.display(),
+        bin = bin.display(),
+    );
+    let o = std::process::Command::new("/usr/bin/python3.11").args(["-I", "-c", &probe]).output().unwrap();
+    let text = common::ok(&o);
+    assert!(text.contains("encodings/__init__.pyc"), "{text}");
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_arm64_release_is_a_signed_single_file() {
+    release_is_a_signed_single_file("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_x86_64_release_is_a_signed_single_file() {
+    release_is_a_signed_single_file("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
+}
+
+/// Our signer against zig's linker: re-signing the linker's output with the linker's identifier
+/// gives the linker's bytes.
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_arm64_signature_matches_the_linkers() {
+    let interp = common::realize_real("cpython3.11-darwin-arm64", &[]);
+    let original = std::fs::read(interp.join("bin/python3.11")).unwrap();
+    let m = goblin::mach::MachO::parse(&original, 0).unwrap();
+    let (_, ident) = verify_code_signature(&original, &m);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("python3.11");
+    std::fs::write(&copy, &original).unwrap();
+    spy_fuse::macho::resign(&copy, &ident).unwrap();
+    assert!(std::fs::read(&copy).unwrap() == original, "our signature differs from zig's");
+}

@@ -93,7 +93,7 @@ struct CodeSignature<'a> {
     offset: u64,
     size: u64,
     hash: &'static str,
-    page_size: u32,
+    page_size: u64,
     pages: u64,
 }
 
@@ -261,7 +261,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
                 offset: s.offset,
                 size: s.size,
                 hash: "sha256",
-                page_size: 1 << macho::PAGE_SHIFT,
+                page_size: s.page_size,
                 pages: s.pages,
             }),
             stdlib_zip: StdlibZip {

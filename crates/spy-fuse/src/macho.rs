@@ -17,8 +17,8 @@
 //!
 //! The signature is what Apple's linker writes for every arm64 executable (and zig's, measured:
 //! same bytes for the same input): a SuperBlob holding one CodeDirectory, version 0x20400,
-//! `adhoc | linker-signed`, SHA-256 over 4 KiB pages, no special slots, the main binary's
-//! executable segment (`__TEXT`) named. Written here by hand: it is about a hundred lines, where the
+//! `adhoc | linker-signed`, SHA-256 over pages of 16 KiB on arm64 (the kernel's page size there)
+//! and 4 KiB on x86_64, no special slots, the main binary's executable segment (`__TEXT`) named. Written here by hand: it is about a hundred lines, where the
 //! apple-codesign crate would bring a large dependency tree for this one blob.
 
 use std::fs::File;
@@ -45,8 +45,6 @@ const CS_EXECSEG_MAIN_BINARY: u64 = 0x1;
 const CODE_DIRECTORY_VERSION: u32 = 0x20400;
 /// Header of a version 0x20400 CodeDirectory, up to and including the exec segment fields.
 const CODE_DIRECTORY_HEADER: usize = 88;
-pub const PAGE_SHIFT: u8 = 12;
-const PAGE: usize = 1 << PAGE_SHIFT;
 const HASH_SIZE: usize = 32;
 const SIGNATURE_ALIGN: u64 = 16;
 
@@ -225,10 +223,16 @@ impl Image {
 
     /// The segment alignment the linker used: 16 KiB on arm64, 4 KiB on x86_64.
     fn segment_page(&self) -> u64 {
+        1 << self.page_shift()
+    }
+
+    /// log2 of the page size: of segments, and of the pages the signature hashes (what zig's and
+    /// Apple's linkers use).
+    fn page_shift(&self) -> u8 {
         if self.cputype == CPU_TYPE_ARM64 {
-            0x4000
+            14
         } else {
-            0x1000
+            12
         }
     }
 }
@@ -239,22 +243,25 @@ pub struct Signed {
     pub offset: u64,
     pub size: u64,
     pub pages: u64,
+    pub page_size: u64,
     pub identifier: String,
     /// Whether the string table now spans the ZIP (it was the last link-edit data).
     pub string_table_extended: bool,
 }
 
 /// The size of the SuperBlob [`code_signature`] makes for `code_limit` bytes.
-fn signature_size(code_limit: u64, identifier: &str) -> u64 {
-    let pages = code_limit.div_ceil(PAGE as u64);
+fn signature_size(code_limit: u64, identifier: &str, page_shift: u8) -> u64 {
+    let pages = code_limit.div_ceil(1 << page_shift);
     let cd = CODE_DIRECTORY_HEADER as u64 + identifier.len() as u64 + 1 + pages * HASH_SIZE as u64;
     12 + 8 + cd
 }
 
 /// Ad-hoc signs `file`'s first `code_limit` bytes (whose header is already final): returns the
 /// SuperBlob to write at `code_limit`. Reads the file page by page.
-fn code_signature(file: &mut File, code_limit: u64, identifier: &str, text: Segment) -> io::Result<Vec<u8>> {
-    let pages = code_limit.div_ceil(PAGE as u64) as usize;
+fn code_signature(file: &mut File, code_limit: u64, identifier: &str, image: &Image) -> io::Result<Vec<u8>> {
+    let (text, page_shift) = (image.text, image.page_shift());
+    let page_size = 1usize << page_shift;
+    let pages = code_limit.div_ceil(page_size as u64) as usize;
     let ident_at = CODE_DIRECTORY_HEADER;
     let hash_at = ident_at + identifier.len() + 1;
     let cd_len = hash_at + pages * HASH_SIZE;
@@ -278,7 +285,7 @@ fn code_signature(file: &mut File, code_limit: u64, identifier: &str, text: Segm
     cd[36] = HASH_SIZE as u8;
     cd[37] = CS_HASHTYPE_SHA256;
     cd[38] = 0; // platform
-    cd[39] = PAGE_SHIFT;
+    cd[39] = page_shift;
     // 40 spare2, 44 scatterOffset, 48 teamOffset, 52 spare3, 56 codeLimit64: zero.
     be64(&mut cd, 64, text.fileoff);
     be64(&mut cd, 72, text.filesize);
@@ -287,9 +294,9 @@ fn code_signature(file: &mut File, code_limit: u64, identifier: &str, text: Segm
 
     file.seek(SeekFrom::Start(0))?;
     let mut reader = io::BufReader::with_capacity(1 << 16, (&mut *file).take(code_limit));
-    let mut page = vec![0u8; PAGE];
+    let mut page = vec![0u8; page_size];
     for slot in 0..pages {
-        let want = (code_limit - (slot * PAGE) as u64).min(PAGE as u64) as usize;
+        let want = (code_limit - (slot * page_size) as u64).min(page_size as u64) as usize;
         reader.read_exact(&mut page[..want])?;
         let at = hash_at + slot * HASH_SIZE;
         cd[at..at + HASH_SIZE].copy_from_slice(&Sha256::digest(&page[..want]));
@@ -302,7 +309,7 @@ fn code_signature(file: &mut File, code_limit: u64, identifier: &str, text: Segm
     blob.extend_from_slice(&CSSLOT_CODEDIRECTORY.to_be_bytes());
     blob.extend_from_slice(&20u32.to_be_bytes());
     blob.extend_from_slice(&cd);
-    debug_assert_eq!(blob.len() as u64, signature_size(code_limit, identifier));
+    debug_assert_eq!(blob.len() as u64, signature_size(code_limit, identifier, page_shift));
     Ok(blob)
 }
 
@@ -343,7 +350,7 @@ pub fn finish(image: &Image, dest: &mut File, zip_end: u64, identifier: &str) ->
     dest.seek(SeekFrom::Start(zip_end))?;
     dest.write_all(&vec![0u8; pad as usize])?;
 
-    let size = signature_size(sig_off, identifier);
+    let size = signature_size(sig_off, identifier, image.page_shift());
     let mut head = image.head.clone();
     let sig_cmd = match image.signature {
         Some((at, _, _)) => at,
@@ -386,7 +393,7 @@ pub fn finish(image: &Image, dest: &mut File, zip_end: u64, identifier: &str) ->
     dest.write_all(&head)?;
     dest.flush()?;
 
-    let blob = code_signature(dest, sig_off, identifier, image.text)?;
+    let blob = code_signature(dest, sig_off, identifier, image)?;
     dest.seek(SeekFrom::Start(sig_off))?;
     dest.write_all(&blob)?;
     dest.set_len(sig_off + size)?;
@@ -394,7 +401,8 @@ pub fn finish(image: &Image, dest: &mut File, zip_end: u64, identifier: &str) ->
     Ok(Signed {
         offset: sig_off,
         size,
-        pages: sig_off.div_ceil(PAGE as u64),
+        pages: sig_off.div_ceil(image.segment_page()),
+        page_size: image.segment_page(),
         identifier: identifier.to_string(),
         string_table_extended,
     })
@@ -407,20 +415,21 @@ pub fn resign(path: &Path, identifier: &str) -> Result<Signed, MachOError> {
     let mut file = fs_err::OpenOptions::new().read(true).write(true).open(path)?;
     let image = Image::read(file.file_mut())?;
     let (_, off, room) = image.signature.ok_or_else(|| MachOError::Unsupported("not signed".into()))?;
-    let size = signature_size(off as u64, identifier);
+    let size = signature_size(off as u64, identifier, image.page_shift());
     if size > room as u64 {
         return Err(MachOError::Unsupported(format!(
             "a {size}-byte signature does not fit in {room} bytes"
         )));
     }
-    let mut blob = code_signature(file.file_mut(), off as u64, identifier, image.text)?;
+    let mut blob = code_signature(file.file_mut(), off as u64, identifier, &image)?;
     blob.resize(room as usize, 0);
     file.seek(SeekFrom::Start(off as u64))?;
     file.write_all(&blob)?;
     Ok(Signed {
         offset: off as u64,
         size,
-        pages: (off as u64).div_ceil(PAGE as u64),
+        pages: (off as u64).div_ceil(image.segment_page()),
+        page_size: image.segment_page(),
         identifier: identifier.to_string(),
         string_table_extended: false,
     })

@@ -211,12 +211,12 @@ fn check_signed_macho(bytes: &[u8]) -> usize {
     assert_eq!(be32(cd, 12), 0x20002, "adhoc | linker-signed");
     let (hash_at, slots, limit) = (be32(cd, 16) as usize, be32(cd, 28) as usize, be32(cd, 32) as usize);
     assert_eq!(limit, off, "the code limit is the signature: every byte before it is covered");
-    assert_eq!((cd[36], cd[37], cd[39]), (32, 2, 12), "SHA-256 over 4 KiB pages");
-    assert_eq!(slots, off.div_ceil(4096));
+    assert_eq!((cd[36], cd[37], cd[39]), (32, 2, 14), "SHA-256 over 16 KiB pages (arm64)");
+    assert_eq!(slots, off.div_ceil(16384));
     let (tbase, tlimit) = text.unwrap();
     assert_eq!(u64::from_be_bytes(cd[64..72].try_into().unwrap()), tbase);
     assert_eq!(u64::from_be_bytes(cd[72..80].try_into().unwrap()), tlimit);
-    for (i, page) in bytes[..off].chunks(4096).enumerate() {
+    for (i, page) in bytes[..off].chunks(16384).enumerate() {
         let want: [u8; 32] = Sha256::digest(page).into();
         assert_eq!(&cd[hash_at + 32 * i..hash_at + 32 * i + 32], &want, "page {i}");
     }

@@ -19,7 +19,7 @@ pub const CANONICAL_FORMAT: &str = "spy-node-v1";
 pub const BUILDER_VERSION: u32 = 2;
 /// Version of the fuse step's observable behaviour (`crates/spy-fuse`: what goes into the ZIP, its
 /// layout, the manifest). Part of every fuse node's id: bump it with any change to that output.
-pub const FUSE_VERSION: u32 = 3;
+pub const FUSE_VERSION: u32 = 4;
 
 #[derive(Serialize)]
 struct Canon<'a> {
