@@ -79,3 +79,51 @@ fn psutil_overlay_adds_packages_and_keeps_cpython() {
         );
     }
 }
+
+/// The bootstrap tools in `node`'s closure, by name, as `spy graph` reports them.
+fn closure_host_tools(node: &str, overlay: Option<&str>) -> Vec<String> {
+    let mut args = vec!["graph", "--format", "json"];
+    if let Some(o) = overlay {
+        args.extend(["--overlay", o]);
+    }
+    args.push(node);
+    let (ok, out) = spy(&args);
+    assert!(ok, "spy graph {node} failed");
+    let graph: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut tools: Vec<String> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["tools"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    tools.sort();
+    tools.dedup();
+    tools
+}
+
+/// overlays/zig-toolchain.toml: no host compiler is left in the Linux closures (so their ids no
+/// longer carry the host's gcc version), zig and our musl are in them, and the darwin targets,
+/// which keep their own stage 0, are untouched.
+#[test]
+fn zig_toolchain_overlay_takes_the_host_compiler_out_of_linux_ids() {
+    let overlay = "overlays/zig-toolchain.toml";
+    let compilers = ["gcc", "cc", "cpp", "g++", "c++"];
+    for node in ["python3.11-x86_64", "python3.11-i686", "pythonco3.11-x86_64"] {
+        let plain = closure_host_tools(node, None);
+        assert!(plain.iter().any(|t| t == "gcc"), "{node} without the overlay uses the host's gcc: {plain:?}");
+        let zig = closure_host_tools(node, Some(overlay));
+        let left: Vec<&String> = zig.iter().filter(|t| compilers.contains(&t.as_str())).collect();
+        assert!(left.is_empty(), "{node} with the overlay still names host compilers: {left:?}");
+        assert!(zig.iter().any(|t| t == "make"), "the other host tools stay: {zig:?}");
+        assert_ne!(path(node, None), path(node, Some(overlay)));
+        for (to, what) in [("zig", "the compiler"), ("musl", "our libc"), ("zig-host-cc", "the build machine's compiler")] {
+            let target = node.rsplit('-').next().unwrap();
+            let (ok, chain) = spy(&["why-depends", "--overlay", overlay, node, &format!("{to}-{target}")]);
+            assert!(ok && chain.contains(to), "{node} does not depend on {what} ({to}): {chain}");
+        }
+    }
+    for node in ["python3.11-darwin-arm64", "cpython3.11-darwin-x86_64", "zig-cc-darwin-arm64"] {
+        assert_eq!(path(node, None), path(node, Some(overlay)), "{node} changed");
+    }
+}
