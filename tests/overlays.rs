@@ -111,13 +111,20 @@ fn zig_toolchain_overlay_takes_the_host_compiler_out_of_linux_ids() {
     let compilers = ["gcc", "cc", "cpp", "g++", "c++"];
     for node in ["python3.11-x86_64", "python3.11-i686", "pythonco3.11-x86_64"] {
         let plain = closure_host_tools(node, None);
-        assert!(plain.iter().any(|t| t == "gcc"), "{node} without the overlay uses the host's gcc: {plain:?}");
+        assert!(
+            plain.iter().any(|t| t == "gcc"),
+            "{node} without the overlay uses the host's gcc: {plain:?}"
+        );
         let zig = closure_host_tools(node, Some(overlay));
         let left: Vec<&String> = zig.iter().filter(|t| compilers.contains(&t.as_str())).collect();
         assert!(left.is_empty(), "{node} with the overlay still names host compilers: {left:?}");
         assert!(zig.iter().any(|t| t == "make"), "the other host tools stay: {zig:?}");
         assert_ne!(path(node, None), path(node, Some(overlay)));
-        for (to, what) in [("zig", "the compiler"), ("musl", "our libc"), ("zig-host-cc", "the build machine's compiler")] {
+        for (to, what) in [
+            ("zig", "the compiler"),
+            ("musl", "our libc"),
+            ("zig-host-cc", "the build machine's compiler"),
+        ] {
             let target = node.rsplit('-').next().unwrap();
             let (ok, chain) = spy(&["why-depends", "--overlay", overlay, node, &format!("{to}-{target}")]);
             assert!(ok && chain.contains(to), "{node} does not depend on {what} ({to}): {chain}");

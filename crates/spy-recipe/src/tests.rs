@@ -163,3 +163,27 @@ fn explicit_targets_and_families() {
     write(d.path(), "bad.toml", "name = \"z\"\nversion = \"1\"\ntargets = [\"windows\"]\n");
     assert!(Graph::load(d.path(), &[]).unwrap_err().to_string().contains("windows"));
 }
+
+#[test]
+fn a_target_table_changes_fuse_keys_for_its_target_only() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    write(&g, "a.toml", "name = \"a\"\nversion = \"1\"\n");
+    write(&g, "b.toml", "name = \"b\"\nversion = \"1\"\n");
+    write(
+        &g,
+        "rel.toml",
+        "name = \"rel\"\nkind = \"fuse\"\nversion = \"1\"\ndeps = [\"a\"]\n\
+         [fuse]\ninterpreter = \"a\"\nexecutable = \"bin/x\"\nstdlib = \"lib\"\nflavor = \"plain\"\n\
+         [target.i686-linux-musl]\ndeps = [\"b\"]\nfuse = { interpreter = \"b\" }\n",
+    );
+    let graph = Graph::load(&g, &[]).unwrap();
+    let x = graph.recipe_for("rel", "x86_64-linux-musl").unwrap();
+    let i = graph.recipe_for("rel", "i686-linux-musl").unwrap();
+    let (fx, fi) = (x.fuse.unwrap(), i.fuse.unwrap());
+    assert_eq!((fx.interpreter.as_str(), fi.interpreter.as_str()), ("a", "b"));
+    // The other keys are the recipe's.
+    assert_eq!((fi.executable.as_str(), fi.flavor.as_str()), ("bin/x", "plain"));
+    assert_eq!(i.deps, ["b"]);
+}
