@@ -230,6 +230,45 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
         .unwrap();
     let text = common::ok(&o);
     assert!(text.contains("encodings/__init__.pyc"), "{text}");
+    // And getpath's C half: its hasappendedzip(), compiled here from the interpreter's own
+    // getpath.c, sees the ZIP in the release and none in the bare interpreter.
+    let getpath = std::fs::read_to_string(interp.join("share/spy/getpath.c")).unwrap();
+    let start = getpath
+        .find("static PyObject *\ngetpath_hasappendedzip")
+        .expect("hasappendedzip in getpath.c");
+    let len = getpath[start..].find("\n}\n").unwrap() + 3;
+    let dir = tempfile::tempdir().unwrap();
+    let module = format!(
+        "#include <Python.h>\n#include <stdint.h>\n#include <wchar.h>\n\
+         /* _Py_wfopen is internal to libpython: the same open, for this harness. */\n\
+         static FILE *_Py_wfopen(const wchar_t *path, const wchar_t *mode) {{\n\
+           char p[4096]; (void)mode;\n\
+           return wcstombs(p, path, sizeof p) < sizeof p ? fopen(p, \"rb\") : NULL;\n}}\n{}\n\
+         static PyMethodDef methods[] = {{{{\"hasappendedzip\", getpath_hasappendedzip, METH_VARARGS, NULL}}, {{NULL, NULL, 0, NULL}}}};\n\
+         static struct PyModuleDef def = {{PyModuleDef_HEAD_INIT, \"spy_getpath\", NULL, -1, methods}};\n\
+         PyMODINIT_FUNC PyInit_spy_getpath(void) {{ return PyModule_Create(&def); }}\n",
+        &getpath[start..start + len]
+    );
+    std::fs::write(dir.path().join("spy_getpath.c"), module).unwrap();
+    let cc = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I/usr/include/python3.11", "-o"])
+        .arg(dir.path().join("spy_getpath.so"))
+        .arg(dir.path().join("spy_getpath.c"))
+        .output()
+        .unwrap();
+    common::ok(&cc);
+    let check = format!(
+        "import sys\nsys.path.insert(0, {:?})\nimport spy_getpath\n\
+         print(spy_getpath.hasappendedzip({:?}), spy_getpath.hasappendedzip({:?}))",
+        dir.path().display().to_string(),
+        bin.display().to_string(),
+        interp.join("bin/python3.11").display().to_string()
+    );
+    let o = std::process::Command::new("/usr/bin/python3.11")
+        .args(["-I", "-c", &check])
+        .output()
+        .unwrap();
+    assert_eq!(common::ok(&o).trim(), "True False", "hasappendedzip(release), hasappendedzip(interpreter)");
 }
 
 #[test]
