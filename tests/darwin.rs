@@ -164,6 +164,17 @@ fn release_is_a_signed_single_file(short: &str, cpu: u32) {
     assert_eq!(linkedit_end, bytes.len() as u64, "__LINKEDIT reaches the end of the file");
     let (sig_at, ident) = verify_code_signature(&bytes, &m);
     assert_eq!(ident, release);
+    // The string table spans the ZIP: every byte of __LINKEDIT before the signature belongs to a
+    // load command (what `codesign --strict` asks).
+    let symtab = m
+        .load_commands
+        .iter()
+        .find_map(|lc| match &lc.command {
+            CommandVariant::Symtab(s) => Some(*s),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((symtab.stroff + symtab.strsize) as usize, sig_at);
 
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let b = &manifest["binary"];
@@ -268,7 +279,11 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
         .args(["-I", "-c", &check])
         .output()
         .unwrap();
-    assert_eq!(common::ok(&o).trim(), "True False", "hasappendedzip(release), hasappendedzip(interpreter)");
+    assert_eq!(
+        common::ok(&o).trim(),
+        "True False",
+        "hasappendedzip(release), hasappendedzip(interpreter)"
+    );
 }
 
 #[test]
