@@ -284,6 +284,15 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
         "True False",
         "hasappendedzip(release), hasappendedzip(interpreter)"
     );
+
+    // And its Python half, getpath.py, in CPython's own mock of the platform: tests/darwin_getpath.py.
+    let o = std::process::Command::new("/usr/bin/python3.11")
+        .arg("-I")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/darwin_getpath.py"))
+        .arg(&interp)
+        .output()
+        .unwrap();
+    assert!(common::ok(&o).contains("darwin getpath: ok"));
 }
 
 #[test]
