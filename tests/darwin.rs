@@ -218,6 +218,8 @@ fn release_is_a_signed_single_file(short: &str, cpu: u32) {
     );
 
     // The interpreter's zipimport (as patched for darwin) finds the ZIP inside the signed file.
+    // (-B everywhere: the tests run as root, who could write __pycache__ into the read-only store
+    // entry; `spy check` caught one.)
     let interp = common::realize_real(&format!("cpython3.11-{short}"), &[]);
     let probe = format!(
         r#"
@@ -236,7 +238,7 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
         bin = bin.display(),
     );
     let o = std::process::Command::new("/usr/bin/python3.11")
-        .args(["-I", "-c", &probe])
+        .args(["-I", "-B", "-c", &probe])
         .output()
         .unwrap();
     let text = common::ok(&o);
@@ -276,7 +278,7 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
         interp.join("bin/python3.11").display().to_string()
     );
     let o = std::process::Command::new("/usr/bin/python3.11")
-        .args(["-I", "-c", &check])
+        .args(["-I", "-B", "-c", &check])
         .output()
         .unwrap();
     assert_eq!(
@@ -287,7 +289,7 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
 
     // And its Python half, getpath.py, in CPython's own mock of the platform: tests/darwin_getpath.py.
     let o = std::process::Command::new("/usr/bin/python3.11")
-        .arg("-I")
+        .args(["-I", "-B"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/darwin_getpath.py"))
         .arg(&interp)
         .output()
