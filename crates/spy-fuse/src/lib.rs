@@ -194,7 +194,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
         executable_size,
         zip_end,
         file_size,
-        ref code_signature,
+        code_signature,
     } = written;
     set_mode(&binary, 0o755).map_err(|e| io_err(&binary, &e))?;
     let sha256 = sha256_file(&binary).map_err(|e| io_err(&binary, &e))?;
@@ -286,7 +286,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
         zip_entries: members.len(),
         binary_size: file_size,
         sha256,
-        code_signature: written.code_signature,
+        code_signature,
     })
 }
 
@@ -430,12 +430,12 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
         .create(true)
         .truncate(true)
         .open(dest)?;
-    let image = if macho::is_macho(exe)? {
-        Some(macho::start(exe, file.file_mut()).map_err(WriteError::MachO)?)
-    } else {
-        io::copy(&mut fs_err::File::open(exe)?, &mut file)?;
-        None
-    };
+    let mut src = fs_err::File::open(exe)?;
+    let image = macho::start(src.file_mut(), file.file_mut()).map_err(WriteError::MachO)?;
+    if image.is_none() {
+        src.rewind()?;
+        io::copy(&mut src, &mut file)?;
+    }
     let executable_size = file.stream_position()?;
     let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(1 << 16, file));
     let method = match compression {

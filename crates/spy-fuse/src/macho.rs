@@ -226,6 +226,17 @@ impl Image {
         1 << self.page_shift()
     }
 
+    fn signed(&self, offset: u64, size: u64, identifier: &str, string_table_extended: bool) -> Signed {
+        Signed {
+            offset,
+            size,
+            pages: offset.div_ceil(self.segment_page()),
+            page_size: self.segment_page(),
+            identifier: identifier.to_string(),
+            string_table_extended,
+        }
+    }
+
     /// log2 of the page size: of segments, and of the pages the signature hashes (what zig's and
     /// Apple's linkers use).
     fn page_shift(&self) -> u8 {
@@ -313,17 +324,21 @@ fn code_signature(file: &mut File, code_limit: u64, identifier: &str, image: &Im
     Ok(blob)
 }
 
-/// Step one: copies the executable's own bytes (without its old signature) to `dest`, leaving
-/// the file positioned where the ZIP goes.
-pub fn start(exe: &Path, dest: &mut File) -> Result<Image, MachOError> {
-    let mut src = fs_err::File::open(exe)?;
-    let image = Image::read(src.file_mut())?;
+/// Step one: when `src` is a 64-bit Mach-O executable, copies its own bytes (without its old
+/// signature) to `dest`, leaving `dest` positioned where the ZIP goes. `None`, with nothing
+/// copied, when `src` is not Mach-O at all.
+pub fn start(src: &mut File, dest: &mut File) -> Result<Option<Image>, MachOError> {
+    let image = match Image::read(src) {
+        Ok(image) => image,
+        Err(MachOError::NotMachO) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     src.seek(SeekFrom::Start(0))?;
-    let copied = io::copy(&mut (&mut src).take(image.content_end()), dest)?;
+    let copied = io::copy(&mut (&mut *src).take(image.content_end()), dest)?;
     if copied != image.content_end() {
-        return Err(MachOError::Malformed(format!("{} ended early", exe.display())));
+        return Err(MachOError::Malformed("the executable ended early".into()));
     }
-    Ok(image)
+    Ok(Some(image))
 }
 
 /// Step two, after the ZIP was written to `dest` from [`Image::content_end`] to `zip_end`: pads
@@ -398,14 +413,7 @@ pub fn finish(image: &Image, dest: &mut File, zip_end: u64, identifier: &str) ->
     dest.write_all(&blob)?;
     dest.set_len(sig_off + size)?;
     dest.flush()?;
-    Ok(Signed {
-        offset: sig_off,
-        size,
-        pages: sig_off.div_ceil(image.segment_page()),
-        page_size: image.segment_page(),
-        identifier: identifier.to_string(),
-        string_table_extended,
-    })
+    Ok(image.signed(sig_off, size, identifier, string_table_extended))
 }
 
 /// Replaces the code signature of a signed executable in place by the one [`finish`] would write
@@ -425,19 +433,5 @@ pub fn resign(path: &Path, identifier: &str) -> Result<Signed, MachOError> {
     blob.resize(room as usize, 0);
     file.seek(SeekFrom::Start(off as u64))?;
     file.write_all(&blob)?;
-    Ok(Signed {
-        offset: off as u64,
-        size,
-        pages: (off as u64).div_ceil(image.segment_page()),
-        page_size: image.segment_page(),
-        identifier: identifier.to_string(),
-        string_table_extended: false,
-    })
-}
-
-/// Whether the file starts with the 64-bit Mach-O magic.
-pub fn is_macho(path: &Path) -> io::Result<bool> {
-    let mut magic = [0u8; 4];
-    let mut f = fs_err::File::open(path)?;
-    Ok(f.read_exact(&mut magic).is_ok() && u32::from_le_bytes(magic) == MH_MAGIC_64)
+    Ok(image.signed(off as u64, size, identifier, false))
 }
