@@ -27,6 +27,8 @@ pub enum FetchError {
         pin: SourcePin,
         attempts: Vec<String>,
     },
+    #[error("source {file}: git `exclude` path `{path}` is not in the tree of commit {commit}")]
+    BadExclude { file: String, commit: String, path: String },
     #[error(transparent)]
     Store(#[from] spy_store::StoreError),
 }
@@ -71,7 +73,8 @@ pub struct FetchOptions {
 pub fn pin_text(pin: &SourcePin) -> String {
     match pin {
         SourcePin::Sha256(h) => format!("sha256 {h}"),
-        SourcePin::Git { url, commit } => format!("git {url} at {commit}"),
+        SourcePin::Git { url, commit, exclude } if exclude.is_empty() => format!("git {url} at {commit}"),
+        SourcePin::Git { url, commit, exclude } => format!("git {url} at {commit} without {}", exclude.join(", ")),
     }
 }
 
@@ -79,7 +82,7 @@ pub fn pin_text(pin: &SourcePin) -> String {
 pub fn cached(store: &Store, src: &Source) -> Option<PathBuf> {
     let p = match &src.pin {
         SourcePin::Sha256(h) => store.source_path(h),
-        SourcePin::Git { commit, .. } => store.git_source_path(commit),
+        SourcePin::Git { .. } => store.git_source_path(&src.pin.git_cache_key()?),
     };
     p.is_file().then_some(p)
 }

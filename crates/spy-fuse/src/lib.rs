@@ -131,6 +131,9 @@ struct SourceRecord {
     git: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     commit: Option<String>,
+    /// Paths of the commit left out of the source (a git pin's `exclude`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exclude: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -308,12 +311,14 @@ fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) ->
                     sha256: Some(h.to_hex()),
                     git: None,
                     commit: None,
+                    exclude: Vec::new(),
                 },
-                SourcePin::Git { url, commit } => SourceRecord {
+                SourcePin::Git { url, commit, exclude } => SourceRecord {
                     file: s.file.clone(),
                     sha256: None,
                     git: Some(url.clone()),
                     commit: Some(commit.clone()),
+                    exclude: exclude.clone(),
                 },
             })
             .collect(),

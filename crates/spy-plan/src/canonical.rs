@@ -80,6 +80,9 @@ struct CanonSource<'a> {
 enum CanonPin<'a> {
     #[serde(rename = "git")]
     Git(&'a str),
+    /// A git pin with excluded paths; a pin without them keeps the plain `git` form (and its ids).
+    #[serde(rename = "git_excluding")]
+    GitExcluding { commit: &'a str, exclude: &'a [String] },
     #[serde(rename = "sha256")]
     Sha256(String),
 }
@@ -136,7 +139,8 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
                 file: &s.file,
                 pin: match &s.pin {
                     SourcePin::Sha256(h) => CanonPin::Sha256(h.to_hex()),
-                    SourcePin::Git { commit, .. } => CanonPin::Git(commit),
+                    SourcePin::Git { commit, exclude, .. } if exclude.is_empty() => CanonPin::Git(commit),
+                    SourcePin::Git { commit, exclude, .. } => CanonPin::GitExcluding { commit, exclude },
                 },
                 unpack: s.unpack,
                 var: &s.var,

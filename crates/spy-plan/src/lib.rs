@@ -59,7 +59,23 @@ impl fmt::Display for NodeKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SourcePin {
     Sha256(Sha256),
-    Git { url: String, commit: String },
+    /// `exclude`: tree paths left out of the archive, sorted, without duplicates.
+    Git { url: String, commit: String, exclude: Vec<String> },
+}
+
+impl SourcePin {
+    /// The name of a git source in the store's source cache: the commit, plus a digest of the
+    /// excluded paths when there are any (an archive without them is other bytes).
+    pub fn git_cache_key(&self) -> Option<String> {
+        match self {
+            SourcePin::Sha256(_) => None,
+            SourcePin::Git { commit, exclude, .. } if exclude.is_empty() => Some(commit.clone()),
+            SourcePin::Git { commit, exclude, .. } => {
+                let digest = blake3::hash(exclude.join("\0").as_bytes()).to_hex();
+                Some(format!("{commit}-x{}", &digest[..16]))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -577,6 +593,30 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
     Ok((node, tool_names))
 }
 
+/// Checks a git pin's `exclude` list: each entry a relative path of plain components (no `.`,
+/// `..`, empty or absolute parts, no pathspec magic), no duplicates; returned sorted so that the
+/// order written in a recipe does not change the id.
+fn git_exclude(paths: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let ok = !p.is_empty()
+            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && !p.starts_with(':')
+            && !p.bytes().any(|b| b.is_ascii_control() || b"*?[\\".contains(&b));
+        if !ok {
+            return Err(format!(
+                "git `exclude` entry `{p}` must be a plain relative path of the commit's tree (no `..`, no glob or pathspec magic)"
+            ));
+        }
+        if out.contains(p) {
+            return Err(format!("git `exclude` names `{p}` twice"));
+        }
+        out.push(p.clone());
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_recipe::SourceSpec) -> Result<Source, PlanError> {
     let bad = |message: String| PlanError::BadSource {
         file: file.to_path_buf(),
@@ -596,6 +636,7 @@ fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_reci
             SourcePin::Git {
                 url: g.url.clone(),
                 commit: g.commit.clone(),
+                exclude: git_exclude(&g.exclude).map_err(bad)?,
             }
         }
         (Some(_), Some(_)) => return Err(bad("give either `sha256` or `git`, not both".into())),

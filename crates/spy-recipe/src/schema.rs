@@ -60,6 +60,10 @@ pub struct GitPin {
     pub url: String,
     /// Full 40-hex commit id; a prefix is refused.
     pub commit: String,
+    /// Paths of the commit's tree left out of the archived source (each must exist in the tree):
+    /// for a mirror that lacks a blob no build reads.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -356,9 +356,10 @@ impl Store {
     pub fn source_path(&self, sha: &Sha256) -> PathBuf {
         self.spy("sources").join(sha.to_hex())
     }
-    /// Where a git source (archived at a commit) lives once fetched.
-    pub fn git_source_path(&self, commit: &str) -> PathBuf {
-        self.spy("sources").join(format!("git-{commit}.tar"))
+    /// Where a git source (archived at a commit) lives once fetched; `key` is the commit, or the
+    /// commit and a digest of its excluded paths (`SourcePin::git_cache_key`).
+    pub fn git_source_path(&self, key: &str) -> PathBuf {
+        self.spy("sources").join(format!("git-{key}.tar"))
     }
 
     /// A temporary file in the store's filesystem for a download in progress.
@@ -401,9 +402,9 @@ impl Store {
         Ok(dest)
     }
 
-    /// Moves a finished git archive into the cache under its commit.
-    pub fn add_git_source(&self, tmp: tempfile::NamedTempFile, commit: &str) -> Result<PathBuf, StoreError> {
-        let dest = self.git_source_path(commit);
+    /// Moves a finished git archive into the cache under its key (see [`Store::git_source_path`]).
+    pub fn add_git_source(&self, tmp: tempfile::NamedTempFile, key: &str) -> Result<PathBuf, StoreError> {
+        let dest = self.git_source_path(key);
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
             message: e.to_string(),
