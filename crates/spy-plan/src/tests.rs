@@ -141,6 +141,7 @@ fn implicit_deps_and_bootstrap_probe() {
 }
 
 const GOLDEN_LIB: &str = "a9471864d6f81b98e2a513a49cf5903553a7cef18a9bfe90080dde190f277180";
+const GOLDEN_GIT_EXCLUDING: &str = "18de148ffb40c4da70c0bdd72fd0562648be6b3ac78a9fdc51e0a158172c0446";
 const GOLDEN_APP: &str = "0c8db9f2e51bc3a4924e0b2ae7f414a04bed2fdb7ec3e9c68703f1590192b293";
 
 #[test]
@@ -158,4 +159,63 @@ fn streamed_id_equals_hash_of_canonical_text() {
         );
         assert_eq!(NodeId::of_bytes(text.as_bytes()), n.id);
     }
+}
+
+const COMMIT: &str = "4de5ac6bbe87cebfecbc050443e1084e9472c5f8";
+
+fn git_lib(exclude: &str) -> String {
+    format!("name = \"lib\"\nversion = \"1.0\"\n[[sources]]\ngit = {{ url = \"https://example.org/lib\", commit = \"{COMMIT}\"{exclude} }}\n[phases]\nbuild = \"make\"\n")
+}
+
+fn lib_canonical(g: &Graph) -> String {
+    let plan = resolve_all(g, &mut ProbeCache::in_memory()).unwrap();
+    let key = NodeKey {
+        name: "lib".into(),
+        target: "x86_64-linux-musl".into(),
+    };
+    let node = plan.node(plan.get(&key).unwrap());
+    canonical_form(node, &[])
+}
+
+#[test]
+fn git_exclude_is_part_of_the_canonical_form() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = lib_canonical(&fixture(d.path(), &git_lib("")));
+    // A pin without `exclude` keeps the form it always had (and with it the ids of such nodes).
+    assert!(plain.contains(&format!("\"pin\":{{\"git\":\"{COMMIT}\"}}")), "{plain}");
+    let one = lib_canonical(&fixture(d.path(), &git_lib(", exclude = [\"Misc/svnmap.txt\", \"Doc\"]")));
+    assert!(
+        one.contains(&format!(
+            "\"pin\":{{\"git_excluding\":{{\"commit\":\"{COMMIT}\",\"exclude\":[\"Doc\",\"Misc/svnmap.txt\"]}}}}"
+        )),
+        "{one}"
+    );
+    // Golden: changing it means the canonical form changed (docs/hashing.md).
+    assert_eq!(blake3::hash(one.as_bytes()).to_hex().as_str(), GOLDEN_GIT_EXCLUDING);
+    // The order written in the recipe does not matter; another set of paths is another node.
+    let reordered = lib_canonical(&fixture(d.path(), &git_lib(", exclude = [\"Doc\", \"Misc/svnmap.txt\"]")));
+    assert_eq!(one, reordered);
+    let other = lib_canonical(&fixture(d.path(), &git_lib(", exclude = [\"Doc\"]")));
+    assert_ne!(one, other);
+    // An empty list is no exclusion at all.
+    assert_eq!(plain, lib_canonical(&fixture(d.path(), &git_lib(", exclude = []"))));
+}
+
+#[test]
+fn git_exclude_paths_are_plain_relative_paths() {
+    for bad in ["../etc/passwd", "/abs", "a//b", "a/./b", "", ":(glob)*", "Misc/*.txt", "a/..", "x\ny"] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "spy.toml", CONFIG);
+        let text = git_lib(&format!(", exclude = [{}]", serde_json::to_string(bad).unwrap()));
+        write(d.path(), "lib.toml", &text);
+        let g = Graph::load(d.path(), &[]).unwrap();
+        let err = resolve_all(&g, &mut ProbeCache::in_memory()).err().unwrap().to_string();
+        assert!(err.contains("exclude") && err.contains("lib.toml"), "{bad:?}: {err}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    write(d.path(), "lib.toml", &git_lib(", exclude = [\"a\", \"a\"]"));
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let err = resolve_all(&g, &mut ProbeCache::in_memory()).err().unwrap().to_string();
+    assert!(err.contains("twice"), "{err}");
 }
