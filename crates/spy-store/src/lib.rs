@@ -93,6 +93,20 @@ pub struct NodeLock {
     _lock: Flock<File>,
 }
 
+/// A staging directory in `.spy/tmp`, removed on drop; `gc` leaves it alone while it exists.
+#[derive(Debug)]
+pub struct StagingDir {
+    // Removed first, then unlocked.
+    dir: tempfile::TempDir,
+    _lock: Flock<File>,
+}
+
+impl StagingDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// Temporary space for one build, inside the store's filesystem.
 #[derive(Debug)]
 pub struct BuildDir {
@@ -362,16 +376,36 @@ impl Store {
         self.spy("sources").join(format!("git-{key}.tar"))
     }
 
-    /// A temporary file in the store's filesystem for a download in progress.
+    /// A temporary file in the store's filesystem for a download in progress (see
+    /// [`Store::staging_file_in`]).
     pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
-        let d = self.tmp_dir();
-        tempfile::Builder::new().prefix("fetch-").tempfile_in(&d).map_err(io(&d))
+        self.staging_file_in(&self.tmp_dir(), "fetch-")
     }
 
-    /// A temporary directory in the store's filesystem (unpacking, git checkouts...).
-    pub fn staging_dir(&self, prefix: &str) -> Result<tempfile::TempDir, StoreError> {
+    /// A temporary file in `dir` (`.spy/tmp`, or a directory of the caller's), flock-held on its
+    /// own descriptor for as long as that is open: `gc` removes from `.spy/tmp` exactly the staging
+    /// files and directories whose lock is free, so a killed process's debris goes at the next
+    /// `gc` and a live one's is never touched. Created under the shared GC lock, so a collection
+    /// never sees one before its lock is taken.
+    pub fn staging_file_in(&self, dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile, StoreError> {
+        let _creating = flock(&self.spy("gc.lock"), FlockArg::LockShared)?;
+        let tmp = tempfile::Builder::new().prefix(prefix).tempfile_in(dir).map_err(io(dir))?;
+        hold_own_lock(tmp.as_file(), tmp.path())?;
+        Ok(tmp)
+    }
+
+    /// A temporary directory in the store's filesystem (unpacking, git checkouts...), locked like
+    /// [`Store::staging_file_in`] until dropped.
+    pub fn staging_dir(&self, prefix: &str) -> Result<StagingDir, StoreError> {
         let d = self.tmp_dir();
-        tempfile::Builder::new().prefix(prefix).tempdir_in(&d).map_err(io(&d))
+        let _creating = flock(&self.spy("gc.lock"), FlockArg::LockShared)?;
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(&d).map_err(io(&d))?;
+        let handle = File::open(dir.path()).map_err(io(dir.path()))?;
+        let lock = Flock::lock(handle, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| StoreError::Io {
+            path: dir.path().to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(StagingDir { dir, _lock: lock })
     }
 
     /// Moves a downloaded file into the source cache after checking its hash (`actual`, computed
@@ -550,13 +584,8 @@ impl Store {
         for e in fs_err::read_dir(&tmp).map_err(io(&tmp))? {
             let e = e.map_err(io(&tmp))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale = e
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age.as_secs() > 3600);
-            if entry_prefix(&name).is_some() || stale {
+            // Build directories go by their node's lock (below); staging files by their own.
+            if entry_prefix(&name).is_some() || staging_abandoned(&e.path()) {
                 debris.push((format!(".spy/tmp/{name}"), e.path()));
             }
         }
@@ -570,7 +599,11 @@ impl Store {
             };
             report.removed.push(name);
             if !dry_run {
-                let _ = remove_tree(&path);
+                // Staging files are files: `remove_tree` alone left them there.
+                let _ = match std::fs::symlink_metadata(&path) {
+                    Ok(md) if md.is_dir() => remove_tree(&path),
+                    _ => fs_err::remove_file(&path).map_err(io(&path)),
+                };
             }
             drop(guard);
         }
@@ -636,6 +669,32 @@ fn flock(path: &Path, arg: FlockArg) -> Result<Flock<File>, StoreError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Takes an exclusive flock on `file`'s own descriptor (not a duplicate), so it lasts exactly as
+/// long as that descriptor: a `NamedTempFile` keeps its lock until it is persisted or dropped.
+fn hold_own_lock(file: &File, path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    // `Flock` owns its file and would unlock on drop; the lock must live with the caller's.
+    #[allow(deprecated)]
+    nix::fcntl::flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        message: format!("cannot lock: {e}"),
+    })
+}
+
+/// Whether a staging file or directory in `.spy/tmp` was left by a process that is gone: nobody
+/// holds its lock. Anything that cannot be opened as ours (a symlink, a FIFO) is debris too.
+fn staging_abandoned(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file() || m.is_dir()) => Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok(),
+        _ => true,
+    }
 }
 
 /// The id prefix of an entry-like name (`<32 hex>-name-version`).
@@ -736,6 +795,50 @@ mod tests {
         std::fs::write(b.out.join("file"), name).unwrap();
         store.register(b, meta(id, name, inputs)).unwrap();
         sn
+    }
+
+    #[test]
+    fn gc_removes_abandoned_staging_at_once_and_keeps_held_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let tmp = store.tmp_dir();
+        // Held by this process (a second descriptor's flock conflicts as another process's would).
+        let live_file = store.staging_file().unwrap();
+        let live_dir = store.staging_dir("git-").unwrap();
+        let live_push = store.staging_file_in(&tmp, "push-").unwrap();
+        // Left by processes that are gone: brand new, so an age rule would keep them.
+        let (_, dead_file) = store.staging_file().unwrap().keep().unwrap();
+        let dead_dir = store.staging_dir("apt-").unwrap().dir.keep();
+        std::fs::write(dead_dir.join("partial"), b"x").unwrap();
+        std::fs::write(tmp.join("fetch-never-locked"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tmp.join("pip-link")).unwrap();
+        nix::unistd::mkfifo(&tmp.join("fetch-fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let r = store.gc(false).unwrap();
+        let removed: BTreeSet<String> = r.removed.iter().cloned().collect();
+        for gone in [
+            &dead_file,
+            &dead_dir,
+            &tmp.join("fetch-never-locked"),
+            &tmp.join("pip-link"),
+            &tmp.join("fetch-fifo"),
+        ] {
+            assert!(
+                std::fs::symlink_metadata(gone).is_err(),
+                "{} survived gc: {removed:?}",
+                gone.display()
+            );
+            let name = format!(".spy/tmp/{}", gone.file_name().unwrap().to_string_lossy());
+            assert!(removed.contains(&name), "{name} not reported: {removed:?}");
+        }
+        assert!(std::fs::metadata("/etc/passwd").is_ok());
+        for kept in [live_file.path(), live_dir.path(), live_push.path()] {
+            assert!(kept.exists(), "{} (held) was removed", kept.display());
+        }
+        // Still usable, and gone once dropped.
+        let (dir_path, file_path) = (live_dir.path().to_path_buf(), live_file.path().to_path_buf());
+        drop((live_file, live_dir, live_push));
+        assert!(!dir_path.exists() && !file_path.exists());
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     }
 
     #[test]
