@@ -1,6 +1,7 @@
 //! Archives of store entries: a tar stream with entries in byte order of their paths, owner 0,
 //! time 0 and modes reduced to 0755/0644, compressed with zstd or xz. The same entry always packs
-//! to the same bytes. Packing and unpacking stream; nothing holds a whole file.
+//! to the same bytes. Packing and unpacking stream; nothing holds a whole file. Unpacking goes
+//! through `spy_fetch::unpack`, the one writer of unpacked trees.
 
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -8,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use spy_fetch::unpack::{unpack_tar_stream, Limits, LinkTargets, Options, Summary, UnpackError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,30 +128,28 @@ fn walk<W: Write>(root: &Path, rel: &Path, b: &mut tar::Builder<W>) -> io::Resul
     Ok(())
 }
 
-/// Unpacks a compressed archive read from `input` into the (empty) directory `dest`, then reads
-/// `input` to its end so that a caller hashing it sees every byte.
-pub fn unpack<R: Read>(input: &mut R, compression: Compression, dest: &Path) -> io::Result<()> {
-    fn unpack_tar<D: Read>(dec: D, dest: &Path) -> io::Result<D> {
-        let mut ar = tar::Archive::new(dec);
-        ar.set_preserve_permissions(true);
-        ar.set_preserve_mtime(false);
-        ar.set_unpack_xattrs(false);
-        ar.set_overwrite(false);
-        ar.unpack(dest)?;
-        Ok(ar.into_inner())
-    }
+/// Unpacks a compressed archive read from `input` into `dest` through spy-fetch's tree writer: no
+/// entry is written outside `dest` or through a symlink, modes are 0755/0644, special files are
+/// skipped, and the regular files may hold at most `limits` (the signed size and file count).
+/// `name` names the archive in errors. Callers hand it bytes whose sha256 they already checked.
+pub fn unpack(name: &Path, input: impl Read, compression: Compression, dest: &Path, limits: Limits) -> Result<Summary, UnpackError> {
+    let opts = Options {
+        // Store entries may hold absolute links (`/spy/store/...`): the tree hash covers them.
+        links: LinkTargets::Any,
+        limits,
+        mtimes: false,
+    };
     match compression {
         Compression::Zstd => {
-            let mut rest = unpack_tar(zstd::stream::read::Decoder::new(&mut *input)?, dest)?;
-            io::copy(&mut rest, &mut io::sink())?;
+            let dec = zstd::stream::read::Decoder::new(input).map_err(|e| UnpackError::Io {
+                archive: name.into(),
+                entry: None,
+                message: e.to_string(),
+            })?;
+            unpack_tar_stream(name, dec, dest, &opts)
         }
-        Compression::Xz => {
-            let mut rest = unpack_tar(xz2::read::XzDecoder::new(&mut *input), dest)?;
-            io::copy(&mut rest, &mut io::sink())?;
-        }
+        Compression::Xz => unpack_tar_stream(name, xz2::read::XzDecoder::new(input), dest, &opts),
     }
-    io::copy(input, &mut io::sink())?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -193,7 +193,7 @@ mod tests {
             assert_eq!(one, two, "{c:?}: same tree, same bytes, whatever the number of workers");
             let b = d.path().join("b");
             std::fs::create_dir(&b).unwrap();
-            unpack(&mut &one[..], c, &b).unwrap();
+            unpack(Path::new("one"), &one[..], c, &b, Limits::default()).unwrap();
             assert_eq!(spy_hash::hash_tree(&a).unwrap(), spy_hash::hash_tree(&b).unwrap());
             // A damaged stream is an error, not a partial success.
             let mut bad = one.clone();
@@ -201,7 +201,7 @@ mod tests {
             bad.truncate(mid);
             let c2 = d.path().join("c");
             std::fs::create_dir(&c2).unwrap();
-            assert!(unpack(&mut &bad[..], c, &c2).is_err(), "{c:?}");
+            assert!(unpack(Path::new("bad"), &bad[..], c, &c2, Limits::default()).is_err(), "{c:?}");
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum CacheError {
     Http { url: String, message: String },
     #[error("`{url}` is not a cache URL: use file:///DIR, http:// or https://")]
     UnsupportedUrl { url: String },
+    #[error("{url}: `{path}` is not a path inside the cache")]
+    BadPath { url: String, path: String },
     #[error("key {key}: {message}")]
     BadKey { key: String, message: String },
     #[error("{node} in {url}: metadata is unreadable: {message}")]
@@ -57,8 +59,12 @@ pub enum CacheError {
         expected: String,
         actual: String,
     },
-    #[error("{node} from {url}: the archive does not unpack: {message}")]
-    BadArchive { node: String, url: String, message: String },
+    #[error("{node} from {url}: the archive does not unpack: {source}")]
+    BadArchive {
+        node: String,
+        url: String,
+        source: Box<spy_fetch::UnpackError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -154,8 +160,30 @@ impl CacheMeta {
     }
 }
 
+impl CacheMeta {
+    /// Parses a metadata file, refusing anything but this spy's format and an `archive` path that
+    /// is exactly the one the signed fields name (`archives/<archive_sha256>.<extension>`): the
+    /// path is not signed itself, so it may not say anything the signature does not.
+    pub fn parse(bytes: &[u8]) -> Result<CacheMeta, String> {
+        let meta: CacheMeta = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if meta.format != CACHE_FORMAT {
+            return Err(format!("format {} (this spy reads {CACHE_FORMAT})", meta.format));
+        }
+        let expected = archive_path(&meta.archive_sha256, meta.compression);
+        if meta.archive != expected {
+            return Err(format!("its archive path `{}` is not the signed one (`{expected}`)", meta.archive));
+        }
+        Ok(meta)
+    }
+}
+
 pub fn meta_path(id: &NodeId) -> String {
     format!("meta/{id}.json")
+}
+
+/// Where a cache keeps the archive of this sha256 and compression: derived from signed fields only.
+pub fn archive_path(sha: &Sha256, compression: Compression) -> String {
+    format!("archives/{sha}.{}", compression.extension())
 }
 
 fn read_meta(cache: &dyn Backend, id: &NodeId, node: &str) -> Result<Option<CacheMeta>, CacheError> {
@@ -170,11 +198,7 @@ fn read_meta(cache: &dyn Backend, id: &NodeId, node: &str) -> Result<Option<Cach
     // Metadata is small; anything past 1 MiB is not ours.
     let mut text = Vec::new();
     (&mut r).take(1 << 20).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
-    let meta: CacheMeta = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-    if meta.format != CACHE_FORMAT {
-        return Err(bad(format!("format {} (this spy reads {CACHE_FORMAT})", meta.format)));
-    }
-    Ok(Some(meta))
+    CacheMeta::parse(&text).map(Some).map_err(bad)
 }
 
 // ---- push ------------------------------------------------------------------------------------
@@ -201,14 +225,14 @@ pub fn push(
     staging: &Path,
 ) -> Result<Pushed, CacheError> {
     if let Some(mut existing) = read_meta(cache, &entry.id, &entry.store_name).ok().flatten() {
-        if existing.tree_hash == entry.tree_hash && cache.has(&existing.archive)? {
+        if existing.tree_hash == entry.tree_hash && cache.has(&archive_path(&existing.archive_sha256, existing.compression))? {
             let Some(key) = key else { return Ok(Pushed::Present) };
             let fp = existing.fingerprint();
             if existing.signatures.iter().any(|s| key.public().verify(&fp, s) == Some(true)) {
                 return Ok(Pushed::Present);
             }
             existing.sign(key);
-            upload_meta(staging, cache, &existing)?;
+            upload_meta(store, staging, cache, &existing)?;
             return Ok(Pushed::Signed);
         }
     }
@@ -217,7 +241,7 @@ pub fn push(
     if let Some(k) = key {
         meta.sign(k);
     }
-    upload_meta(staging, cache, &meta)?;
+    upload_meta(store, staging, cache, &meta)?;
     Ok(Pushed::Uploaded {
         archive_size: meta.archive_size,
     })
@@ -232,7 +256,7 @@ pub fn pack_entry(
     upload: impl FnOnce(&Path, &CacheMeta) -> Result<(), CacheError>,
 ) -> Result<CacheMeta, CacheError> {
     let src = store.entry_path(&entry.store_name);
-    let mut tmp = staging_file(staging)?;
+    let mut tmp = store.staging_file_in(staging, "push-")?;
     let io = |p: &Path, e: std::io::Error| CacheError::Io {
         path: p.to_path_buf(),
         message: e.to_string(),
@@ -250,7 +274,7 @@ pub fn pack_entry(
         tree_hash: entry.tree_hash,
         size: entry.size,
         files: entry.files,
-        archive: format!("archives/{sha}.{}", compression.extension()),
+        archive: archive_path(&sha, compression),
         compression,
         archive_sha256: sha,
         archive_size,
@@ -261,18 +285,10 @@ pub fn pack_entry(
     Ok(meta)
 }
 
-fn staging_file(dir: &Path) -> Result<tempfile::NamedTempFile, CacheError> {
-    tempfile::Builder::new()
-        .prefix("push-")
-        .tempfile_in(dir)
-        .map_err(|e| CacheError::Io {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })
-}
-
-fn upload_meta(staging: &Path, cache: &dyn Backend, meta: &CacheMeta) -> Result<(), CacheError> {
-    let tmp = staging_file(staging)?;
+/// Uploads the metadata through a temporary file in `staging` (flock-held, so a `gc` of the store
+/// leaves it alone while this process lives and removes it once it is gone).
+fn upload_meta(store: &Store, staging: &Path, cache: &dyn Backend, meta: &CacheMeta) -> Result<(), CacheError> {
+    let tmp = store.staging_file_in(staging, "push-")?;
     serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(|e| CacheError::Io {
         path: tmp.path().to_path_buf(),
         message: e.to_string(),
@@ -305,6 +321,15 @@ impl Substituters {
             caches,
             trusted,
         })
+    }
+
+    /// Substituters over backends already opened (tests, or a caller with its own backend).
+    pub fn from_backends(caches: Vec<Box<dyn Backend>>, trusted: Vec<PublicKey>) -> Substituters {
+        Substituters {
+            down: Mutex::new(vec![false; caches.len()]),
+            caches,
+            trusted,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -354,31 +379,36 @@ impl Substituters {
         None
     }
 
-    /// Downloads the archive of `found` and unpacks it into `out`, checking its sha256 and size on
-    /// the way (`label` names the node in errors). The caller registers `out` against
-    /// `found.meta.tree_hash`.
+    /// Downloads the archive of `found` and unpacks it into `out` (`label` names the node in
+    /// errors). Nothing unverified is unpacked: the archive is read from the path its signed sha256
+    /// names, streamed through the hasher into a temporary file beside `out` and cut off one byte
+    /// past the signed size; only if size and sha256 match is it unpacked, with the signed
+    /// unpacked size and file count as the budget. The caller registers `out` against
+    /// `found.meta.tree_hash` and discards it on error.
     pub fn fetch_into(&self, found: &Found, label: &str, out: &Path) -> Result<(), CacheError> {
         let cache = &self.caches[found.cache];
         let meta = &found.meta;
         let url = cache.url().to_string();
         let node = label.to_string();
-        let body = match cache.get(&meta.archive) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return Err(CacheError::MissingArchive {
-                    node,
-                    url,
-                    archive: meta.archive.clone(),
-                })
-            }
-            Err(e) => return Err(e),
+        let rel = archive_path(&meta.archive_sha256, meta.compression);
+        let Some(body) = cache.get(&rel)? else {
+            return Err(CacheError::MissingArchive { node, url, archive: rel });
         };
+        let staging = out.parent().unwrap_or(out);
+        let io = |p: &Path, e: std::io::Error| CacheError::Io {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempfile_in(staging)
+            .map_err(|e| io(staging, e))?;
         // One byte more than promised is enough to know it is too long.
         let mut hashed = spy_hash::Sha256Reader::new(body.take(meta.archive_size + 1));
-        let unpacked = archive::unpack(&mut hashed, meta.compression, out);
-        // A stream that failed to unpack is still read to its end, so that the report says whether
-        // the bytes differ from the signed ones (tampering) or just do not unpack.
-        let _ = std::io::copy(&mut hashed, &mut std::io::sink());
+        std::io::copy(&mut hashed, tmp.as_file_mut()).map_err(|e| CacheError::Http {
+            url: format!("{}/{rel}", url.trim_end_matches('/')),
+            message: format!("download cut short: {e}"),
+        })?;
         let (sha, size) = hashed.finish();
         if size != meta.archive_size {
             return Err(CacheError::Mismatch {
@@ -387,7 +417,7 @@ impl Substituters {
                 what: "archive size",
                 expected: meta.archive_size.to_string(),
                 actual: if size > meta.archive_size {
-                    "more".into()
+                    format!("more (refused after {size} bytes)")
                 } else {
                     size.to_string()
                 },
@@ -402,13 +432,30 @@ impl Substituters {
                 actual: sha.to_string(),
             });
         }
-        unpacked.map_err(|e| CacheError::BadArchive {
+        use std::io::Seek;
+        tmp.as_file_mut().rewind().map_err(|e| io(tmp.path(), e))?;
+        let limits = spy_fetch::unpack::Limits {
+            bytes: Some(meta.size),
+            files: Some(meta.files),
+        };
+        archive::unpack(
+            Path::new(&rel),
+            std::io::BufReader::new(tmp.as_file()),
+            meta.compression,
+            out,
+            limits,
+        )
+        .map(|_| ())
+        .map_err(|e| CacheError::BadArchive {
             node,
             url,
-            message: e.to_string(),
+            source: Box::new(e),
         })
     }
 }
+
+#[cfg(test)]
+mod fetch_tests;
 
 #[cfg(test)]
 mod tests {

@@ -673,7 +673,7 @@ fn flock(path: &Path, arg: FlockArg) -> Result<Flock<File>, StoreError> {
 
 /// Takes an exclusive flock on `file`'s own descriptor (not a duplicate), so it lasts exactly as
 /// long as that descriptor: a `NamedTempFile` keeps its lock until it is persisted or dropped.
-fn hold_own_lock(file: &File, path: &Path) -> Result<(), StoreError> {
+pub fn hold_own_lock(file: &File, path: &Path) -> Result<(), StoreError> {
     use std::os::fd::AsRawFd;
     // `Flock` owns its file and would unlock on drop; the lock must live with the caller's.
     #[allow(deprecated)]
@@ -683,9 +683,10 @@ fn hold_own_lock(file: &File, path: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// Whether a staging file or directory in `.spy/tmp` was left by a process that is gone: nobody
-/// holds its lock. Anything that cannot be opened as ours (a symlink, a FIFO) is debris too.
-fn staging_abandoned(path: &Path) -> bool {
+/// Whether a staging file or directory (in `.spy/tmp`, or a cache's `.upload-*`) was left by a
+/// process that is gone: nobody holds its lock. Anything that cannot be opened as ours (a symlink,
+/// a FIFO) is debris too.
+pub fn staging_abandoned(path: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     let opened = File::options()
         .read(true)

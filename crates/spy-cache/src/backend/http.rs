@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Backend;
+use super::{check_rel, Backend};
 use crate::CacheError;
 
 pub struct HttpBackend {
@@ -53,6 +53,7 @@ impl Backend for HttpBackend {
     }
 
     fn get(&self, rel: &str) -> Result<Option<Box<dyn Read + Send>>, CacheError> {
+        check_rel(&self.url, rel)?;
         let full = self.full(rel);
         match self.agent.get(&full).call() {
             Ok(resp) => Ok(Some(Box::new(resp.into_reader()))),
@@ -62,6 +63,7 @@ impl Backend for HttpBackend {
     }
 
     fn has(&self, rel: &str) -> Result<bool, CacheError> {
+        check_rel(&self.url, rel)?;
         let full = self.full(rel);
         match self.agent.head(&full).call() {
             Ok(_) => Ok(true),
@@ -71,6 +73,7 @@ impl Backend for HttpBackend {
     }
 
     fn put(&self, rel: &str, from: &Path) -> Result<(), CacheError> {
+        check_rel(&self.url, rel)?;
         let full = self.full(rel);
         let f = fs_err::File::open(from).map_err(|e| CacheError::Io {
             path: from.to_path_buf(),

@@ -26,6 +26,20 @@ pub trait Backend: Send + Sync {
     fn put(&self, path: &str, from: &Path) -> Result<(), CacheError>;
 }
 
+/// Refuses a cache path that is not relative and made of plain names (`meta/<id>.json`,
+/// `archives/<sha256>.tar.zst`): nothing read or written may leave the cache.
+pub(crate) fn check_rel(url: &str, rel: &str) -> Result<(), CacheError> {
+    let plain = |c: &str| !c.is_empty() && c != "." && c != ".." && !c.contains('\\') && !c.contains('\0');
+    if rel.split('/').all(plain) {
+        Ok(())
+    } else {
+        Err(CacheError::BadPath {
+            url: url.to_string(),
+            path: rel.to_string(),
+        })
+    }
+}
+
 /// The backend for a cache URL.
 pub fn open(url: &str) -> Result<Box<dyn Backend>, CacheError> {
     if let Some(path) = url.strip_prefix("file://") {
