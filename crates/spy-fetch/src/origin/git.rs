@@ -185,6 +185,18 @@ fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String])
         .map_err(|e| format!("cannot run git index-pack: {e}"))?;
     let _ = writer.join();
     let packed = pack.wait_with_output().map_err(|e| format!("git pack-objects: {e}"))?;
+    // pack-objects failing on its own (a missing object) is the cause; killed by SIGPIPE, it only
+    // saw index-pack stop first.
+    use std::os::unix::process::ExitStatusExt;
+    const SIGPIPE: i32 = 13; // Linux
+    let pack_broken_pipe = packed.status.signal() == Some(SIGPIPE);
+    if !packed.status.success() && !pack_broken_pipe {
+        return Err(format!(
+            "the clone {} lacks objects of {commit}: {}",
+            from.display(),
+            String::from_utf8_lossy(&packed.stderr).trim()
+        ));
+    }
     if !index.status.success() {
         return Err(format!(
             "objects of {commit} from {} failed git's verification: {}",
@@ -193,12 +205,7 @@ fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String])
         ));
     }
     if !packed.status.success() {
-        return Err(format!(
-            "the clone {} lacks objects of {commit} ({}): {}",
-            from.display(),
-            packed.status,
-            String::from_utf8_lossy(&packed.stderr).trim()
-        ));
+        return Err(format!("git pack-objects in {} failed: {}", from.display(), packed.status));
     }
     Ok(())
 }
