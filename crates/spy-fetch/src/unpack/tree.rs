@@ -227,6 +227,10 @@ impl Tree {
         let mut f = dir
             .open_with(path.name(), OpenOptions::new().write(true).create_new(true).mode(0o600))
             .map_err(|e| self.io(entry, e))?;
+        // The final mode at once (not subject to the umask), so a file cut short by an error is no
+        // different.
+        let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        f.set_permissions(Permissions::from_mode(mode)).map_err(|e| self.io(entry, e))?;
         let allowed = match self.opts.limits.bytes {
             Some(limit) => limit.saturating_sub(self.summary.bytes),
             None => u64::MAX,
@@ -245,8 +249,6 @@ impl Tree {
                 });
             }
         }
-        let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        f.set_permissions(Permissions::from_mode(mode)).map_err(|e| self.io(entry, e))?;
         if let Some(t) = mtime.filter(|_| self.opts.mtimes) {
             // A time the filesystem cannot hold is not worth refusing a source for.
             if let Some(t) = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(t.min(i64::MAX as u64))) {
