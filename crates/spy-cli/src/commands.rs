@@ -330,10 +330,10 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(t) = &only_target {
-        if !ctx.graph.config.targets.contains_key(t) {
+        if !ctx.graph.config.targets.contains_key(t.as_str()) {
             bail!(
                 "unknown target `{t}` (known: {})",
-                ctx.graph.config.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ctx.graph.config.targets.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
             );
         }
     }

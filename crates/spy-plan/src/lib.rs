@@ -60,7 +60,11 @@ impl fmt::Display for NodeKey {
 pub enum SourcePin {
     Sha256(Sha256),
     /// `exclude`: tree paths left out of the archive, sorted, without duplicates.
-    Git { url: String, commit: String, exclude: Vec<String> },
+    Git {
+        url: String,
+        commit: String,
+        exclude: Vec<String>,
+    },
 }
 
 impl SourcePin {
@@ -227,7 +231,7 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
                 line: None,
                 key: "targets".into(),
                 target: target.into(),
-                known: graph.config.targets.keys().cloned().collect(),
+                known: graph.config.targets.keys().map(|k| k.to_string()).collect(),
             }));
         }
         if !graph.nodes.contains_key(name) {
@@ -243,7 +247,7 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
             if graph.nodes.contains_key(name) {
                 return Ok(NodeKey {
                     name: name.into(),
-                    target: target.clone(),
+                    target: target.to_string(),
                 });
             }
         }
@@ -261,7 +265,7 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
 
 /// The name `spy list` shows for a key: `zlib-x86_64`.
 pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
-    match graph.config.targets.get(&key.target) {
+    match graph.config.targets.get(key.target.as_str()) {
         Some(t) => format!("{}-{}", key.name, t.short),
         None => key.to_string(),
     }
@@ -362,7 +366,7 @@ pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanE
             if node.has_target(t, &graph.config) {
                 roots.push(NodeKey {
                     name: node.name.clone(),
-                    target: t.clone(),
+                    target: t.to_string(),
                 });
             }
         }
@@ -422,7 +426,7 @@ impl<'g> Names<'g> {
         }
     }
 
-    fn deps_of(&self, (n, t): Ix) -> &'g [String] {
+    fn deps_of(&self, (n, t): Ix) -> &'g [spy_recipe::NodeName] {
         self.nodes[n as usize]
             .recipe
             .for_target_deps(self.targets[t as usize], self.config.family(self.targets[t as usize]))
@@ -454,7 +458,7 @@ impl<'g> Names<'g> {
                 *self
                     .node_ix
                     .get(d.as_str())
-                    .ok_or_else(|| PlanError::UnknownName { spec: d.clone() })?,
+                    .ok_or_else(|| PlanError::UnknownName { spec: d.to_string() })?,
             );
         }
         let kind = self.nodes[n as usize].recipe.kind.unwrap_or_default();
@@ -566,7 +570,11 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
     };
     let patches = local(&recipe.patches)?;
     let files = local(&recipe.files)?;
-    let tool_names = if recipe.kind == Kind::Bootstrap { recipe.tools } else { Vec::new() };
+    let tool_names = if recipe.kind == Kind::Bootstrap {
+        recipe.tools.into_iter().map(String::from).collect()
+    } else {
+        Vec::new()
+    };
     let fuse = recipe.fuse.map(|spec| FusePlan {
         spec,
         release: display_name(graph, key),
@@ -575,7 +583,7 @@ fn node_without_id(graph: &Graph, key: &NodeKey, deps: &[usize]) -> Result<(Plan
     let node = PlanNode {
         key: key.clone(),
         id: NodeId([0; 32]),
-        version: recipe.version,
+        version: recipe.version.into_string(),
         kind: recipe.kind,
         description: recipe.description,
         license: recipe.license,
@@ -643,17 +651,20 @@ fn resolve_source(file: &std::path::Path, node: &str, index: usize, s: &spy_reci
         (None, None) => return Err(bad("a source needs a pinned `sha256` (or a `git` commit)".into())),
     };
     let file_name = match (&s.file, s.urls.first(), &pin) {
-        (Some(f), _, _) => f.clone(),
+        (Some(f), _, _) => f.to_string(),
         (None, Some(u), _) => u.rsplit('/').next().unwrap_or(u).to_string(),
         (None, None, SourcePin::Git { commit, .. }) => format!("git-{commit}.tar"),
         (None, None, _) => return Err(bad("cannot tell the file name: give `file` or a URL".into())),
     };
-    if file_name.contains('/') || file_name.is_empty() || file_name.starts_with('.') {
-        return Err(bad(format!("bad file name `{file_name}`")));
-    }
+    // `file` was checked when the recipe was read; a name taken from a URL is checked here, by the
+    // same grammar (it names a file in mirrors and in the build directory).
+    let file_name = spy_recipe::FileName::new(file_name)
+        .map_err(|e| bad(format!("{e} (give `file`)")))?
+        .into_string();
     let var = s
         .var
-        .clone()
+        .as_ref()
+        .map(|v| v.to_string())
         .unwrap_or_else(|| if index == 0 { "src".into() } else { format!("src_{index}") });
     Ok(Source {
         pin,

@@ -7,12 +7,16 @@
 //! of overlays, in order.
 
 mod error;
+mod names;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
+pub use names::{
+    check_debian, check_git_url, check_pypi, check_url, FileName, NameError, NodeName, RelPath, TargetName, ToolName, VarName, Version,
+};
 pub use schema::{
     FuseSpec, GitPin, Kind, PartialFuse, PartialRecipe, PartialTargetRecipe, Phase, Recipe, SourceSpec, ZipCompression, PHASES,
 };
@@ -24,27 +28,27 @@ pub struct GraphConfig {
     /// Recipe format version this graph is written for.
     pub format: u32,
     /// Target used when a name carries none.
-    pub default_target: Option<String>,
+    pub default_target: Option<TargetName>,
     /// Nodes every build node depends on (the stdenv), unless they are in its own closure.
     #[serde(default)]
-    pub implicit_deps: Vec<String>,
+    pub implicit_deps: Vec<NodeName>,
     /// Overlay files (relative to the graph root's parent) applied on every load.
     #[serde(default)]
-    pub overlays: Vec<String>,
+    pub overlays: Vec<RelPath>,
     /// Binary caches asked before building, in order (`file:///DIR`, `http(s)://...`).
     #[serde(default)]
     pub substituters: Vec<String>,
     /// Public keys (`NAME:BASE64`) whose signatures make a cache entry acceptable.
     #[serde(default, rename = "trusted-public-keys")]
     pub trusted_public_keys: Vec<String>,
-    pub targets: BTreeMap<String, TargetConfig>,
+    pub targets: BTreeMap<TargetName, TargetConfig>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// The short name used in release names: `zlib-x86_64`.
-    pub short: String,
+    pub short: TargetName,
     #[serde(default)]
     pub description: String,
     /// Only recipes that name this target (or its family) in their `targets` list exist for it
@@ -54,7 +58,7 @@ pub struct TargetConfig {
     /// A name shared by similar targets (`darwin`): a recipe's `[target.<family>]` table applies to
     /// each of them (before the target's own table), and `targets` may name the family.
     #[serde(default)]
-    pub family: Option<String>,
+    pub family: Option<TargetName>,
 }
 
 impl GraphConfig {
@@ -83,7 +87,7 @@ impl RawNode {
     pub fn has_target(&self, target: &str, config: &GraphConfig) -> bool {
         let family = config.family(target);
         match &self.recipe.targets {
-            Some(list) => list.iter().any(|t| t == target || Some(t.as_str()) == family),
+            Some(list) => list.iter().any(|t| t.as_str() == target || Some(t.as_str()) == family),
             None => config.targets.get(target).is_some_and(|t| !t.explicit),
         }
     }
@@ -112,13 +116,13 @@ impl Graph {
             });
         }
         if let Some(t) = &config.default_target {
-            if !config.targets.contains_key(t) {
+            if !config.targets.contains_key(t.as_str()) {
                 return Err(RecipeError::UnknownTarget {
                     file: config_path.clone(),
                     line: line_of(&text, t),
                     key: "default_target".into(),
-                    target: t.clone(),
-                    known: config.targets.keys().cloned().collect(),
+                    target: t.to_string(),
+                    known: config.targets.keys().map(|k| k.to_string()).collect(),
                 });
             }
         }
@@ -156,7 +160,7 @@ impl Graph {
             config,
             nodes,
         };
-        let mut overlays: Vec<PathBuf> = graph.config.overlays.iter().map(|o| base.join(o)).collect();
+        let mut overlays: Vec<PathBuf> = graph.config.overlays.iter().map(|o| base.join(o.as_str())).collect();
         overlays.extend(extra_overlays.iter().cloned());
         for o in overlays {
             graph.apply_overlay(&o)?;
@@ -181,7 +185,7 @@ impl Graph {
             }
             check_targets(&partial, &self.config, path, &text)?;
             absolutize_patches(&mut partial, dir);
-            match self.nodes.get_mut(&name) {
+            match self.nodes.get_mut(name.as_str()) {
                 Some(node) => {
                     if let Some(n) = &partial.name {
                         if n != &name {
@@ -197,11 +201,21 @@ impl Graph {
                     node.overlays.push(path.to_path_buf());
                 }
                 None => {
+                    // A table for a node the graph does not have adds one; one without even a
+                    // version is a misspelt name (`[nodes.libgret.env]`), which would otherwise
+                    // change nothing without a word.
+                    if partial.version.is_none() {
+                        return Err(RecipeError::UnknownOverlayNode {
+                            file: path.into(),
+                            line: line_of(&text, &format!("nodes.{name}")).or_else(|| line_of(&text, &name)),
+                            node: name.to_string(),
+                        });
+                    }
                     partial.name.get_or_insert_with(|| name.clone());
                     self.nodes.insert(
-                        name.clone(),
+                        name.to_string(),
                         RawNode {
-                            name,
+                            name: name.into_string(),
                             recipe: partial,
                             file: path.to_path_buf(),
                             overlays: vec![],
@@ -215,7 +229,7 @@ impl Graph {
 
     fn check_references(&self) -> Result<(), RecipeError> {
         for name in &self.config.implicit_deps {
-            if !self.nodes.contains_key(name) {
+            if !self.nodes.contains_key(name.as_str()) {
                 let file = self.root.join("spy.toml");
                 let text = read(&file).unwrap_or_default();
                 return Err(RecipeError::MissingDep {
@@ -223,14 +237,14 @@ impl Graph {
                     line: line_of(&text, name),
                     node: "(graph)".into(),
                     key: "implicit_deps".into(),
-                    dep: name.clone(),
+                    dep: name.to_string(),
                 });
             }
         }
         for node in self.nodes.values() {
             for (key, list) in node.recipe.dep_lists() {
                 for dep in list {
-                    if !self.nodes.contains_key(dep) {
+                    if !self.nodes.contains_key(dep.as_str()) {
                         let file = node
                             .overlays
                             .iter()
@@ -270,7 +284,7 @@ impl Graph {
                 line: None,
                 key: "targets".into(),
                 target: target.into(),
-                known: self.config.targets.keys().cloned().collect(),
+                known: self.config.targets.keys().map(|k| k.to_string()).collect(),
             });
         }
         let r = node.recipe.for_target(target, self.config.family(target));
@@ -281,7 +295,15 @@ impl Graph {
             key: "version".into(),
             message: format!("node `{name}` (for {target}) has no version"),
         })?;
-        let recipe_name = r.name.unwrap_or_else(|| name.to_string());
+        let recipe_name = match r.name {
+            Some(n) => n,
+            None => NodeName::new(name).map_err(|e| RecipeError::Invalid {
+                file: node.file.clone(),
+                line: None,
+                key: "name".into(),
+                message: e.to_string(),
+            })?,
+        };
         if recipe_name != name {
             return Err(RecipeError::Invalid {
                 file: node.file.clone(),
@@ -417,7 +439,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
             node.name = Some(name.clone());
             check_targets(&node, config, path, &text)?;
             absolutize_patches(&mut node, dir);
-            out.push((name, node, path.to_path_buf()));
+            out.push((name.into_string(), node, path.to_path_buf()));
         }
         return Ok(out);
     }
@@ -426,14 +448,15 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
     };
     check_targets(&partial, config, path, &text)?;
     absolutize_patches(&mut partial, dir);
-    Ok(vec![(name, partial, path.to_path_buf())])
+    Ok(vec![(name.into_string(), partial, path.to_path_buf())])
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
-    let known: BTreeSet<&String> = config
+    let known: BTreeSet<&str> = config
         .targets
         .keys()
-        .chain(config.targets.values().filter_map(|t| t.family.as_ref()))
+        .map(|t| t.as_str())
+        .chain(config.targets.values().filter_map(|t| t.family.as_deref()))
         .collect();
     let named = p
         .target
@@ -441,13 +464,13 @@ fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, t
         .flat_map(|t| t.keys().map(|k| (k, "target")))
         .chain(p.targets.iter().flatten().map(|k| (k, "targets")));
     for (t, key) in named {
-        if !known.contains(t) {
+        if !known.contains(t.as_str()) {
             return Err(RecipeError::UnknownTarget {
                 file: path.into(),
                 line: line_of(text, t),
                 key: key.into(),
-                target: t.clone(),
-                known: config.targets.keys().cloned().collect(),
+                target: t.to_string(),
+                known: config.targets.keys().map(|k| k.to_string()).collect(),
             });
         }
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::names::{FileName, NodeName, RelPath, TargetName, ToolName, VarName, Version};
+
 /// The build phases, in the order they run.
 pub const PHASES: [Phase; 5] = [Phase::Configure, Phase::Build, Phase::Check, Phase::Install, Phase::Fixup];
 
@@ -57,6 +59,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitPin {
+    #[serde(deserialize_with = "crate::names::de::git_url")]
     pub url: String,
     /// Full 40-hex commit id; a prefix is refused.
     pub commit: String,
@@ -70,21 +73,23 @@ pub struct GitPin {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// Name of the file (defaults to the last path segment of the first URL).
-    pub file: Option<String>,
+    pub file: Option<FileName>,
     /// Pinned sha256 of the file; required unless `git` is given.
     pub sha256: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::names::de::urls")]
     pub urls: Vec<String>,
     /// Debian source package (`apt-get source --download-only`), `NAME` or `NAME=VERSION`.
+    #[serde(default, deserialize_with = "crate::names::de::debian")]
     pub debian: Option<String>,
     /// PyPI sdist, `NAME==VERSION` (`pip download --no-binary :all: --no-deps`).
+    #[serde(default, deserialize_with = "crate::names::de::pypi")]
     pub pypi: Option<String>,
     pub git: Option<GitPin>,
     /// Unpack the archive (default) or hand the file over as is.
     #[serde(default = "yes")]
     pub unpack: bool,
     /// Variable naming the unpacked tree (`src` for the first source, `src_<n>` otherwise).
-    pub var: Option<String>,
+    pub var: Option<VarName>,
 }
 
 fn yes() -> bool {
@@ -117,11 +122,11 @@ pub struct FuseSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialFuse {
-    pub interpreter: Option<String>,
-    pub executable: Option<String>,
-    pub stdlib: Option<String>,
-    pub modules: Option<String>,
-    pub exclude: Option<Vec<String>>,
+    pub interpreter: Option<NodeName>,
+    pub executable: Option<RelPath>,
+    pub stdlib: Option<RelPath>,
+    pub modules: Option<RelPath>,
+    pub exclude: Option<Vec<RelPath>>,
     pub compression: Option<ZipCompression>,
     pub flavor: Option<String>,
 }
@@ -140,11 +145,11 @@ impl PartialFuse {
     /// The complete spec, or the name of the first required key that is missing.
     pub fn finish(self) -> Result<FuseSpec, &'static str> {
         Ok(FuseSpec {
-            interpreter: self.interpreter.ok_or("interpreter")?,
-            executable: self.executable.ok_or("executable")?,
-            stdlib: self.stdlib.ok_or("stdlib")?,
-            modules: self.modules,
-            exclude: self.exclude.unwrap_or_default(),
+            interpreter: self.interpreter.ok_or("interpreter")?.into(),
+            executable: self.executable.ok_or("executable")?.into(),
+            stdlib: self.stdlib.ok_or("stdlib")?.into(),
+            modules: self.modules.map(Into::into),
+            exclude: self.exclude.unwrap_or_default().into_iter().map(Into::into).collect(),
             compression: self.compression.unwrap_or_default(),
             flavor: self.flavor.ok_or("flavor")?,
         })
@@ -173,13 +178,13 @@ impl ZipCompression {
 /// One node for one target, merged.
 #[derive(Debug, Clone)]
 pub struct Recipe {
-    pub name: String,
-    pub version: String,
+    pub name: NodeName,
+    pub version: Version,
     pub kind: Kind,
     pub description: String,
     pub license: String,
-    pub deps: Vec<String>,
-    pub targets: Option<Vec<String>>,
+    pub deps: Vec<NodeName>,
+    pub targets: Option<Vec<TargetName>>,
     pub sources: Vec<SourceSpec>,
     pub patches: Vec<PathBuf>,
     /// Local files (helper scripts...) copied into the build, `$SPY_FILES/<name>`.
@@ -187,7 +192,7 @@ pub struct Recipe {
     pub env: BTreeMap<String, String>,
     pub phases: BTreeMap<Phase, String>,
     /// Bootstrap nodes: host tools to expose and identify by version.
-    pub tools: Vec<String>,
+    pub tools: Vec<ToolName>,
     /// Relative cost, used to order builds (longest weighted path first).
     pub weight: u32,
     /// Fuse nodes: what to fuse.
@@ -199,40 +204,50 @@ pub struct Recipe {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialRecipe {
-    pub name: Option<String>,
-    pub version: Option<String>,
+    pub name: Option<NodeName>,
+    pub version: Option<Version>,
     pub kind: Option<Kind>,
     pub description: Option<String>,
     pub license: Option<String>,
-    pub deps: Option<Vec<String>>,
-    pub targets: Option<Vec<String>>,
+    pub deps: Option<Vec<NodeName>>,
+    pub targets: Option<Vec<TargetName>>,
     pub sources: Option<Vec<SourceSpec>>,
+    /// Relative to the file that names them when parsed ([`RelPath`]s), absolute once loaded.
+    #[serde(default, deserialize_with = "rel_paths")]
     pub patches: Option<Vec<PathBuf>>,
+    #[serde(default, deserialize_with = "rel_paths")]
     pub files: Option<Vec<PathBuf>>,
     pub env: Option<BTreeMap<String, String>>,
     pub phases: Option<BTreeMap<Phase, String>>,
-    pub tools: Option<Vec<String>>,
+    pub tools: Option<Vec<ToolName>>,
     pub weight: Option<u32>,
     pub fuse: Option<PartialFuse>,
-    pub target: Option<BTreeMap<String, PartialTargetRecipe>>,
+    pub target: Option<BTreeMap<TargetName, PartialTargetRecipe>>,
     /// Appended to `deps` (and to every per-target `deps`) when merged: how an overlay adds a
     /// dependency without restating the list. Not kept after merging.
-    pub extra_deps: Option<Vec<String>>,
+    pub extra_deps: Option<Vec<NodeName>>,
     /// A file of variants: one node per key, each the file's other keys merged with its table.
-    pub variants: Option<BTreeMap<String, PartialRecipe>>,
+    pub variants: Option<BTreeMap<NodeName, PartialRecipe>>,
+}
+
+/// A list of [`RelPath`]s, kept as paths (they are made absolute when the file is loaded).
+fn rel_paths<'d, D: serde::Deserializer<'d>>(d: D) -> Result<Option<Vec<PathBuf>>, D::Error> {
+    let v = Vec::<RelPath>::deserialize(d)?;
+    Ok(Some(v.into_iter().map(|p| PathBuf::from(p.into_string())).collect()))
 }
 
 /// What a `[target.<name>]` table may change.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialTargetRecipe {
-    pub version: Option<String>,
-    pub deps: Option<Vec<String>>,
+    pub version: Option<Version>,
+    pub deps: Option<Vec<NodeName>>,
     pub sources: Option<Vec<SourceSpec>>,
+    #[serde(default, deserialize_with = "rel_paths")]
     pub patches: Option<Vec<PathBuf>>,
     pub env: Option<BTreeMap<String, String>>,
     pub phases: Option<BTreeMap<Phase, String>>,
-    pub tools: Option<Vec<String>>,
+    pub tools: Option<Vec<ToolName>>,
     pub weight: Option<u32>,
     /// Fuse nodes: keys of `[fuse]` that differ for the target (merged key by key).
     pub fuse: Option<PartialFuse>,
@@ -334,7 +349,7 @@ impl PartialRecipe {
     }
 
     /// The dependency list for one target, without cloning the recipe.
-    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Option<&Vec<String>> {
+    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Option<&Vec<NodeName>> {
         let table = |key: &str| self.target.as_ref().and_then(|t| t.get(key)).and_then(|t| t.deps.as_ref());
         table(target).or_else(|| family.and_then(table)).or(self.deps.as_ref())
     }
@@ -375,8 +390,8 @@ impl PartialRecipe {
     }
 
     /// Every dependency list with the key it sits under, for reference checks.
-    pub fn dep_lists(&self) -> Vec<(String, &Vec<String>)> {
-        let mut v: Vec<(String, &Vec<String>)> = self.deps.iter().map(|d| ("deps".to_string(), d)).collect();
+    pub fn dep_lists(&self) -> Vec<(String, &Vec<NodeName>)> {
+        let mut v: Vec<(String, &Vec<NodeName>)> = self.deps.iter().map(|d| ("deps".to_string(), d)).collect();
         for (t, tr) in self.target.iter().flatten() {
             if let Some(d) = &tr.deps {
                 v.push((format!("target.{t}.deps"), d));
@@ -390,5 +405,5 @@ impl PartialRecipe {
 #[serde(deny_unknown_fields)]
 pub(crate) struct OverlayFile {
     #[serde(default)]
-    pub nodes: BTreeMap<String, PartialRecipe>,
+    pub nodes: BTreeMap<NodeName, PartialRecipe>,
 }

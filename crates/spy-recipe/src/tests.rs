@@ -187,3 +187,128 @@ fn a_target_table_changes_fuse_keys_for_its_target_only() {
     assert_eq!((fi.executable.as_str(), fi.flavor.as_str()), ("bin/x", "plain"));
     assert_eq!(i.deps, ["b"]);
 }
+
+#[test]
+fn path_values_are_refused_with_file_line_and_key() {
+    let sha = "0".repeat(64);
+    for (body, line, key) in [
+        ("name = \"a\"\nversion = \"1/../../victim\"\n".to_string(), 2, "version"),
+        ("version = \"1\"\nname = \"a/b\"\n".to_string(), 2, "name"),
+        ("name = \"a\"\nversion = \"1\"\ndeps = [\n  \"../x\",\n]\n".to_string(), 4, "deps"),
+        (
+            format!("name = \"a\"\nversion = \"1\"\n[[sources]]\nsha256 = \"{sha}\"\nfile = \"../../x.tar.gz\"\n"),
+            5,
+            "sources.file",
+        ),
+        (
+            format!("name = \"a\"\nversion = \"1\"\n[[sources]]\nsha256 = \"{sha}\"\nvar = \"a-b\"\n"),
+            5,
+            "sources.var",
+        ),
+        (
+            format!("name = \"a\"\nversion = \"1\"\nsources = [{{ sha256 = \"{sha}\", urls = [\"-o/x\"] }}]\n"),
+            3,
+            "sources.urls",
+        ),
+        (
+            format!("name = \"a\"\nversion = \"1\"\n[[sources]]\nsha256 = \"{sha}\"\ndebian = \"-oDir=/\"\n"),
+            5,
+            "sources.debian",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\n[[sources]]\npypi = \"--index-url=x==1\"\n".to_string(),
+            4,
+            "sources.pypi",
+        ),
+        (
+            format!(
+                "name = \"a\"\nversion = \"1\"\n[[sources]]\ngit = {{ url = \"--upload-pack=touch /tmp/x\", commit = \"{}\" }}\n",
+                "a".repeat(40)
+            ),
+            4,
+            "sources.git.url",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\npatches = [\"../../etc/passwd\"]\n".to_string(),
+            3,
+            "patches",
+        ),
+        ("name = \"a\"\nversion = \"1\"\nfiles = [\"/etc/shadow\"]\n".to_string(), 3, "files"),
+        (
+            "name = \"a\"\nversion = \"1\"\nkind = \"bootstrap\"\ntools = [\"../bin/sh\"]\n".to_string(),
+            4,
+            "tools",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\n[fuse]\nexecutable = \"../../etc/shadow\"\n".to_string(),
+            4,
+            "fuse.executable",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\n[fuse]\nstdlib = \"/\"\n".to_string(),
+            4,
+            "fuse.stdlib",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\n[fuse]\nexclude = [\"a/../..\"]\n".to_string(),
+            4,
+            "fuse.exclude",
+        ),
+        (
+            "name = \"a\"\nversion = \"1\"\n[target.x86_64-linux-musl]\nversion = \"..\"\n".to_string(),
+            4,
+            "target.x86_64-linux-musl.version",
+        ),
+        ("version = \"1\"\n[variants.\"a/b\"]\n".to_string(), 2, "variants"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "spy.toml", CONFIG);
+        write(d.path(), "a.toml", &body);
+        let e = Graph::load(d.path(), &[]).unwrap_err().to_string();
+        assert!(e.contains(&format!("a.toml:{line}: key `{key}`: ")), "{key}: {e}");
+        assert!(e.contains("is not a valid"), "{e}");
+    }
+}
+
+#[test]
+fn graph_config_and_overlay_names_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    for (config, key) in [
+        ("format = 1\n[targets.\"../x\"]\nshort = \"x\"\n", "targets"),
+        ("format = 1\n[targets.x]\nshort = \"x/y\"\n", "targets.x.short"),
+        (
+            "format = 1\nimplicit_deps = [\"/bin\"]\n[targets.x]\nshort = \"x\"\n",
+            "implicit_deps",
+        ),
+        (
+            "format = 1\noverlays = [\"../../o.toml\"]\n[targets.x]\nshort = \"x\"\n",
+            "overlays",
+        ),
+    ] {
+        write(&g, "spy.toml", config);
+        let e = Graph::load(&g, &[]).unwrap_err().to_string();
+        assert!(e.contains("spy.toml:") && e.contains(&format!("key `{key}`")), "{e}");
+    }
+    write(&g, "spy.toml", CONFIG);
+    write(&g, "a.toml", "name = \"a\"\nversion = \"1\"\n");
+    write(d.path(), "o.toml", "[nodes.\"a/../b\"]\nversion = \"1\"\n");
+    let e = Graph::load(&g, &[d.path().join("o.toml")]).unwrap_err().to_string();
+    assert!(e.contains("o.toml:1") && e.contains("`a/../b` is not a valid node name"), "{e}");
+}
+
+#[test]
+fn an_overlay_table_for_a_missing_node_is_an_error_unless_it_adds_one() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    write(&g, "libgreet.toml", "name = \"libgreet\"\nversion = \"1\"\n");
+    write(d.path(), "typo.toml", "# flags\n[nodes.libgret.env]\nCFLAGS = \"-O3\"\n");
+    let e = Graph::load(&g, &[d.path().join("typo.toml")]).unwrap_err();
+    assert!(matches!(e, RecipeError::UnknownOverlayNode { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("typo.toml:2") && e.contains("`libgret`"), "{e}");
+    write(d.path(), "new.toml", "[nodes.newtool]\nversion = \"2\"\n");
+    let graph = Graph::load(&g, &[d.path().join("new.toml")]).unwrap();
+    assert_eq!(graph.recipe_for("newtool", "x86_64-linux-musl").unwrap().version, "2");
+}
