@@ -48,17 +48,17 @@ impl Fixture {
         std::fs::write(p, text).unwrap();
     }
 
-    /// A `spy` command in the fixture project (cwd = project root, so `result` lands there).
+    /// A `spy` command in the fixture project (cwd = project root, so `result` lands there),
+    /// isolated from the caller's configuration ([`isolated_spy`]); the user config, if a test
+    /// writes one, is `config/spy/config.toml`.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(SPY);
+        let mut c = isolated_spy(&self.root().join("home"));
         c.args(args)
             .current_dir(self.root())
             .env("SPY_GRAPH", self.root().join("graph"))
             .env("SPY_STORE", self.store())
             .env("SPY_MIRRORS", self.mirror())
-            .env("XDG_CONFIG_HOME", self.root().join("config"))
-            .env_remove("SPY_CONFIG")
-            .env_remove("SPY_OVERLAYS");
+            .env("XDG_CONFIG_HOME", self.root().join("config"));
         c
     }
 
@@ -257,16 +257,29 @@ pub fn e2e_store() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-store"))
 }
 
-/// Runs the real `spy` on the repository's own graph (`graph/`, `overlays/`) with `store`, without
-/// the caller's mirrors.
+/// The `spy` binary with nothing of the caller's configuration: no `SPY_CONFIG`, `SPY_OVERLAYS`,
+/// `SPY_MIRRORS`, `SPY_GRAPH` or `SPY_STORE`, and `HOME` and `XDG_CONFIG_HOME` pointing into
+/// `home` (created empty if missing), so a cache, overlay or mirror configured on this machine
+/// cannot change what a test tests. A test that wants one sets it on the returned command.
+pub fn isolated_spy(home: &Path) -> Command {
+    std::fs::create_dir_all(home).expect("test home");
+    let mut c = Command::new(SPY);
+    for var in ["SPY_CONFIG", "SPY_OVERLAYS", "SPY_MIRRORS", "SPY_GRAPH", "SPY_STORE"] {
+        c.env_remove(var);
+    }
+    c.env("HOME", home).env("XDG_CONFIG_HOME", home.join(".config"));
+    c
+}
+
+/// Runs the real `spy` on the repository's own graph (`graph/`, `overlays/`) with `store`, isolated
+/// from the caller's configuration ([`isolated_spy`]: no user overlays, mirrors or caches).
 pub fn spy_on_repo(store: &Path, args: &[&str]) -> Output {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    Command::new(SPY)
+    isolated_spy(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spy-test-home"))
         .args(args)
         .current_dir(&repo)
         .env("SPY_GRAPH", repo.join("graph"))
         .env("SPY_STORE", store)
-        .env_remove("SPY_MIRRORS")
         .output()
         .unwrap()
 }
@@ -342,6 +355,26 @@ impl PtySession {
         s
     }
 
+    /// An interactive `bash` (no rc files, `TERM=xterm`, `PATH=/usr/bin:/bin`, `HOME=home`) on a
+    /// pseudo-terminal: what a user types commands into, and what a build must not type into.
+    pub fn shell(name: &str, home: &Path) -> PtySession {
+        let s = PtySession {
+            socket: format!("spy-{name}-{}", std::process::id()),
+        };
+        let cmd = format!(
+            "env -i TERM=xterm PATH=/usr/bin:/bin HOME={} PS1='$ ' bash --norc --noprofile -i",
+            home.display()
+        );
+        s.tmux(&["new-session", "-d", "-s", "pty", "-x", "200", "-y", "50", &cmd]);
+        s
+    }
+
+    /// Types `line` and Enter, as a user would.
+    pub fn type_line(&self, line: &str) {
+        self.tmux(&["send-keys", "-t", "pty", "-l", line]);
+        self.tmux(&["send-keys", "-t", "pty", "Enter"]);
+    }
+
     fn tmux(&self, args: &[&str]) -> String {
         let o = Command::new("tmux")
             .args(["-L", &self.socket])
@@ -354,7 +387,12 @@ impl PtySession {
 
     /// The screen once it contains `needle` (fails after 20 s, showing the screen).
     pub fn wait_for(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        self.wait_for_within(needle, 20)
+    }
+
+    /// The screen once it contains `needle` (fails after `secs` seconds, showing the screen).
+    pub fn wait_for_within(&self, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             let screen = self.tmux(&["capture-pane", "-p", "-t", "pty"]);
             if screen.contains(needle) {
