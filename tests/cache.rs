@@ -212,6 +212,87 @@ fn refused_substitutes_are_built_instead() {
     assert_eq!(built(&err).len(), 2, "{err}");
 }
 
+/// One file of 1 GiB of zeros, sparse in the store, packed by `spy push` into ~33 KB.
+const BOMB: &str = r#"
+name = "bomb"
+version = "1"
+[phases]
+install = """
+printf '#include <fcntl.h>\n#include <unistd.h>\nint main(int c, char **v) { int f = open(v[1], O_CREAT | O_WRONLY, 0644); return ftruncate(f, 1L << 30); }\n' > m.c
+gcc -o m m.c && ./m $out/big
+"""
+"#;
+
+#[test]
+fn a_tampered_oversize_archive_is_refused_before_anything_is_unpacked() {
+    let c = setup();
+    let dir = c.cache_dir("cache");
+    let url = format!("file://{}", dir.display());
+    c.push(&url, &[]);
+    // The tampered archive: a valid zstd tar that unpacks to 1 GiB (another entry's archive),
+    // padded past the signed size of hello's archive, in its place.
+    c.f.write("graph/bomb.toml", BOMB);
+    c.f.ok(&["realize", "--no-out-link", "bomb"]);
+    let bombs = c.cache_dir("bombs");
+    c.f.ok(&["push", "--to", &format!("file://{}", bombs.display()), "bomb"]);
+    let bomb = std::fs::read_dir(bombs.join("archives")).unwrap().next().unwrap().unwrap().path();
+    let mut tampered = std::fs::read(&bomb).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(c.meta_of(&dir, "hello")).unwrap()).unwrap();
+    let signed = meta["archive_size"].as_u64().unwrap();
+    let bomb_size = tampered.len() as u64;
+    tampered.resize((signed + (1 << 20)).max(bomb_size) as usize, 0);
+    std::fs::write(dir.join(meta["archive"].as_str().unwrap()), &tampered).unwrap();
+
+    // No file of the realize may grow past 64 MiB (RLIMIT_FSIZE): unpacking the bomb would kill it.
+    let store = c.f.root().join("b");
+    let spy = c.f.cmd_in(
+        &store,
+        &[
+            "realize",
+            "--no-out-link",
+            "hello",
+            "--substituter",
+            &url,
+            "--trusted-public-key",
+            &c.public,
+        ],
+    );
+    let mut limited = Command::new("bash");
+    limited
+        .arg("-c")
+        .arg("ulimit -f 65536 && exec \"$0\" \"$@\"")
+        .arg(spy.get_program())
+        .args(spy.get_args());
+    limited.current_dir(c.f.root());
+    for (k, v) in spy.get_envs() {
+        match v {
+            Some(v) => limited.env(k, v),
+            None => limited.env_remove(k),
+        };
+    }
+    let o = limited.output().unwrap();
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success(),
+        "realize under a 64 MiB file-size limit failed ({}):\n{err}",
+        o.status
+    );
+    assert!(
+        err.contains("archive size mismatch") && err.contains(&format!("refused after {} bytes", signed + 1)),
+        "refused while downloading, one byte past the signed size:\n{err}"
+    );
+    assert!(built(&err).iter().any(|l| l.contains("hello@")), "built instead:\n{err}");
+    let run = Command::new(PathBuf::from(out.trim()).join("bin/hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from libgreet 1.0\n");
+    let v = c.f.cmd_in(&store, &["verify"]).output().unwrap();
+    assert!(v.status.success(), "{}", text(&v).1);
+    eprintln!(
+        "tampered archive: {} bytes ({bomb_size} of them a zstd tar of 1 GiB), signed size {signed}; refused after {} bytes read, nothing unpacked",
+        tampered.len(),
+        signed + 1
+    );
+}
+
 #[test]
 fn signed_content_that_does_not_match_is_not_registered() {
     let c = setup();
