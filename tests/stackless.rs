@@ -195,6 +195,7 @@ th.join()
 
 /// gevent beside tasklets (co flavor): a TCP echo over 127.0.0.1 served by greenlets, and AES.
 const CO_PROBE: &str = r#"
+from __future__ import print_function
 import stackless, gevent
 from gevent import socket
 srv = socket.socket()
