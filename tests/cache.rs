@@ -301,12 +301,24 @@ fn signed_content_that_does_not_match_is_not_registered() {
     let bin = PathBuf::from(path.trim()).join("bin/hello");
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut bytes = std::fs::read(&bin).unwrap();
-    bytes.extend_from_slice(b"junk");
-    std::fs::write(&bin, bytes).unwrap();
+    let original = bytes.clone();
+    // Same size, other bytes: caught by the tree hash.
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&bin, &bytes).unwrap();
     let dir = c.cache_dir("cache");
     c.push(&format!("file://{}", dir.display()), &[]);
     let (_, err) = c.realize_fresh("b", &format!("file://{}", dir.display()), &c.public);
     assert!(err.contains("differs from the expected"), "{err}");
+    assert!(built(&err).iter().any(|l| l.contains("hello@")), "{err}");
+    // Bigger than recorded: unpacking stops at the signed size, naming the entry.
+    let mut longer = original;
+    longer.extend_from_slice(b"junk");
+    std::fs::write(&bin, longer).unwrap();
+    let dir = c.cache_dir("cache-2");
+    c.push(&format!("file://{}", dir.display()), &[]);
+    let (_, err) = c.realize_fresh("b2", &format!("file://{}", dir.display()), &c.public);
+    assert!(err.contains("entry `bin/hello` goes over the budget of"), "{err}");
     assert!(built(&err).iter().any(|l| l.contains("hello@")), "{err}");
 }
 

@@ -92,7 +92,8 @@ impl Server {
 
     fn file(&self, rel: &str) -> Result<Option<tiny_http::ResponseBox>, crate::CacheError> {
         let p = self.opts.cache_dir.join(rel);
-        match std::fs::File::open(&p) {
+        // A FIFO planted in the cache directory must not hang a worker.
+        match crate::backend::open_regular(&p) {
             Ok(f) => Ok(Some(tiny_http::Response::from_file(f).boxed())),
             Err(_) => Ok(None),
         }

@@ -8,6 +8,7 @@ mod http;
 use std::io::Read;
 use std::path::Path;
 
+pub(crate) use file::open_regular;
 pub use file::FileBackend;
 pub use http::HttpBackend;
 
