@@ -36,7 +36,7 @@ fn canary_intact(c: &Path) {
 fn chain_is_aimed_at(f: &Fixture, canary: &Path) {
     let probe = f.store().join(".spy/tmp/probe-entry/build/.unpack-0/pkg");
     std::fs::create_dir_all(&probe).unwrap();
-    std::os::unix::fs::symlink(vec![".."; UPS].join("/"), probe.join("up")).unwrap();
+    std::os::unix::fs::symlink([".."; UPS].join("/"), probe.join("up")).unwrap();
     assert_eq!(
         std::fs::canonicalize(probe.join("up/canary/file")).unwrap(),
         std::fs::canonicalize(canary.join("file")).unwrap()
@@ -67,7 +67,7 @@ fn the_zip_link_chain_is_refused_by_realize() {
         let opts = zip::write::SimpleFileOptions::default();
         z.add_directory("pkg/", opts).unwrap();
         z.add_symlink("pkg/a", ".", opts).unwrap();
-        z.add_symlink(chain_entry(), vec![".."; UPS].join("/"), opts).unwrap();
+        z.add_symlink(chain_entry(), [".."; UPS].join("/"), opts).unwrap();
         z.start_file("pkg/up/canary/file", opts).unwrap();
         z.write_all(b"pwned").unwrap();
         z.add_symlink("pkg/up/canary/victim", "x", opts).unwrap();
@@ -117,7 +117,7 @@ fn raw_tar(path: &Path, entries: &[(&str, Option<&str>, u32)]) {
 fn the_tar_link_chain_is_refused_by_realize() {
     let f = Fixture::new();
     let canary = canary(&f);
-    let ups = vec![".."; UPS].join("/");
+    let ups = [".."; UPS].join("/");
     let entry = chain_entry();
     raw_tar(
         &f.mirror().join("evil.tar.gz"),
