@@ -4,6 +4,7 @@
 //! build and never registers anything: the scheduler does the one, the store the other.
 
 pub mod sandbox;
+pub mod seccomp;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -229,35 +230,64 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         if job.sandbox { "namespaces" } else { "none (--no-sandbox)" }
     );
     let mut cmd;
+    let spy_pid = std::process::id() as libc::pid_t;
+    // The sandbox's lifeline (see `sandbox`): this process holds the write end until the build is
+    // over; its end-of-file, whenever spy dies or lets go, ends every process of the build.
+    let mut lifeline_write: Option<std::os::fd::OwnedFd> = None;
+    let mut lifeline_read: Option<std::os::fd::OwnedFd> = None;
     if job.sandbox {
-        let spec = sandbox_spec(job, dir, env.clone(), &workdir);
+        use std::os::fd::AsRawFd;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| job.setup_err(format!("lifeline pipe: {e}")))?;
+        let read_fd = read.as_raw_fd();
+        (lifeline_read, lifeline_write) = (Some(read), Some(write));
+        let mut spec = sandbox_spec(job, dir, env.clone(), &workdir);
+        spec.lifeline_fd = Some(read_fd);
         let spec_path = dir.dir.join("sandbox.json");
         fs_err::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap_or_default()).map_err(|e| job.setup_err(e))?;
         fs_err::create_dir_all(&spec.root).map_err(|e| job.setup_err(e))?;
         cmd = Command::new(&job.spy_exe);
         cmd.arg("__sandbox").arg(&spec_path);
+        // SAFETY: only async-signal-safe calls between fork and exec; the descriptor stays open in
+        // this process until the child has started.
+        unsafe {
+            cmd.pre_exec(move || sandbox::helper_pre_exec(spy_pid, read_fd));
+        }
     } else {
         cmd = Command::new("/bin/bash");
         cmd.arg(format!("{build_in}/.spy/builder.sh"))
             .current_dir(&dir.work)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)));
-        cmd.process_group(0);
+        // Its own session (no controlling terminal; its process group is its pid, for the kill
+        // below) and death with spy.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != spy_pid {
+                    libc::_exit(125);
+                }
+                Ok(())
+            });
+        }
     }
     cmd.stdin(Stdio::null()).stdout(stdout.into_parts().0).stderr(stderr.into_parts().0);
     if let Some(js) = job.jobserver {
         js.configure(&mut cmd);
     }
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| job.setup_err(format!("cannot start the build: {e}")))?;
+    let spawned = cmd.spawn();
+    // The read end belongs to the helper now: only pid 1 may hold it, or spy's death would go
+    // unnoticed.
+    drop(lifeline_read);
+    let mut child = spawned.map_err(|e| job.setup_err(format!("cannot start the build: {e}")))?;
     let status = loop {
         if job.cancel.load(Ordering::Relaxed) {
             let pid = child.id() as i32;
+            // Letting go of the lifeline ends the namespace; the helper is killed too.
+            drop(lifeline_write.take());
             unsafe {
                 if job.sandbox {
                     libc::kill(pid, libc::SIGKILL);
@@ -327,6 +357,7 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
                 src: p.into(),
                 dst: top.into(),
                 writable: false,
+                device: false,
             }),
             _ => {}
         }
@@ -337,14 +368,17 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
                 src: f.into(),
                 dst: f.into(),
                 writable: false,
+                device: false,
             });
         }
     }
-    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+    // No `/dev/tty`: a build has no terminal to talk to (or to type into).
+    for dev in ["null", "zero", "full", "random", "urandom"] {
         binds.push(Bind {
             src: PathBuf::from("/dev").join(dev),
             dst: format!("/dev/{dev}"),
             writable: true,
+            device: true,
         });
     }
     for name in &job.closure {
@@ -352,22 +386,26 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
             src: job.store_root.join(name),
             dst: format!("{SANDBOX_STORE}/{name}"),
             writable: false,
+            device: false,
         });
     }
     binds.push(Bind {
         src: dir.out.clone(),
         dst: format!("{SANDBOX_STORE}/{}", job.store_name),
         writable: true,
+        device: false,
     });
     binds.push(Bind {
         src: dir.work.clone(),
         dst: SANDBOX_BUILD.into(),
         writable: true,
+        device: false,
     });
     binds.push(Bind {
         src: dir.dir.join("tmp"),
         dst: "/tmp".into(),
         writable: true,
+        device: false,
     });
     for (l, t) in [
         ("/dev/fd", "/proc/self/fd"),
@@ -393,6 +431,7 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
         env,
         argv: vec!["/bin/bash".into(), format!("{SANDBOX_BUILD}/.spy/builder.sh")],
         hostname: "localhost".into(),
+        lifeline_fd: None,
     }
 }
 

@@ -2,10 +2,20 @@
 //! holds only what the spec binds into it, and `pivot_root` into it.
 //!
 //! spy starts `spy __sandbox SPEC` (a fresh, single-threaded process, so forking after `unshare` is
-//! safe); that process unshares, maps the caller's uid/gid to the build user, forks the namespace's
-//! pid 1, waits for it and exits with its status. Both die with their parent (`PR_SET_PDEATHSIG`),
-//! and the kernel kills everything in the pid namespace when its pid 1 dies, so a killed spy leaves
-//! no stray build processes.
+//! safe) in a session of its own, with no controlling terminal and stdin from `/dev/null`; that
+//! process closes every descriptor it inherited but stdio, the jobserver's pipe and the lifeline
+//! (below), unshares, maps the caller's uid/gid to the build user and forks the namespace's pid 1.
+//! Pid 1 builds the root, forks the build (pid 2: `no_new_privs`, the seccomp filter of
+//! [`crate::seccomp`], then `execve`), reaps every process of the namespace, and exits with the
+//! build's status.
+//!
+//! Ending with spy, at any moment: spy holds the write end of a pipe (the lifeline) for as long as
+//! the build may run, and pid 1 watches the read end. The kernel closes the write end when spy
+//! dies, however it dies, so pid 1 reads end-of-file and exits, and the kernel kills everything
+//! left in the pid namespace. Nothing depends on when a process managed to ask for a signal: if
+//! spy died before pid 1 existed, the pipe is already at end-of-file when pid 1 first looks. The
+//! helper itself asks for `PR_SET_PDEATHSIG` before it execs and then checks that spy is still its
+//! parent (spy may have died just before the request).
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -25,6 +35,10 @@ pub struct Bind {
     pub src: PathBuf,
     pub dst: String,
     pub writable: bool,
+    /// A device node (`/dev/null`...): mounted without `nodev`. Every bind is `nosuid`, and every
+    /// other one `nodev`.
+    #[serde(default)]
+    pub device: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +57,9 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     pub argv: Vec<String>,
     pub hostname: String,
+    /// The read end of spy's lifeline pipe, as inherited by the helper (see the module comment).
+    #[serde(default)]
+    pub lifeline_fd: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +100,29 @@ pub fn available() -> Result<(), String> {
     }
 }
 
+/// What spy does in the helper's process between `fork` and `exec` (only async-signal-safe calls):
+/// a session of its own (no controlling terminal, so no `/dev/tty` and no terminal signals), death
+/// with spy (`spy_pid`, the caller), and the lifeline's read end kept across `exec`.
+///
+/// # Safety
+/// Call only in a freshly forked child (`Command::pre_exec`).
+pub unsafe fn helper_pre_exec(spy_pid: libc::pid_t, lifeline: libc::c_int) -> std::io::Result<()> {
+    if libc::setsid() < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // spy may have died between the fork and the request: then nobody would send the signal.
+    if libc::getppid() != spy_pid {
+        libc::_exit(125);
+    }
+    if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Entry point of `spy __sandbox SPEC`: never returns normally.
 pub fn enter(spec_path: &Path) -> ! {
     let code = match enter_inner(spec_path) {
@@ -100,6 +140,13 @@ fn enter_inner(spec_path: &Path) -> Result<i32, SandboxError> {
         step: "parse spec".into(),
         message: e.to_string(),
     })?;
+    // The lifeline stays with pid 1 (forked, not exec'd); the build must not hold it.
+    if let Some(fd) = spec.lifeline_fd {
+        set_cloexec(fd).map_err(ioerr("lifeline"))?;
+    }
+    let mut keep = jobserver_fds(&spec.env);
+    keep.extend(spec.lifeline_fd);
+    close_inherited_fds(&keep).map_err(ioerr("close inherited descriptors"))?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     unshare(
@@ -126,15 +173,60 @@ fn enter_inner(spec_path: &Path) -> Result<i32, SandboxError> {
         },
         ForkResult::Child => {
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            let e = pid1(&spec);
-            eprintln!("spy: {}", e.unwrap_err());
-            unsafe { libc::_exit(125) }
+            let code = match pid1(&spec) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("spy: {e}");
+                    125
+                }
+            };
+            unsafe { libc::_exit(code) }
         }
     }
 }
 
-/// Runs as pid 1 of the new namespaces: builds the root and execs the build.
-fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
+/// Marks a descriptor close-on-exec.
+fn set_cloexec(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; an invalid one is an error, not undefined behaviour.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The descriptors of the jobserver named in `MAKEFLAGS` (`--jobserver-auth=R,W`, or the older
+/// `--jobserver-fds=R,W`; a `fifo:PATH` names none).
+pub fn jobserver_fds(env: &[(String, String)]) -> Vec<i32> {
+    let Some((_, flags)) = env.iter().find(|(k, _)| k == "MAKEFLAGS") else {
+        return Vec::new();
+    };
+    flags
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--jobserver-auth=").or_else(|| w.strip_prefix("--jobserver-fds=")))
+        .flat_map(|v| v.split(',').filter_map(|n| n.parse::<i32>().ok()))
+        .collect()
+}
+
+/// Closes every descriptor above stderr except `keep`: the build gets stdin, stdout, stderr and
+/// the jobserver, not whatever the caller of spy left open (a terminal, a socket).
+fn close_inherited_fds(keep: &[i32]) -> std::io::Result<()> {
+    let open: Vec<i32> = fs_err::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // The directory's own descriptor is among them and already closed: EBADF is fine.
+            // SAFETY: closing a descriptor number this process owns no Rust object for.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// Runs as pid 1 of the new namespaces: builds the root, starts the build and waits for it (and
+/// for spy's lifeline); returns the build's exit code.
+fn pid1(spec: &SandboxSpec) -> Result<i32, SandboxError> {
     nix::unistd::sethostname(&spec.hostname).map_err(err("sethostname"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("make / private"))?;
     let root = &spec.root;
@@ -169,27 +261,33 @@ fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
             None::<&str>,
         )
         .map_err(err(format!("bind {} -> {}", b.src.display(), b.dst)))?;
-        if !b.writable {
-            // Flags the kernel locked on the source mount (nosuid, nodev...) must be kept.
-            let locked = nix::sys::statvfs::statvfs(&target)
-                .map(|s| s.flags())
-                .unwrap_or(nix::sys::statvfs::FsFlags::empty());
-            let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            use nix::sys::statvfs::FsFlags as F;
-            for (f, m) in [
-                (F::ST_NOSUID, MsFlags::MS_NOSUID),
-                (F::ST_NODEV, MsFlags::MS_NODEV),
-                (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
-                (F::ST_NOATIME, MsFlags::MS_NOATIME),
-                (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-                (F::ST_RELATIME, MsFlags::MS_RELATIME),
-            ] {
-                if locked.contains(f) {
-                    flags |= m;
-                }
-            }
-            mount(None::<&str>, &target, None::<&str>, flags, None::<&str>).map_err(err(format!("read-only {}", b.dst)))?;
+        // A set-user-ID file made by the build (or found in an input) runs as its owner nowhere in
+        // the sandbox, and no device node appears outside /dev. Flags the kernel locked on the
+        // source mount (read-only, noexec...) must be kept, or the remount is refused.
+        let locked = nix::sys::statvfs::statvfs(&target)
+            .map(|s| s.flags())
+            .unwrap_or(nix::sys::statvfs::FsFlags::empty());
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID;
+        if !b.device {
+            flags |= MsFlags::MS_NODEV;
         }
+        if !b.writable {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        use nix::sys::statvfs::FsFlags as F;
+        for (f, m) in [
+            (F::ST_RDONLY, MsFlags::MS_RDONLY),
+            (F::ST_NODEV, MsFlags::MS_NODEV),
+            (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (F::ST_NOATIME, MsFlags::MS_NOATIME),
+            (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (F::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if locked.contains(f) {
+                flags |= m;
+            }
+        }
+        mount(None::<&str>, &target, None::<&str>, flags, None::<&str>).map_err(err(format!("remount {} nosuid", b.dst)))?;
     }
     for (path, contents) in &spec.files {
         let p = inside(path);
@@ -239,8 +337,84 @@ fn pid1(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
         None::<&str>,
     )
     .map_err(err("read-only root"))?;
-    nix::unistd::chdir(spec.workdir.as_str()).map_err(err(format!("chdir {}", spec.workdir)))?;
 
+    // SIGCHLD is read from a signalfd, so it is blocked from before the fork (none is lost); the
+    // build gets the usual mask back.
+    let mut chld = nix::sys::signal::SigSet::empty();
+    chld.add(nix::sys::signal::Signal::SIGCHLD);
+    chld.thread_block().map_err(err("block SIGCHLD"))?;
+    let sigfd = nix::sys::signalfd::SignalFd::with_flags(
+        &chld,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(err("signalfd"))?;
+    match unsafe { fork() }.map_err(err("fork the build"))? {
+        ForkResult::Child => {
+            let _ = chld.thread_unblock();
+            let e = exec_build(spec);
+            eprintln!("spy: {}", e.unwrap_err());
+            unsafe { libc::_exit(125) }
+        }
+        ForkResult::Parent { child } => supervise(child, spec.lifeline_fd, &sigfd),
+    }
+}
+
+/// Pid 1's loop: reaps every process that ends in the namespace (orphans come to pid 1) until the
+/// build itself ends, or until spy's lifeline reads end-of-file (spy is gone: return, and the
+/// kernel ends the namespace).
+fn supervise(build: nix::unistd::Pid, lifeline: Option<i32>, sigfd: &nix::sys::signalfd::SignalFd) -> Result<i32, SandboxError> {
+    use std::os::fd::AsRawFd;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: lifeline.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on an array it owns.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ioerr("poll")(e));
+        }
+        if fds[1].revents != 0 {
+            let mut byte = 0u8;
+            // SAFETY: a one-byte read into a local.
+            let r = unsafe { libc::read(fds[1].fd, (&mut byte as *mut u8).cast(), 1) };
+            if r <= 0 {
+                // End-of-file (or an error): spy is gone, and so must the build be.
+                return Ok(128 + libc::SIGKILL);
+            }
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            loop {
+                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, c)) if pid == build => return Ok(c),
+                    Ok(WaitStatus::Signaled(pid, s, _)) if pid == build => return Ok(128 + s as i32),
+                    Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => break,
+                    Ok(_) => continue,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(err("waitpid")(e)),
+                }
+            }
+        }
+    }
+}
+
+/// Pid 2: the build, with no way to gain privileges and the seccomp filter, as the spec says.
+fn exec_build(spec: &SandboxSpec) -> Result<std::convert::Infallible, SandboxError> {
+    nix::unistd::chdir(spec.workdir.as_str()).map_err(err(format!("chdir {}", spec.workdir)))?;
+    crate::seccomp::install().map_err(ioerr("no_new_privs and the seccomp filter"))?;
     let argv: Vec<CString> = spec.argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
     let env: Vec<CString> = spec
         .env
