@@ -30,6 +30,8 @@ pub enum StoreError {
         expected: TreeHash,
         actual: TreeHash,
     },
+    #[error("`{0}` is not a store entry name (`<32 hex digits>-<name>-<version>`, one path component)")]
+    BadEntryName(String),
     #[error("source {file}: expected sha256 {expected}, got {actual} (from {origin})")]
     SourceMismatch {
         file: String,
@@ -217,6 +219,11 @@ impl Store {
     /// Call with the node's lock held. `in_place` builds straight into the entry's final path
     /// (unsandboxed builds, which see host paths); the entry still only exists once its metadata does.
     pub fn begin_build(&self, store_name: &str, in_place: bool) -> Result<BuildDir, StoreError> {
+        // Names are checked where they are made (spy-recipe); this is the last line before a
+        // name becomes paths that are created and removed.
+        if !is_entry_name(store_name) {
+            return Err(StoreError::BadEntryName(store_name.into()));
+        }
         let final_path = self.entry_path(store_name);
         if final_path.exists() && !self.meta_path(store_name).exists() {
             remove_tree(&final_path)?;
@@ -227,6 +234,13 @@ impl Store {
         }
         let out = if in_place { final_path.clone() } else { dir.join("out") };
         let work = dir.join("build");
+        // Private to the builder while the build runs, and afterwards if a killed build leaves it
+        // behind: a build may make set-user-ID files, and no other user may reach them. (An
+        // in-place build's output is private until registration makes it read-only for all.)
+        private_dir(&dir)?;
+        if in_place {
+            private_dir(&out)?;
+        }
         for d in [&out, &work] {
             fs_err::create_dir_all(d).map_err(io(d))?;
         }
@@ -703,7 +717,25 @@ fn entry_prefix(name: &str) -> Option<&str> {
     (name.len() > 33 && name.as_bytes()[32] == b'-' && name[..32].bytes().all(|b| b.is_ascii_hexdigit())).then(|| &name[..32])
 }
 
-/// Read-only store entries: directories 0555, files 0444 or 0555 (executables).
+/// Whether `name` can be an entry's directory name: `<32 hex>-…`, one path component, no `..`.
+fn is_entry_name(name: &str) -> bool {
+    entry_prefix(name).is_some()
+        && name.len() <= 255
+        && !name.contains('/')
+        && !name.contains("..")
+        && !name.bytes().any(|b| b.is_ascii_control())
+}
+
+/// Creates `d` (its parent exists) with mode 0700, whatever the umask.
+fn private_dir(d: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(d).map_err(io(d))?;
+    fs_err::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(io(d))
+}
+
+/// Read-only store entries: directories 0555, files 0444 or 0555 (executables). The modes are set,
+/// not masked: set-user-ID, set-group-ID and sticky bits a build (or an archive) left are gone, so
+/// no entry ever carries them.
 fn normalize_tree(root: &Path) -> Result<(), StoreError> {
     fn walk(p: &Path) -> Result<(), StoreError> {
         let md = fs_err::symlink_metadata(p).map_err(io(p))?;
@@ -840,6 +872,47 @@ mod tests {
         drop((live_file, live_dir, live_push));
         assert!(!dir_path.exists() && !file_path.exists());
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn registration_strips_special_bits_and_build_dirs_are_private() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let sn = format!("{}-suid-1", NodeId([9; 32]).short(32));
+        let b = store.begin_build(&sn, false).unwrap();
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&b.dir), 0o700);
+        for (name, m) in [("suid", 0o4755), ("sgid", 0o2755), ("plain", 0o644)] {
+            let f = b.out.join(name);
+            std::fs::write(&f, name).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        let shared = b.out.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o3777)).unwrap();
+        store.register(b, meta(9, "suid", vec![])).unwrap();
+        let e = store.entry_path(&sn);
+        assert_eq!(
+            [
+                mode(&e.join("suid")),
+                mode(&e.join("sgid")),
+                mode(&e.join("plain")),
+                mode(&e.join("shared"))
+            ],
+            [0o555, 0o555, 0o444, 0o555]
+        );
+        // An in-place build's output is private until registered.
+        let sn = format!("{}-inplace-1", NodeId([8; 32]).short(32));
+        let b = store.begin_build(&sn, true).unwrap();
+        assert_eq!((mode(&b.out), mode(&b.dir)), (0o700, 0o700));
+        // Names that are not one entry-like component are refused before any path is made.
+        for bad in [
+            format!("{}-x-1/../../victim", NodeId([7; 32]).short(32)),
+            format!("{}-..", NodeId([7; 32]).short(32)),
+            "victim".to_string(),
+        ] {
+            assert!(matches!(store.begin_build(&bad, false), Err(StoreError::BadEntryName(_))), "{bad}");
+        }
     }
 
     #[test]
