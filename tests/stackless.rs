@@ -24,6 +24,8 @@ struct Flavor {
     co: bool,
     /// Stackless unit test modules that fail, each for a reason written in docs/packages.md.
     expected_failures: &'static [&'static str],
+    /// The overlay of the test-only variant the unit tests run on (test modules built in).
+    test_overlay: Option<&'static str>,
 }
 
 const SL27_COMMIT: &str = "4de5ac6bbe87cebfecbc050443e1084e9472c5f8";
@@ -40,6 +42,7 @@ const STACKLESS27: Flavor = Flavor {
     // test_shutdown calls ctypes.pythonapi.Py_Exit: a static 2.7 has no pythonapi (it cannot
     // dlopen itself, and spy-relink makes the _spy_symbols table ctypes falls back on for 3.x only).
     expected_failures: &["test_shutdown"],
+    test_overlay: None,
 };
 
 const STACKLESSCO27: Flavor = Flavor {
@@ -66,6 +69,8 @@ const STACKLESS37: Flavor = Flavor {
     builtin: &["_stackless", "greenlet._greenlet", "_ssl", "_hashlib", "_sqlite3", "zlib", "_ctypes", "_asyncio"],
     co: false,
     expected_failures: &[],
+    // _teststackless and _testcapi, which most of 3.7's test modules import.
+    test_overlay: Some("overlays/stackless-test-modules.toml"),
 };
 
 const STACKLESSXL37: Flavor = Flavor {
@@ -88,11 +93,18 @@ fn sources_mirror() -> PathBuf {
 
 /// Realizes a node of the repository's graph into the shared e2e store, with the Stackless mirror.
 fn realize(node: &str) -> PathBuf {
-    let mirror = sources_mirror();
-    let o = common::spy_on_repo(
-        &common::e2e_store(),
-        &["--mirror", &mirror.display().to_string(), "realize", "--no-out-link", "-j2", node],
-    );
+    realize_with(node, None)
+}
+
+fn realize_with(node: &str, overlay: Option<&str>) -> PathBuf {
+    let mirror = sources_mirror().display().to_string();
+    let mut args = vec!["--mirror", &mirror, "realize", "--no-out-link", "-j2"];
+    let overlay = overlay.map(|o| Path::new(env!("CARGO_MANIFEST_DIR")).join(o).display().to_string());
+    if let Some(o) = &overlay {
+        args.extend(["--overlay", o.as_str()]);
+    }
+    args.push(node);
+    let o = common::spy_on_repo(&common::e2e_store(), &args);
     assert!(o.status.success(), "realizing {node} failed:\n{}", String::from_utf8_lossy(&o.stderr));
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
@@ -356,11 +368,12 @@ print(open("/out.txt").read())
 }
 
 /// Stackless's own unit tests (from the pinned commit, via the mirror's clone) run by the single
-/// file in an empty root; CPython's `test` package (regrtest, support), which the release leaves
+/// file (for 3.7 its test-only variant, with _teststackless and _testcapi) in an empty root; CPython's `test` package (regrtest, support), which the release leaves
 /// out, is copied from the interpreter entry beside them, and /dev/null is bound in.
 fn passes_stackless_unittests(f: &Flavor, short: &str) {
-    let (bin, _, _) = release(f, short);
-    let interpreter = realize(&format!("{}-{short}", f.interpreter));
+    let name = format!("{}-{short}", f.node);
+    let bin = realize_with(&name, f.test_overlay).join("bin").join(&name);
+    let interpreter = realize_with(&format!("{}-{short}", f.interpreter), f.test_overlay);
     let root = root_with(&bin, &[]);
     let archive = Command::new("git")
         .arg("-C")
