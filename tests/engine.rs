@@ -317,10 +317,21 @@ fn no_sandbox_must_be_asked_for_and_says_so() {
 
 #[test]
 fn archives_with_escaping_entries_are_refused() {
-    for (name, evil) in [("dotdot", "../../escaped-file"), ("abs", "/tmp/spy-escaped-abs")] {
+    // Archives are unpacked in `<store>/.spy/tmp/<entry>/build/.unpack-0`: six `..` reach the
+    // fixture's root, where a canary waits; an absolute name aims at a canary directly. An escape
+    // would overwrite it (the build directory itself is removed after the failure, so an escape
+    // that stayed inside it would prove nothing).
+    for (name, canary, absolute) in [("dotdot", "canary-dotdot", false), ("abs", "canary-abs", true)] {
         let f = Fixture::new();
+        let target = f.root().join(canary);
+        std::fs::write(&target, "untouched\n").unwrap();
+        let evil = if absolute {
+            target.display().to_string()
+        } else {
+            format!("../../../../../../{canary}")
+        };
         let path = f.mirror().join(format!("{name}.tar.gz"));
-        write_raw_tar(&path, evil, None);
+        write_raw_tar(&path, &evil, None);
         let sha = sha256(&path);
         f.write(
             "graph/evil.toml",
@@ -328,7 +339,16 @@ fn archives_with_escaping_entries_are_refused() {
         );
         let err = f.fails(&["realize", "evil"]);
         assert!(err.contains("escapes the destination"), "{err}");
-        assert!(!f.store().join(".spy/escaped-file").exists() && !f.store().join("escaped-file").exists());
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "untouched\n",
+            "{evil} reached {}",
+            target.display()
+        );
+        // Nor anywhere on the way up.
+        for up in [f.store().join(".spy/tmp"), f.store().join(".spy"), f.store()] {
+            assert!(!up.join(canary).exists(), "{}", up.display());
+        }
     }
     let f = Fixture::new();
     let path = f.mirror().join("link.tar.gz");
@@ -577,6 +597,41 @@ fn overlays_change_exactly_the_nodes_they_touch_and_their_dependents() {
         dot.starts_with("digraph") && dot.contains("\"hello@x86_64-linux-musl\" -> \"libgreet@x86_64-linux-musl\""),
         "{dot}"
     );
+}
+
+/// An overlay table for a node the graph does not have, and without the `version` that would add
+/// one, is a misspelt name: every command refuses it, naming the file, line and name. Before,
+/// `realize` built as if the overlay said nothing (only `list` noticed).
+#[test]
+fn an_overlay_naming_a_missing_node_is_an_error_for_every_command() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    f.write("overlays/typo.toml", "# faster\n[nodes.libgret.env]\nCFLAGS = \"-O3\"\n");
+    for cmd in [
+        &["realize", "hello"][..],
+        &["show", "hello"],
+        &["path", "hello"],
+        &["list"],
+        &["graph", "hello"],
+    ] {
+        let mut args = vec!["--overlay", "overlays/typo.toml"];
+        args.extend_from_slice(cmd);
+        let err = f.fails(&args);
+        assert!(err.contains("typo.toml:2") && err.contains("`libgret`"), "{cmd:?}: {err}");
+        // The same through SPY_OVERLAYS.
+        let o = f
+            .cmd(cmd)
+            .env("SPY_OVERLAYS", f.root().join("overlays/typo.toml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("`libgret`"), "{cmd:?}: {err}");
+    }
+    assert!(f.entries().is_empty(), "{:?}", f.entries());
+    // With a version it adds a node, as documented.
+    f.write("overlays/new.toml", "[nodes.libgret]\nversion = \"1\"\n");
+    let (list, _) = f.ok(&["list", "--overlay", "overlays/new.toml"]);
+    assert!(list.contains("libgret-x86_64"), "{list}");
 }
 
 #[test]

@@ -134,3 +134,31 @@ fn zig_toolchain_overlay_takes_the_host_compiler_out_of_linux_ids() {
         assert_eq!(path(node, None), path(node, Some(overlay)), "{node} changed");
     }
 }
+
+/// A misspelt node in an overlay is refused on the real graph too, by the commands that only read
+/// it; and every overlay of the repository names nodes the graph has (or adds complete ones).
+#[test]
+fn an_overlay_for_a_node_the_graph_lacks_is_refused() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("overlay-typo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[nodes.opensll.env]\nCFLAGS = \"-O3\"\n").unwrap();
+    let typo = typo.to_str().unwrap();
+    for args in [&["list", "--overlay", typo][..], &["path", "--overlay", typo, "openssl-x86_64"]] {
+        let o = common::spy_on_repo(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("overlay-ids-store"), args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("typo.toml:1") && err.contains("`opensll`"),
+            "{args:?}: {err}"
+        );
+    }
+    for overlay in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("overlays"))
+        .unwrap()
+        .flatten()
+    {
+        if overlay.path().extension().is_some_and(|e| e == "toml") {
+            let o = overlay.path();
+            assert!(spy(&["list", "--overlay", o.to_str().unwrap()]).0, "{}", o.display());
+        }
+    }
+}
