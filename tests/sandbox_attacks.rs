@@ -538,23 +538,33 @@ fn killing_spy_as_the_sandbox_starts_leaves_no_build_process() {
     let lo = s.saturating_sub(margin);
     let hi = b + margin;
     let mut rng = Rng(seed);
-    let (mut before_start, mut survived) = (0, 0);
-    for _ in 0..kills {
-        let delay = lo + Duration::from_micros(rng.below((hi - lo).as_micros() as u64));
+    // Half the kills anywhere in the window, half between the sandbox's start and the build's.
+    let (mut stages, mut survived) = ([0usize; 3], 0);
+    for i in 0..kills {
+        let (from, to) = if i % 2 == 0 {
+            (lo, hi)
+        } else {
+            (s, b.max(s + Duration::from_millis(1)))
+        };
+        let delay = from + Duration::from_micros(rng.below((to - from).as_micros() as u64));
         let t0 = Instant::now();
         let mut child = spawn();
         std::thread::sleep(delay.saturating_sub(t0.elapsed()));
         kill(&mut child);
-        let started = std::fs::read_dir(f.store().join(".spy/logs")).unwrap().flatten().any(|e| {
-            e.file_name().to_string_lossy().contains("-sleeper-")
-                && std::fs::read_to_string(e.path()).unwrap_or_default().contains("sleeper-started")
-        });
-        before_start += usize::from(!started);
+        let log: String = std::fs::read_dir(f.store().join(".spy/logs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("-sleeper-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        stages[usize::from(log.contains("spy: sandbox: namespaces")) + usize::from(log.contains("sleeper-started"))] += 1;
         survived += usize::from(reap(Duration::from_secs(3)) > 0);
     }
     eprintln!(
-        "kill loop: {kills} kills between {lo:?} and {hi:?} after spawn (sandbox at {s:?}, build at {b:?}), \
-         {before_start} before the build's first command; {survived} left the build running (seed {seed})"
+        "kill loop: {kills} kills between {lo:?} and {hi:?} after spawn (sandbox at {s:?}, build at {b:?}): \
+         {} before spy started the sandbox, {} while it started, {} once the build ran; \
+         {survived} left the build running (seed {seed})",
+        stages[0], stages[1], stages[2]
     );
     assert_eq!(survived, 0, "{survived} of {kills} kills left the build running");
     // A killed build leaves its directory private.
