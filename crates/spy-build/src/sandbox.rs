@@ -446,3 +446,15 @@ fn loopback_up() {
         libc::close(fd);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jobserver_descriptors_come_from_makeflags() {
+        let env = |v: &str| vec![("PATH".to_string(), "/x".to_string()), ("MAKEFLAGS".to_string(), v.to_string())];
+        assert_eq!(super::jobserver_fds(&env(" -j --jobserver-auth=3,4")), [3, 4]);
+        assert_eq!(super::jobserver_fds(&env("--jobserver-fds=7,8 -j")), [7, 8]);
+        assert!(super::jobserver_fds(&env("-j --jobserver-auth=fifo:/tmp/x")).is_empty());
+        assert!(super::jobserver_fds(&[]).is_empty());
+    }
+}
