@@ -50,7 +50,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   bash coreutils gcc g++ gcc-multilib binutils make patch perl m4 pkg-config \
   sed grep mawk findutils diffutils tar gzip bzip2 xz-utils hostname debianutils \
   ncurses-bin tcl cmake git time python3-pip ca-certificates tmux openssl util-linux \
-  nginx diffoscope-minimal python3.11-dev >/dev/null
+  nginx diffoscope-minimal python3.11-dev strace >/dev/null
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -294,7 +294,10 @@ fn stacklessco2_7_without_its_source_fails_before_building() {
     .unwrap();
     let before = entries(&store);
     let overlay = overlay.display().to_string();
-    let o = common::spy_on_repo(&store, &["realize", "--no-out-link", "--overlay", &overlay, "stacklessco2.7-x86_64"]);
+    let o = common::spy_on_repo(
+        &store,
+        &["realize", "--no-out-link", "--overlay", &overlay, "stacklessco2.7-x86_64"],
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     let pin = format!("https://stackless.invalid/nowhere/stackless at {commit}");

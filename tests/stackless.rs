@@ -66,7 +66,16 @@ const STACKLESS37: Flavor = Flavor {
     interpreter: "slpython3.7",
     stdlib: "python3.7",
     commit: SL37_COMMIT,
-    builtin: &["_stackless", "greenlet._greenlet", "_ssl", "_hashlib", "_sqlite3", "zlib", "_ctypes", "_asyncio"],
+    builtin: &[
+        "_stackless",
+        "greenlet._greenlet",
+        "_ssl",
+        "_hashlib",
+        "_sqlite3",
+        "zlib",
+        "_ctypes",
+        "_asyncio",
+    ],
     co: false,
     expected_failures: &[],
     // _teststackless and _testcapi, which most of 3.7's test modules import.
@@ -105,7 +114,11 @@ fn realize_with(node: &str, overlay: Option<&str>) -> PathBuf {
     }
     args.push(node);
     let o = common::spy_on_repo(&common::e2e_store(), &args);
-    assert!(o.status.success(), "realizing {node} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "realizing {node} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
 
@@ -122,7 +135,17 @@ fn root_with(bin: &Path, files: &[(&str, &str)]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(bin, root.path().join("python")).unwrap();
     let o = Command::new(common::host_tool("openssl"))
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(root.path().join("key.pem"))
         .arg("-out")
@@ -421,7 +444,10 @@ fn passes_stackless_unittests(f: &Flavor, short: &str) {
         .map(|n| n.trim_start_matches("All ").to_string())
         .unwrap_or_default();
     println!("{}-{short}: {ok} Stackless test modules OK, failed: {failed:?}", f.node);
-    assert!(ok.parse::<u32>().map(|n| n >= 15).unwrap_or(false), "too few modules passed:\n{out}");
+    assert!(
+        ok.parse::<u32>().map(|n| n >= 15).unwrap_or(false),
+        "too few modules passed:\n{out}"
+    );
 }
 
 /// The test modules regrtest reports as failed (`N tests failed:` followed by their names).

@@ -203,7 +203,17 @@ fn git_exclude_is_part_of_the_canonical_form() {
 
 #[test]
 fn git_exclude_paths_are_plain_relative_paths() {
-    for bad in ["../etc/passwd", "/abs", "a//b", "a/./b", "", ":(glob)*", "Misc/*.txt", "a/..", "x\ny"] {
+    for bad in [
+        "../etc/passwd",
+        "/abs",
+        "a//b",
+        "a/./b",
+        "",
+        ":(glob)*",
+        "Misc/*.txt",
+        "a/..",
+        "x\ny",
+    ] {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "spy.toml", CONFIG);
         let text = git_lib(&format!(", exclude = [{}]", serde_json::to_string(bad).unwrap()));
