@@ -303,18 +303,8 @@ fn stacklessco2_7_without_its_source_fails_before_building() {
     assert!(!stderr.contains("spy: building"), "something was built:\n{stderr}");
     // Nothing of the overlaid closure was registered (other tests may register their own nodes in
     // this shared store meanwhile, so the check is by path, not by a count of entries).
-    let paths = common::ok(&common::spy_on_repo(
-        &store,
-        &[
-            "path",
-            "--overlay",
-            &overlay,
-            "slpython2.7-x86_64",
-            "stacklessco2.7-interp-x86_64",
-            "stacklessco2.7-x86_64",
-        ],
-    ));
-    for p in paths.lines() {
+    for node in ["slpython2.7-x86_64", "stacklessco2.7-interp-x86_64", "stacklessco2.7-x86_64"] {
+        let p = common::ok(&common::spy_on_repo(&store, &["path", "--overlay", &overlay, node]));
         assert!(!Path::new(p.trim()).exists(), "{p} was registered");
     }
 }
