@@ -495,26 +495,12 @@ fn file_urls_and_mirror_by_hash() {
 }
 
 /// Runs git in `repo` with a fixed identity; returns its trimmed stdout.
-fn git_in(repo: &std::path::Path, args: &[&str]) -> String {
-    let o = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 #[test]
 fn git_sources_are_pinned_by_full_commit() {
     let f = Fixture::new();
     let repo = f.root().join("repo");
-    let git = |args: &[&str]| git_in(&repo, args);
+    let git = |args: &[&str]| common::git_in(&repo, args);
     std::fs::create_dir_all(&repo).unwrap();
     git(&["init", "-q"]);
     std::fs::write(repo.join("file.txt"), "first\n").unwrap();
@@ -546,7 +532,7 @@ fn git_sources_are_pinned_by_full_commit() {
 fn git_sources_come_from_a_clone_in_a_mirror() {
     let f = Fixture::new();
     let repo = f.mirror().join("widget.git");
-    let git = |args: &[&str]| git_in(&repo, args);
+    let git = |args: &[&str]| common::git_in(&repo, args);
     std::fs::create_dir_all(&repo).unwrap();
     git(&["init", "-q"]);
     std::fs::write(repo.join("file.txt"), "mirrored\n").unwrap();

@@ -15,33 +15,6 @@ fn release(node: &str, overlays: &[&Path]) -> (PathBuf, serde_json::Value) {
     (out.join("bin").join(node), m)
 }
 
-/// A root holding the binary at `/python` and a self-signed certificate made now by the host's
-/// openssl (`/cert.pem`, `/key.pem`).
-fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::copy(bin, root.path().join("python")).unwrap();
-    let o = Command::new(common::host_tool("openssl"))
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(root.path().join("key.pem"))
-        .arg("-out")
-        .arg(root.path().join("cert.pem"))
-        .output()
-        .unwrap();
-    common::ok(&o);
-    root
-}
-
 /// greenlet, gevent (1,000 greenlets, a TCP echo over 127.0.0.1, TLS over a socket pair) and AES,
 /// all from the single file. Python 2 and 3 syntax.
 const CO_PROBE: &str = r#"
@@ -87,7 +60,7 @@ print("ok " + gevent.__version__ + " " + greenlet.__version__)
 
 fn coroutines_tls_and_crypto_in_an_empty_root(node: &str, gevent: &str, greenlet: &str) {
     let (bin, _) = release(node, &[]);
-    let root = root_with_certificate(&bin);
+    let root = common::root_with_certificate(&bin);
     let out = common::ok(&common::run_in_root(root.path(), &[], &["/python", "-c", CO_PROBE]));
     assert_eq!(out.trim(), format!("ok {gevent} {greenlet}"));
 }

@@ -9,20 +9,7 @@ use std::path::Path;
 use common::Fixture;
 
 fn git(repo: &Path, args: &[&str]) -> String {
-    let o = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .env("GIT_AUTHOR_DATE", "2001-02-03T04:05:06Z")
-        .env("GIT_COMMITTER_DATE", "2001-02-03T04:05:06Z")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    common::git_in(repo, args)
 }
 
 fn recipe(url: &str, commit: &str, exclude: &str) -> String {

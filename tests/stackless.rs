@@ -132,27 +132,7 @@ fn release(f: &Flavor, short: &str) -> (PathBuf, PathBuf, String) {
 /// An empty root holding the binary at `/python`, a certificate made now by the host's openssl
 /// (`/cert.pem`, `/key.pem`) and `files`.
 fn root_with(bin: &Path, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::copy(bin, root.path().join("python")).unwrap();
-    let o = Command::new(common::host_tool("openssl"))
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(root.path().join("key.pem"))
-        .arg("-out")
-        .arg(root.path().join("cert.pem"))
-        .output()
-        .unwrap();
-    common::ok(&o);
+    let root = common::root_with_certificate(bin);
     for (rel, text) in files {
         std::fs::write(root.path().join(rel), text).unwrap();
     }

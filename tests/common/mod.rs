@@ -420,3 +420,48 @@ impl Drop for PtySession {
         let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
     }
 }
+
+/// A root holding the binary at `/python` and a self-signed certificate made now by the host's
+/// openssl (`/cert.pem`, `/key.pem`).
+pub fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(bin, root.path().join("python")).unwrap();
+    let o = Command::new(host_tool("openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(root.path().join("key.pem"))
+        .arg("-out")
+        .arg(root.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    ok(&o);
+    root
+}
+
+/// Runs git in `repo` with a fixed author and committer; returns its trimmed stdout.
+pub fn git_in(repo: &std::path::Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .env("GIT_AUTHOR_DATE", "2001-02-03T04:05:06Z")
+        .env("GIT_COMMITTER_DATE", "2001-02-03T04:05:06Z")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
