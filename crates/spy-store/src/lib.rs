@@ -611,14 +611,18 @@ impl Store {
                 },
                 None => Vec::new(),
             };
-            report.removed.push(name);
             if !dry_run {
-                // Staging files are files: `remove_tree` alone left them there.
-                let _ = match std::fs::symlink_metadata(&path) {
-                    Ok(md) if md.is_dir() => remove_tree(&path),
-                    _ => fs_err::remove_file(&path).map_err(io(&path)),
-                };
+                // Staging files are files: `remove_tree` alone left them there. Debris that vanished
+                // meanwhile (its owner finished with it) is gone all the same; any other failure is
+                // reported, as for an entry, rather than counted as removed.
+                match std::fs::symlink_metadata(&path) {
+                    Ok(md) if md.is_dir() => remove_tree(&path)?,
+                    Ok(_) => fs_err::remove_file(&path).map_err(io(&path))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(&path)(e)),
+                }
             }
+            report.removed.push(name);
             drop(guard);
         }
         if !dry_run {
