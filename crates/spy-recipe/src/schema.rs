@@ -64,9 +64,10 @@ pub struct GitPin {
     /// Full 40-hex commit id; a prefix is refused.
     pub commit: String,
     /// Paths of the commit's tree left out of the archived source (each must exist in the tree):
-    /// for a mirror that lacks a blob no build reads.
+    /// for a mirror that lacks a blob no build reads. Plain relative paths, so no glob or git
+    /// pathspec magic either.
     #[serde(default)]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<RelPath>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
