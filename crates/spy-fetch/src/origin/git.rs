@@ -44,11 +44,7 @@ impl Origin for GitOrigin {
         };
         let dir = store.staging_dir("git-")?;
         let repo = dir.path().join("repo");
-        let git = |args: &[&str]| {
-            let mut c = Command::new("git");
-            c.arg("-C").arg(&repo).args(args).env("GIT_TERMINAL_PROMPT", "0");
-            c
-        };
+        let git = |args: &[&str]| git_in(&repo, args);
         if let Err(e) = run_tool(Command::new("git").args(["init", "-q", "--bare"]).arg(&repo)) {
             return Ok(Attempt::Missed(format!("git init failed: {e}")));
         }
@@ -65,6 +61,10 @@ impl Origin for GitOrigin {
             }
             Some(m) => {
                 let name = repository_name(url);
+                // The name comes from a recipe: one plain component, or nothing is looked up.
+                if name.is_empty() || name == "." || name == ".." {
+                    return Ok(Attempt::Missed(format!("`{url}` names no repository to look for")));
+                }
                 let Some(clone) = [m.join(name), m.join(format!("{name}.git"))].into_iter().find(|p| p.is_dir()) else {
                     return Ok(Attempt::Missed(format!("no clone named {name} or {name}.git there")));
                 };
@@ -121,11 +121,7 @@ impl Origin for GitOrigin {
 /// clone `from` into the bare repository `to`: `pack-objects` in the clone only reads it,
 /// `index-pack` in `to` hashes every object it stores, so nothing unverified is archived.
 fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String]) -> Result<(), String> {
-    let in_clone = |args: &[&str]| {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(from).args(args).env("GIT_TERMINAL_PROMPT", "0");
-        c
-    };
+    let in_clone = |args: &[&str]| git_in(from, args);
     let tree = in_clone(&["rev-parse", "--verify", "-q", &format!("{commit}^{{tree}}")])
         .output()
         .ok()
@@ -174,10 +170,7 @@ fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String])
         }
     });
     let packed = pack.stdout.take().expect("piped stdout");
-    let index = Command::new("git")
-        .arg("-C")
-        .arg(to)
-        .args(["index-pack", "--fsck-objects", "--stdin"])
+    let index = git_in(to, &["index-pack", "--fsck-objects", "--stdin"])
         .stdin(packed)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -188,8 +181,7 @@ fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String])
     // pack-objects failing on its own (a missing object) is the cause; killed by SIGPIPE, it only
     // saw index-pack stop first.
     use std::os::unix::process::ExitStatusExt;
-    const SIGPIPE: i32 = 13; // Linux
-    let pack_broken_pipe = packed.status.signal() == Some(SIGPIPE);
+    let pack_broken_pipe = packed.status.signal() == Some(libc::SIGPIPE);
     if !packed.status.success() && !pack_broken_pipe {
         return Err(format!(
             "the clone {} lacks objects of {commit}: {}",
@@ -208,6 +200,13 @@ fn copy_commit_objects(from: &Path, to: &Path, commit: &str, exclude: &[String])
         return Err(format!("git pack-objects in {} failed: {}", from.display(), packed.status));
     }
     Ok(())
+}
+
+/// git run in `dir`, never prompting for credentials.
+fn git_in(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0");
+    c
 }
 
 /// The name a clone of `url` goes by in a mirror directory: its last path segment without `.git`.
