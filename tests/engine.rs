@@ -331,7 +331,7 @@ fn archives_with_escaping_entries_are_refused() {
             format!("../../../../../../{canary}")
         };
         let path = f.mirror().join(format!("{name}.tar.gz"));
-        write_raw_tar(&path, &evil, None);
+        common::raw_tar_gz(&path, &[(evil.as_str(), None, 0o644)], b"evil");
         let sha = sha256(&path);
         f.write(
             "graph/evil.toml",
@@ -352,7 +352,7 @@ fn archives_with_escaping_entries_are_refused() {
     }
     let f = Fixture::new();
     let path = f.mirror().join("link.tar.gz");
-    write_raw_tar(&path, "pkg/passwd", Some("/etc/passwd"));
+    common::raw_tar_gz(&path, &[("pkg/passwd", Some("/etc/passwd"), 0o644)], b"evil");
     let sha = sha256(&path);
     f.write(
         "graph/evil.toml",
@@ -361,7 +361,7 @@ fn archives_with_escaping_entries_are_refused() {
     let err = f.fails(&["realize", "evil"]);
     assert!(err.contains("symlink to /etc/passwd"), "{err}");
     let path = f.mirror().join("link2.tar.gz");
-    write_raw_tar(&path, "pkg/up", Some("../../.."));
+    common::raw_tar_gz(&path, &[("pkg/up", Some("../../.."), 0o644)], b"evil");
     let sha = sha256(&path);
     f.write(
         "graph/evil.toml",
@@ -369,30 +369,6 @@ fn archives_with_escaping_entries_are_refused() {
     );
     let err = f.fails(&["realize", "evil"]);
     assert!(err.contains("escapes the destination"), "{err}");
-}
-
-/// A tar.gz with one raw entry, written byte by byte as a hostile tool would (the tar crate's
-/// own setters refuse such names).
-fn write_raw_tar(path: &Path, name: &str, link: Option<&str>) {
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    let data: &[u8] = if link.is_some() { b"" } else { b"evil" };
-    h.set_size(data.len() as u64);
-    if link.is_some() {
-        h.set_entry_type(tar::EntryType::Symlink);
-    }
-    {
-        let g = h.as_gnu_mut().unwrap();
-        g.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(l) = link {
-            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
-        }
-    }
-    h.set_cksum();
-    b.append(&h, data).unwrap();
-    b.into_inner().unwrap().finish().unwrap();
 }
 
 #[test]

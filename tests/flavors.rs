@@ -73,12 +73,7 @@ fn manifest_lists_every_package(node: &str, packages: &[Package]) {
     let (_, m) = release(node, &[]);
     assert_eq!(m["flavor"], "co");
     let comps = m["components"].as_array().unwrap();
-    let builtin: Vec<&str> = m["modules"]["builtin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let builtin = common::builtin_modules(&m);
     for &(name, version, license, module, importable) in packages {
         let c = comps
             .iter()

@@ -264,12 +264,7 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     }
     assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
     // Modules: everything named is built in; what is not built is listed with a reason.
-    let builtin: Vec<&str> = m["modules"]["builtin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let builtin = common::builtin_modules(&m);
     for name in py.builtin.split_whitespace() {
         assert!(builtin.contains(&name), "{name} not built in");
     }

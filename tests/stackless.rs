@@ -291,12 +291,7 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
         text.contains("https://github.com/stackless-dev/stackless") && text.contains(f.commit),
         "the manifest names no Stackless commit: {text}"
     );
-    let builtin: Vec<&str> = m["modules"]["builtin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let builtin = common::builtin_modules(&m);
     for module in f.builtin {
         assert!(builtin.contains(module), "{module} is not built into {name}: {builtin:?}");
     }

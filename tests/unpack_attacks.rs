@@ -90,42 +90,20 @@ fn the_zip_link_chain_is_refused_by_realize() {
     );
 }
 
-/// A tar.gz of raw entries (the tar crate's setters refuse such names).
-fn raw_tar(path: &Path, entries: &[(&str, Option<&str>, u32)]) {
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for (name, link, mode) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(*mode);
-        let data: &[u8] = if link.is_some() { b"" } else { b"pwned" };
-        h.set_size(data.len() as u64);
-        if link.is_some() {
-            h.set_entry_type(tar::EntryType::Symlink);
-        }
-        let g = h.as_gnu_mut().unwrap();
-        g.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(l) = link {
-            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
-        }
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap();
-}
-
 #[test]
 fn the_tar_link_chain_is_refused_by_realize() {
     let f = Fixture::new();
     let canary = canary(&f);
     let ups = [".."; UPS].join("/");
     let entry = chain_entry();
-    raw_tar(
+    common::raw_tar_gz(
         &f.mirror().join("evil.tar.gz"),
         &[
             ("pkg/a", Some("."), 0o777),
             (&entry, Some(&ups), 0o777),
             ("pkg/up/canary/file", None, 0o644),
         ],
+        b"pwned",
     );
     recipe(&f, "evil.tar.gz");
     chain_is_aimed_at(&f, &canary);
@@ -137,9 +115,10 @@ fn the_tar_link_chain_is_refused_by_realize() {
 #[test]
 fn setuid_bits_never_reach_the_build() {
     let f = Fixture::new();
-    raw_tar(
+    common::raw_tar_gz(
         &f.mirror().join("suid.tar.gz"),
         &[("pkg/run", None, 0o4755), ("pkg/grp", None, 0o2644)],
+        b"pwned",
     );
     let sha = sha256(&f.mirror().join("suid.tar.gz"));
     f.write(

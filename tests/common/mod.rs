@@ -465,3 +465,37 @@ pub fn git_in(repo: &std::path::Path, args: &[&str]) -> String {
     assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// The `modules.builtin` list of a release manifest.
+pub fn builtin_modules(manifest: &serde_json::Value) -> Vec<&str> {
+    manifest["modules"]["builtin"]
+        .as_array()
+        .expect("the manifest lists its built-in modules")
+        .iter()
+        .map(|v| v.as_str().expect("a module name"))
+        .collect()
+}
+
+/// A tar.gz of raw entries `(name, symlink target, mode)`, each file holding `data`, written byte
+/// by byte as a hostile tool would (the tar crate's own setters refuse such names).
+pub fn raw_tar_gz(path: &Path, entries: &[(&str, Option<&str>, u32)], data: &[u8]) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (name, link, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(*mode);
+        let data: &[u8] = if link.is_some() { b"" } else { data };
+        h.set_size(data.len() as u64);
+        if link.is_some() {
+            h.set_entry_type(tar::EntryType::Symlink);
+        }
+        let g = h.as_gnu_mut().unwrap();
+        g.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}

@@ -11,6 +11,11 @@ use std::sync::Arc;
 use super::*;
 use crate::backend::FileBackend;
 
+// The hostile-archive kit of spy-fetch's tests, shared by path.
+#[path = "../../spy-fetch/tests/support/hostile.rs"]
+mod hostile;
+use hostile::bytes_under;
+
 /// A directory cache that counts the bytes read from it.
 struct Counting {
     inner: FileBackend,
@@ -147,21 +152,6 @@ fn over_budget(e: &CacheError) -> Option<&'static str> {
         },
         _ => None,
     }
-}
-
-/// Bytes of regular files under `dir` (0 if it does not exist).
-fn bytes_under(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| {
-            let md = std::fs::symlink_metadata(e.path()).unwrap();
-            if md.is_dir() {
-                bytes_under(&e.path())
-            } else {
-                md.len()
-            }
-        })
-        .sum()
 }
 
 /// Nothing but `out` may remain in the build directory (the download is a temporary file).

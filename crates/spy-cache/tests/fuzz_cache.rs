@@ -10,7 +10,6 @@
 mod hostile;
 
 use std::io::Write;
-use std::path::Path;
 
 use hostile::*;
 use proptest::prelude::*;
@@ -26,22 +25,6 @@ fn pack(zstd: bool, bytes: &[u8]) -> Vec<u8> {
         e.write_all(bytes).unwrap();
         e.finish().unwrap()
     }
-}
-
-fn bytes_under(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| {
-            let md = std::fs::symlink_metadata(e.path()).unwrap();
-            if md.is_dir() {
-                bytes_under(&e.path())
-            } else if md.is_file() {
-                md.len()
-            } else {
-                0
-            }
-        })
-        .sum()
 }
 
 #[test]

@@ -3,125 +3,23 @@
 //! destination); each test snapshots the whole scratch directory outside the destination before and
 //! after, so any file written, replaced, deleted or re-moded there fails it.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 
-/// A scratch directory with the canary and the destination `d1/d2/out` (not yet created).
-struct Scratch {
-    dir: tempfile::TempDir,
-}
+// The hostile-archive kit the fuzz harnesses use (raw tar entries, the scratch directory with its
+// canary and snapshot), shared by path: one writer of hostile tars for every test.
+#[path = "../../tests/support/hostile.rs"]
+mod hostile;
+use hostile::{tar_bytes, Raw, Scratch};
 
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = tempfile::tempdir().unwrap();
-        let canary = dir.path().join("canary");
-        std::fs::create_dir_all(&canary).unwrap();
-        std::fs::write(canary.join("file"), b"original").unwrap();
-        std::fs::write(canary.join("victim"), b"keep me").unwrap();
-        std::fs::create_dir_all(dir.path().join("d1/d2")).unwrap();
-        Scratch { dir }
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn dest(&self) -> PathBuf {
-        self.root().join("d1/d2/out")
-    }
-    fn canary(&self) -> PathBuf {
-        self.root().join("canary")
-    }
-    /// Everything under the scratch directory except the destination: kind, mode, owner, bytes.
-    fn snapshot(&self) -> BTreeMap<PathBuf, String> {
-        fn walk(p: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, String>) {
-            for e in std::fs::read_dir(p).unwrap().flatten() {
-                let path = e.path();
-                if path == skip {
-                    continue;
-                }
-                let md = std::fs::symlink_metadata(&path).unwrap();
-                let what = if md.is_symlink() {
-                    format!("link {}", std::fs::read_link(&path).unwrap().display())
-                } else if md.is_dir() {
-                    walk(&path, skip, out);
-                    "dir".to_string()
-                } else {
-                    format!("file {:?}", std::fs::read(&path).unwrap())
-                };
-                // A directory's mtime changes when the destination is made inside it.
-                let mtime = if md.is_dir() { 0 } else { md.mtime() };
-                out.insert(path, format!("{what} mode {:o} uid {} mtime {mtime}", md.mode(), md.uid()));
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(self.root(), &self.dest(), &mut out);
-        out
-    }
-}
-
-/// One raw tar entry, written byte by byte as a hostile tool would (the tar crate's setters refuse
-/// `..` and absolute names).
-#[derive(Debug, Clone)]
-pub(super) enum Raw {
-    File(String, u32),
-    Dir(String, u32),
-    Sym(String, String),
-    Hard(String, String),
-    Special(String, tar::EntryType),
-}
+/// What every file entry of these archives holds.
+const PWNED: &[u8] = b"pwned";
 
 fn raw(s: &str) -> String {
     s.to_string()
-}
-
-pub(super) fn tar_bytes(entries: &[Raw]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(12345);
-        h.set_gid(12345);
-        h.set_mtime(1_000_000_000);
-        let (name, link, data): (&str, Option<&str>, &[u8]) = match e {
-            Raw::File(n, mode) => {
-                h.set_mode(*mode);
-                (n, None, b"pwned")
-            }
-            Raw::Dir(n, mode) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(*mode);
-                (n, None, b"")
-            }
-            Raw::Sym(n, t) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                (n, Some(t), b"")
-            }
-            Raw::Hard(n, t) => {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_mode(0o644);
-                (n, Some(t), b"")
-            }
-            Raw::Special(n, kind) => {
-                h.set_entry_type(*kind);
-                h.set_mode(0o666);
-                h.set_device_major(1).unwrap();
-                h.set_device_minor(3).unwrap();
-                (n, None, b"")
-            }
-        };
-        h.set_size(data.len() as u64);
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(t) = link {
-            gnu.linkname[..t.len()].copy_from_slice(t.as_bytes());
-        }
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 fn write_tar_gz(path: &Path, entries: &[Raw]) {
@@ -161,16 +59,19 @@ fn hostile_tars_are_refused_and_touch_nothing_outside() {
     let s = Scratch::new();
     let abs_canary = s.canary().join("file").display().to_string();
     let cases: Vec<(&str, Vec<Raw>)> = vec![
-        ("dotdot", vec![Raw::File(raw("../../../canary/file"), 0o644)]),
-        ("inner dotdot", vec![Raw::File(raw("pkg/../../../../canary/file"), 0o644)]),
-        ("absolute", vec![Raw::File(abs_canary.clone(), 0o644)]),
+        ("dotdot", vec![Raw::File(raw("../../../canary/file"), 0o644, PWNED.to_vec())]),
+        (
+            "inner dotdot",
+            vec![Raw::File(raw("pkg/../../../../canary/file"), 0o644, PWNED.to_vec())],
+        ),
+        ("absolute", vec![Raw::File(abs_canary.clone(), 0o644, PWNED.to_vec())]),
         ("absolute dir", vec![Raw::Dir(s.canary().join("new").display().to_string(), 0o755)]),
         ("symlink absolute", vec![Raw::Sym(raw("pkg/l"), abs_canary.clone())]),
         ("symlink up", vec![Raw::Sym(raw("pkg/l"), raw("../../../../canary/file"))]),
         ("symlink name then up", vec![Raw::Sym(raw("pkg/deep/l"), raw("x/../../.."))]),
         (
             "chain then file",
-            [chain(), vec![Raw::File(raw("pkg/up/canary/file"), 0o644)]].concat(),
+            [chain(), vec![Raw::File(raw("pkg/up/canary/file"), 0o644, PWNED.to_vec())]].concat(),
         ),
         (
             "chain then symlink",
@@ -185,7 +86,7 @@ fn hostile_tars_are_refused_and_touch_nothing_outside() {
             vec![
                 Raw::Dir(raw("pkg/sub/"), 0o755),
                 Raw::Sym(raw("pkg/l"), raw("sub")),
-                Raw::File(raw("pkg/l/x"), 0o644),
+                Raw::File(raw("pkg/l/x"), 0o644, PWNED.to_vec()),
             ],
         ),
         ("hard link absolute", vec![Raw::Hard(raw("pkg/h"), abs_canary.clone())]),
@@ -193,7 +94,7 @@ fn hostile_tars_are_refused_and_touch_nothing_outside() {
         (
             "hard link through a link",
             vec![
-                Raw::File(raw("pkg/f"), 0o644),
+                Raw::File(raw("pkg/f"), 0o644, PWNED.to_vec()),
                 Raw::Sym(raw("pkg/s"), raw(".")),
                 Raw::Hard(raw("pkg/h"), raw("pkg/s/f")),
             ],
@@ -210,17 +111,20 @@ fn hostile_tars_are_refused_and_touch_nothing_outside() {
             "symlink over a dir",
             vec![
                 Raw::Dir(raw("pkg/d/"), 0o755),
-                Raw::File(raw("pkg/d/f"), 0o644),
+                Raw::File(raw("pkg/d/f"), 0o644, PWNED.to_vec()),
                 Raw::Sym(raw("pkg/d"), raw(".")),
             ],
         ),
         (
             "file over a dir",
-            vec![Raw::Dir(raw("pkg/d/"), 0o755), Raw::File(raw("pkg/d"), 0o644)],
+            vec![Raw::Dir(raw("pkg/d/"), 0o755), Raw::File(raw("pkg/d"), 0o644, PWNED.to_vec())],
         ),
         (
             "file under a file",
-            vec![Raw::File(raw("pkg/f"), 0o644), Raw::File(raw("pkg/f/g"), 0o644)],
+            vec![
+                Raw::File(raw("pkg/f"), 0o644, PWNED.to_vec()),
+                Raw::File(raw("pkg/f/g"), 0o644, PWNED.to_vec()),
+            ],
         ),
     ];
     let n = cases.len();
@@ -248,7 +152,7 @@ fn an_existing_symlink_in_the_destination_is_never_followed() {
         std::fs::canonicalize(s.canary().join("file")).unwrap()
     );
     let p = s.root().join("d1/evil.tar");
-    std::fs::write(&p, tar_bytes(&[Raw::File(raw("up/canary/file"), 0o644)])).unwrap();
+    std::fs::write(&p, tar_bytes(&[Raw::File(raw("up/canary/file"), 0o644, PWNED.to_vec())])).unwrap();
     let before = s.snapshot();
     let e = unpack(&p, &s.dest()).unwrap_err();
     assert!(matches!(e, UnpackError::Escape { .. }), "{e}");
@@ -260,7 +164,10 @@ fn an_existing_symlink_in_the_destination_is_never_followed() {
         ..Options::SOURCE
     };
     let canary = s.canary().join("file").display().to_string();
-    let (s, r) = attack(&[Raw::Sym(raw("pkg/f"), canary), Raw::File(raw("pkg/f"), 0o644)], &opts);
+    let (s, r) = attack(
+        &[Raw::Sym(raw("pkg/f"), canary), Raw::File(raw("pkg/f"), 0o644, PWNED.to_vec())],
+        &opts,
+    );
     r.unwrap();
     assert_eq!(std::fs::read(s.dest().join("pkg/f")).unwrap(), b"pwned");
     assert!(!std::fs::symlink_metadata(s.dest().join("pkg/f")).unwrap().is_symlink());
@@ -269,13 +176,13 @@ fn an_existing_symlink_in_the_destination_is_never_followed() {
 #[test]
 fn special_bits_devices_and_owners_never_land() {
     let entries = vec![
-        Raw::File(raw("pkg/suid"), 0o4755),
-        Raw::File(raw("pkg/sgid"), 0o2644),
-        Raw::File(raw("pkg/world"), 0o777),
+        Raw::File(raw("pkg/suid"), 0o4755, PWNED.to_vec()),
+        Raw::File(raw("pkg/sgid"), 0o2644, PWNED.to_vec()),
+        Raw::File(raw("pkg/world"), 0o777, PWNED.to_vec()),
         Raw::Dir(raw("pkg/sticky/"), 0o1777),
-        Raw::Special(raw("pkg/null"), tar::EntryType::Char),
-        Raw::Special(raw("pkg/disk"), tar::EntryType::Block),
-        Raw::Special(raw("pkg/fifo"), tar::EntryType::Fifo),
+        Raw::Special(raw("pkg/null"), 0),
+        Raw::Special(raw("pkg/disk"), 1),
+        Raw::Special(raw("pkg/fifo"), 2),
     ];
     let (s, r) = attack(&entries, &Options::SOURCE);
     let sum = r.unwrap();
@@ -288,7 +195,7 @@ fn special_bits_devices_and_owners_never_land() {
     for p in ["pkg/null", "pkg/disk", "pkg/fifo"] {
         assert!(std::fs::symlink_metadata(s.dest().join(p)).is_err(), "{p} was materialized");
     }
-    // Owned by whoever unpacked, not by the archive's uid 12345; the archive's mtime is kept.
+    // Owned by whoever unpacked, not by the archive's uid 4242; the archive's mtime is kept.
     let md = std::fs::metadata(s.dest().join("pkg/suid")).unwrap();
     let me = std::fs::metadata(s.root()).unwrap();
     assert_eq!((md.uid(), md.gid()), (me.uid(), me.gid()));
@@ -298,14 +205,14 @@ fn special_bits_devices_and_owners_never_land() {
 #[test]
 fn links_inside_the_tree_still_work() {
     let entries = vec![
-        Raw::File(raw("pkg/a.txt"), 0o644),
+        Raw::File(raw("pkg/a.txt"), 0o644, PWNED.to_vec()),
         Raw::Sym(raw("pkg/link"), raw("a.txt")),
         Raw::Sym(raw("pkg/sub/up"), raw("../a.txt")),
         Raw::Sym(raw("pkg/sub/dot"), raw("./../a.txt")),
         Raw::Hard(raw("pkg/hard"), raw("pkg/a.txt")),
         Raw::Sym(raw("pkg/dangling"), raw("nowhere")),
         // Later entries win, as with tar(1).
-        Raw::File(raw("pkg/link"), 0o755),
+        Raw::File(raw("pkg/link"), 0o755, PWNED.to_vec()),
     ];
     let (s, r) = attack(&entries, &Options::SOURCE);
     let sum = r.unwrap();
@@ -415,7 +322,7 @@ fn zip_special_modes_never_land() {
 
 #[test]
 fn budgets_stop_writing() {
-    let entries: Vec<Raw> = (0..10).map(|i| Raw::File(format!("pkg/f{i}"), 0o644)).collect();
+    let entries: Vec<Raw> = (0..10).map(|i| Raw::File(format!("pkg/f{i}"), 0o644, PWNED.to_vec())).collect();
     // Ten files of five bytes each.
     for (limits, what) in [
         (
@@ -462,7 +369,7 @@ fn good_archive_unpacks() {
     write_tar_gz(
         &p,
         &[
-            Raw::File(raw("pkg/a.txt"), 0o644),
+            Raw::File(raw("pkg/a.txt"), 0o644, PWNED.to_vec()),
             Raw::Sym(raw("pkg/link"), raw("a.txt")),
             Raw::Sym(raw("pkg/sub/up"), raw("../a.txt")),
         ],

@@ -152,8 +152,8 @@ impl Scratch {
     pub fn canary(&self) -> PathBuf {
         self.root().join("canary")
     }
-    /// Kind, contents, mode, owner and link count of everything outside the destination (a hard
-    /// link made to the canary changes its count).
+    /// Kind, contents, mode, owner, and (but for directories) link count and mtime of everything
+    /// outside the destination (a hard link made to the canary changes its count).
     pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
         fn walk(p: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, String>) {
             for e in std::fs::read_dir(p).unwrap().flatten() {
@@ -168,9 +168,15 @@ impl Scratch {
                     walk(&path, skip, out);
                     "dir".to_string()
                 } else {
-                    format!("file {:?} mtime {}", std::fs::read(&path).unwrap(), md.mtime())
+                    format!("file {:?}", std::fs::read(&path).unwrap())
                 };
-                out.insert(path, format!("{what} mode {:o} uid {} nlink {}", md.mode(), md.uid(), md.nlink()));
+                // A directory's mtime and link count change when the destination is made inside
+                // it; a directory made elsewhere shows up as an entry of its own.
+                let (nlink, mtime) = if md.is_dir() { (0, 0) } else { (md.nlink(), md.mtime()) };
+                out.insert(
+                    path,
+                    format!("{what} mode {:o} uid {} nlink {nlink} mtime {mtime}", md.mode(), md.uid()),
+                );
             }
         }
         let mut out = BTreeMap::new();
@@ -417,4 +423,20 @@ pub fn compress(k: u8, bytes: &[u8]) -> Vec<u8> {
             e.finish().unwrap()
         }
     }
+}
+
+/// Bytes under `dir` (0 if it does not exist): the length of every entry but directories, so a
+/// budget check counts whatever an unpacker left there.
+pub fn bytes_under(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            if md.is_dir() {
+                bytes_under(&e.path())
+            } else {
+                md.len()
+            }
+        })
+        .sum()
 }
