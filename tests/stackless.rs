@@ -20,6 +20,9 @@ struct Flavor {
     commit: &'static str,
     /// Modules that must be built in.
     builtin: &'static [&'static str],
+    /// Packages built in, as the manifest lists them (component, version): the newest greenlet
+    /// and gevent that work on this Stackless (docs/packages.md).
+    packages: &'static [(&'static str, &'static str)],
     /// gevent and the crypto module are in it (the co flavor).
     co: bool,
     /// Stackless unit test modules that fail, each for a reason written in docs/packages.md.
@@ -38,6 +41,7 @@ const STACKLESS27: Flavor = Flavor {
     commit: SL27_COMMIT,
     // (2.7's `stackless` module is made at start-up, not listed in sys.builtin_module_names.)
     builtin: &["greenlet._greenlet", "_ssl", "_hashlib", "_sqlite3", "zlib", "_ctypes"],
+    packages: &[("greenlet-slp2.7", "2.0.2")],
     co: false,
     // test_shutdown calls ctypes.pythonapi.Py_Exit: a static 2.7 has no pythonapi (it cannot
     // dlopen itself, and spy-relink makes the _spy_symbols table ctypes falls back on for 3.x only).
@@ -49,13 +53,22 @@ const STACKLESSCO27: Flavor = Flavor {
     node: "stacklessco2.7",
     builtin: &[
         "greenlet._greenlet",
-        "gevent.core",
+        "gevent.libev.corecext",
+        "gevent._gevent_cgreenlet",
+        "zope.interface._zope_interface_coptimizations",
         "Crypto.Cipher._AES",
         "_ssl",
         "_hashlib",
         "_sqlite3",
         "zlib",
         "_ctypes",
+    ],
+    packages: &[
+        ("greenlet-slp2.7", "2.0.2"),
+        ("gevent-slp2.7", "22.10.2"),
+        ("zope.interface-slp2.7", "5.5.2"),
+        ("zope.event-slp2.7", "4.6"),
+        ("pycrypto-slp2.7", "2.6.1"),
     ],
     co: true,
     ..STACKLESS27
@@ -76,6 +89,7 @@ const STACKLESS37: Flavor = Flavor {
         "_ctypes",
         "_asyncio",
     ],
+    packages: &[("greenlet-slp3.7", "3.1.1")],
     co: false,
     expected_failures: &[],
     // _teststackless and _testcapi, which most of 3.7's test modules import.
@@ -191,6 +205,25 @@ for n in range(1, 6):
     stackless.tasklet(with_greenlets)(n)
 stackless.run()
 print("greenlets", sorted(results))
+# Exceptions through greenlets: throw() into a suspended one, GreenletExit when one is dropped.
+def suspended():
+    try:
+        greenlet.getcurrent().parent.switch()
+    except ValueError as e:
+        return "caught %s" % e
+g = greenlet.greenlet(suspended)
+g.switch()
+exited = []
+def dropped():
+    try:
+        greenlet.getcurrent().parent.switch()
+    except greenlet.GreenletExit:
+        exited.append(True)
+        raise
+d = greenlet.greenlet(dropped)
+d.switch()
+del d
+print("greenlet throw", g.throw(ValueError("x")), exited)
 
 # TLS over a socket pair, the server in a thread.
 a, b = socket.socketpair()
@@ -239,6 +272,17 @@ def tasklet_ticker():
 stackless.tasklet(tasklet_ticker)()
 stackless.run()
 print("gevent", sorted(j.value for j in jobs) == sorted(b"HELLO %d" % i for i in range(20)), ticks)
+# TLS with gevent's ssl over a socket pair, both ends greenlets.
+import gevent.ssl
+a, b = socket.socketpair()
+def tls_server():
+    s = gevent.ssl.wrap_socket(a, keyfile="/key.pem", certfile="/cert.pem", server_side=True)
+    s.sendall(s.recv(100)[::-1])
+tls = gevent.spawn(tls_server)
+c = gevent.ssl.wrap_socket(b)
+c.sendall(b"over tls")
+print("gevent tls", c.recv(100).decode(), c.version())
+tls.join()
 from Crypto.Cipher import AES
 key = b"0123456789abcdef"
 print("aes", AES.new(key, AES.MODE_ECB).decrypt(AES.new(key, AES.MODE_ECB).encrypt(b"sixteen byte msg")))
@@ -295,6 +339,15 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
     for module in f.builtin {
         assert!(builtin.contains(module), "{module} is not built into {name}: {builtin:?}");
     }
+    let components = m["components"].as_array().expect("manifest components");
+    for (package, version) in f.packages {
+        assert!(
+            components
+                .iter()
+                .any(|c| c["name"] == *package && c["version"] == *version && c["role"] == "package"),
+            "the manifest of {name} lists no package {package} {version}: {text}"
+        );
+    }
     let root = root_with(&bin, &[]);
     let text = run_probe(root.path(), PROBE);
     for line in [
@@ -302,6 +355,7 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
         "pipeline 100",
         "preempted True [200000, 200000]",
         "greenlets [4, 8, 12, 16, 20]",
+        "greenlet throw caught x [True]",
         "tls slt revo TLSv1.3",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
@@ -309,6 +363,7 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
     if f.co {
         let text = run_probe(root.path(), CO_PROBE);
         assert!(text.contains("gevent True [0, 1, 2]"), "{text}");
+        assert!(text.contains("gevent tls slt revo TLSv1.3"), "{text}");
         assert!(text.contains("aes sixteen byte msg"), "{text}");
     }
     if f.stdlib == "python3.7" {
