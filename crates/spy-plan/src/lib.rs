@@ -426,12 +426,10 @@ impl<'g> Names<'g> {
         }
     }
 
-    fn deps_of(&self, (n, t): Ix) -> &'g [spy_recipe::NodeName] {
+    fn deps_of(&self, (n, t): Ix) -> Vec<spy_recipe::NodeName> {
         self.nodes[n as usize]
             .recipe
             .for_target_deps(self.targets[t as usize], self.config.family(self.targets[t as usize]))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
     }
 
     fn stdenv_closure(&mut self, t: u32) -> &std::collections::HashSet<u32> {

@@ -429,6 +429,13 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
         if variants.is_empty() {
             return Err(invalid("variants", "`variants` is empty"));
         }
+        // The family's own list edits apply to each variant's lists once the variant's keys are in.
+        let family_edits = PartialRecipe {
+            extra_deps: partial.extra_deps.take(),
+            extra_patches: partial.extra_patches.take(),
+            remove_tools: partial.remove_tools.take(),
+            ..PartialRecipe::default()
+        };
         let mut out = Vec::with_capacity(variants.len());
         for (name, v) in variants {
             if v.variants.is_some() || v.name.is_some() {
@@ -436,6 +443,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
             }
             let mut node = partial.clone();
             node.merge(v);
+            node.merge(family_edits.clone());
             node.name = Some(name.clone());
             check_targets(&node, config, path, &text)?;
             absolutize_patches(&mut node, dir);
@@ -446,6 +454,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
     let Some(name) = partial.name.clone() else {
         return Err(invalid("name", "a recipe needs `name` (or `[variants.NAME]` tables)"));
     };
+    partial.settle_edits();
     check_targets(&partial, config, path, &text)?;
     absolutize_patches(&mut partial, dir);
     Ok(vec![(name.into_string(), partial, path.to_path_buf())])

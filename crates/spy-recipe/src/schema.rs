@@ -227,6 +227,12 @@ pub struct PartialRecipe {
     /// Appended to `deps` (and to every per-target `deps`) when merged: how an overlay adds a
     /// dependency without restating the list. Not kept after merging.
     pub extra_deps: Option<Vec<NodeName>>,
+    /// Appended to `patches` (and to every per-target `patches`) when merged, as `extra_deps`.
+    #[serde(default, deserialize_with = "rel_paths")]
+    pub extra_patches: Option<Vec<PathBuf>>,
+    /// Taken out of `tools` (and out of every per-target `tools`) when merged: how a bootstrap
+    /// node's tool list loses a tool without being restated. Not kept after merging.
+    pub remove_tools: Option<Vec<ToolName>>,
     /// A file of variants: one node per key, each the file's other keys merged with its table.
     pub variants: Option<BTreeMap<NodeName, PartialRecipe>>,
 }
@@ -252,6 +258,52 @@ pub struct PartialTargetRecipe {
     pub weight: Option<u32>,
     /// Fuse nodes: keys of `[fuse]` that differ for the target (merged key by key).
     pub fuse: Option<PartialFuse>,
+    /// Applied to the recipe's lists for this target (after the keys above): appended to `deps`
+    /// and `patches`, taken out of `tools`. Two tables' edits (an overlay's on a recipe's, a
+    /// target's after its family's) add up.
+    pub extra_deps: Option<Vec<NodeName>>,
+    #[serde(default, deserialize_with = "rel_paths")]
+    pub extra_patches: Option<Vec<PathBuf>>,
+    pub remove_tools: Option<Vec<ToolName>>,
+}
+
+/// The list edits a recipe, variant, overlay or target table may make without restating a list.
+#[derive(Debug, Clone, Default)]
+struct ListEdits {
+    extra_deps: Option<Vec<NodeName>>,
+    extra_patches: Option<Vec<PathBuf>>,
+    remove_tools: Option<Vec<ToolName>>,
+}
+
+impl ListEdits {
+    /// Applies the edits to one set of lists; a list that is not there is made when something is
+    /// appended to it (the recipe inherits nothing else that could fill it).
+    fn apply(&self, deps: &mut Option<Vec<NodeName>>, patches: &mut Option<Vec<PathBuf>>, tools: &mut Option<Vec<ToolName>>) {
+        append_new(deps, &self.extra_deps);
+        append_new(patches, &self.extra_patches);
+        if let (Some(list), Some(gone)) = (tools.as_mut(), &self.remove_tools) {
+            list.retain(|t| !gone.contains(t));
+        }
+    }
+
+    /// Two sets of edits made one after the other, as one.
+    fn then(&mut self, o: ListEdits) {
+        append_new(&mut self.extra_deps, &o.extra_deps);
+        append_new(&mut self.extra_patches, &o.extra_patches);
+        append_new(&mut self.remove_tools, &o.remove_tools);
+    }
+}
+
+/// Appends what `list` does not hold yet, in order.
+fn append_new<T: PartialEq + Clone>(list: &mut Option<Vec<T>>, extra: &Option<Vec<T>>) {
+    if let Some(extra) = extra {
+        let list = list.get_or_insert_with(Vec::new);
+        for x in extra {
+            if !list.contains(x) {
+                list.push(x.clone());
+            }
+        }
+    }
 }
 
 fn merge_map<K: Ord, V>(base: &mut Option<BTreeMap<K, V>>, over: Option<BTreeMap<K, V>>) {
@@ -286,8 +338,20 @@ macro_rules! merge_target_keys {
 }
 
 impl PartialTargetRecipe {
-    fn merge(&mut self, o: PartialTargetRecipe) {
-        merge_target_keys!(self, o);
+    fn merge(&mut self, mut o: PartialTargetRecipe) {
+        let edits = o.take_edits();
+        merge_target_keys!(&mut *self, o);
+        let mut mine = self.take_edits();
+        mine.then(edits);
+        (self.extra_deps, self.extra_patches, self.remove_tools) = (mine.extra_deps, mine.extra_patches, mine.remove_tools);
+    }
+
+    fn take_edits(&mut self) -> ListEdits {
+        ListEdits {
+            extra_deps: self.extra_deps.take(),
+            extra_patches: self.extra_patches.take(),
+            remove_tools: self.remove_tools.take(),
+        }
     }
 }
 
@@ -313,6 +377,9 @@ impl PartialRecipe {
                 tools: o.tools,
                 weight: o.weight,
                 fuse: o.fuse,
+                extra_deps: None,
+                extra_patches: None,
+                remove_tools: None,
             }
         );
         if let Some(targets) = target {
@@ -321,16 +388,36 @@ impl PartialRecipe {
                 mine.entry(t).or_default().merge(over);
             }
         }
-        if let Some(extra) = o.extra_deps {
-            let lists = std::iter::once(self.deps.get_or_insert_with(Vec::new))
-                .chain(self.target.iter_mut().flat_map(|t| t.values_mut()).filter_map(|t| t.deps.as_mut()));
-            for list in lists {
-                for d in &extra {
-                    if !list.contains(d) {
-                        list.push(d.clone());
-                    }
-                }
-            }
+        self.apply_edits(ListEdits {
+            extra_deps: o.extra_deps,
+            extra_patches: o.extra_patches,
+            remove_tools: o.remove_tools,
+        });
+    }
+
+    /// Applies this recipe's own list edits (`extra_deps`... at its top level) to its lists, once
+    /// its other keys are final: a plain recipe's when it is loaded, a variant's family's after the
+    /// variant's own keys.
+    pub(crate) fn settle_edits(&mut self) {
+        let edits = ListEdits {
+            extra_deps: self.extra_deps.take(),
+            extra_patches: self.extra_patches.take(),
+            remove_tools: self.remove_tools.take(),
+        };
+        self.apply_edits(edits);
+    }
+
+    /// The edits reach the top-level lists and every per-target list that replaces them (a
+    /// per-target list that is not there inherits the edited top-level one).
+    fn apply_edits(&mut self, edits: ListEdits) {
+        edits.apply(&mut self.deps, &mut self.patches, &mut self.tools);
+        for t in self.target.iter_mut().flat_map(|t| t.values_mut()) {
+            let (mut deps, mut patches, mut tools) = (t.deps.take(), t.patches.take(), t.tools.take());
+            let had = (deps.is_some(), patches.is_some(), tools.is_some());
+            edits.apply(&mut deps, &mut patches, &mut tools);
+            t.deps = deps.filter(|_| had.0);
+            t.patches = patches.filter(|_| had.1);
+            t.tools = tools.filter(|_| had.2);
         }
     }
 
@@ -343,16 +430,25 @@ impl PartialRecipe {
         };
         for key in family.into_iter().chain([target]) {
             if let Some(t) = self.target.as_ref().and_then(|t| t.get(key)) {
-                merge_target_keys!(&mut r, t.clone());
+                let mut t = t.clone();
+                let edits = t.take_edits();
+                merge_target_keys!(&mut r, t);
+                edits.apply(&mut r.deps, &mut r.patches, &mut r.tools);
             }
         }
         r
     }
 
-    /// The dependency list for one target, without cloning the recipe.
-    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Option<&Vec<NodeName>> {
-        let table = |key: &str| self.target.as_ref().and_then(|t| t.get(key)).and_then(|t| t.deps.as_ref());
-        table(target).or_else(|| family.and_then(table)).or(self.deps.as_ref())
+    /// The dependency list for one target, without cloning the rest of the recipe.
+    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Vec<NodeName> {
+        let mut deps = self.deps.clone();
+        for key in family.into_iter().chain([target]) {
+            if let Some(t) = self.target.as_ref().and_then(|t| t.get(key)) {
+                replace(&mut deps, t.deps.clone());
+                append_new(&mut deps, &t.extra_deps);
+            }
+        }
+        deps.unwrap_or_default()
     }
 
     fn clone_without_targets(&self) -> PartialRecipe {
@@ -374,6 +470,8 @@ impl PartialRecipe {
             fuse: self.fuse.clone(),
             target: None,
             extra_deps: None,
+            extra_patches: None,
+            remove_tools: None,
             variants: None,
         }
     }
@@ -382,20 +480,25 @@ impl PartialRecipe {
     /// absolute.
     pub(crate) fn patch_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<PathBuf>> {
         let top = self.patches.as_mut().into_iter().chain(self.files.as_mut());
+        let top = top.chain(self.extra_patches.as_mut());
         let per_target = self
             .target
             .iter_mut()
             .flat_map(|t| t.values_mut())
-            .filter_map(|t| t.patches.as_mut());
+            .flat_map(|t| t.patches.as_mut().into_iter().chain(t.extra_patches.as_mut()));
         top.chain(per_target)
     }
 
     /// Every dependency list with the key it sits under, for reference checks.
     pub fn dep_lists(&self) -> Vec<(String, &Vec<NodeName>)> {
         let mut v: Vec<(String, &Vec<NodeName>)> = self.deps.iter().map(|d| ("deps".to_string(), d)).collect();
+        v.extend(self.extra_deps.iter().map(|d| ("extra_deps".to_string(), d)));
         for (t, tr) in self.target.iter().flatten() {
             if let Some(d) = &tr.deps {
                 v.push((format!("target.{t}.deps"), d));
+            }
+            if let Some(d) = &tr.extra_deps {
+                v.push((format!("target.{t}.extra_deps"), d));
             }
         }
         v

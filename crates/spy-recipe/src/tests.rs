@@ -152,13 +152,7 @@ fn explicit_targets_and_families() {
     let a = g.recipe_for("b", "aarch64-darwin").unwrap();
     assert_eq!((a.env["X"].as_str(), a.env["Y"].as_str()), ("arm", "d"));
     assert_eq!(g.recipe_for("b", "x86_64-linux-musl").unwrap().deps, vec!["l".to_string()]);
-    assert_eq!(
-        g.nodes["b"]
-            .recipe
-            .for_target_deps("x86_64-darwin", Some("darwin"))
-            .map(|v| v.len()),
-        Some(0)
-    );
+    assert!(g.nodes["b"].recipe.for_target_deps("x86_64-darwin", Some("darwin")).is_empty());
     // An unknown family is an unknown target.
     write(d.path(), "bad.toml", "name = \"z\"\nversion = \"1\"\ntargets = [\"windows\"]\n");
     assert!(Graph::load(d.path(), &[]).unwrap_err().to_string().contains("windows"));
@@ -311,4 +305,95 @@ fn an_overlay_table_for_a_missing_node_is_an_error_unless_it_adds_one() {
     write(d.path(), "new.toml", "[nodes.newtool]\nversion = \"2\"\n");
     let graph = Graph::load(&g, &[d.path().join("new.toml")]).unwrap();
     assert_eq!(graph.recipe_for("newtool", "x86_64-linux-musl").unwrap().version, "2");
+}
+
+#[test]
+fn list_edits_in_target_tables_families_and_overlays_add_up() {
+    let d = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{CONFIG}[targets.x86_64-darwin]\nshort = \"darwin-x86_64\"\nexplicit = true\nfamily = \"darwin\"\n\
+         [targets.aarch64-darwin]\nshort = \"darwin-arm64\"\nexplicit = true\nfamily = \"darwin\"\n"
+    );
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", &config);
+    for n in ["t", "u", "v", "w"] {
+        write(
+            &g,
+            &format!("{n}.toml"),
+            &format!("name = \"{n}\"\nversion = \"1\"\ntargets = [\"x86_64-linux-musl\", \"darwin\"]\n"),
+        );
+    }
+    // A family table adds to the lists, the target's own table adds after it.
+    write(
+        &g,
+        "p.toml",
+        "name = \"p\"\nversion = \"1\"\ndeps = [\"t\", \"u\"]\npatches = [\"a.patch\"]\ntargets = [\"x86_64-linux-musl\", \"darwin\"]\n\
+         [target.darwin]\nextra_deps = [\"v\"]\nextra_patches = [\"cross.patch\"]\n\
+         [target.aarch64-darwin]\nextra_deps = [\"w\", \"t\"]\n",
+    );
+    // A bootstrap node loses tools per target without restating the list.
+    write(
+        &g,
+        "s.toml",
+        "name = \"s\"\nversion = \"1\"\nkind = \"bootstrap\"\ntools = [\"sh\", \"gcc\", \"cc\", \"make\"]\n\
+         [target.i686-linux-musl]\nremove_tools = [\"gcc\", \"cc\"]\n",
+    );
+    // A family of variants: its own extra_deps reach every variant after the variant's own keys.
+    write(
+        &g,
+        "fam.toml",
+        "deps = [\"t\"]\nextra_deps = [\"u\"]\n[variants.f1]\nversion = \"1\"\n[variants.f2]\nversion = \"2\"\ndeps = [\"v\"]\n\
+         [variants.f3]\nversion = \"3\"\nextra_deps = [\"w\"]\n",
+    );
+    write(
+        d.path(),
+        "o.toml",
+        "[nodes.p.target.darwin]\nextra_patches = [\"more.patch\"]\n[nodes.p]\nextra_patches = [\"all.patch\"]\n",
+    );
+    let graph = Graph::load(&g, &[d.path().join("o.toml")]).unwrap();
+    let names = |v: &[NodeName]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let linux = graph.recipe_for("p", "x86_64-linux-musl").unwrap();
+    assert_eq!(names(&linux.deps), ["t", "u"]);
+    assert_eq!(linux.patches, [g.join("a.patch"), d.path().join("all.patch")]);
+    let x = graph.recipe_for("p", "x86_64-darwin").unwrap();
+    assert_eq!(names(&x.deps), ["t", "u", "v"]);
+    assert_eq!(
+        x.patches,
+        [
+            g.join("a.patch"),
+            d.path().join("all.patch"),
+            g.join("cross.patch"),
+            d.path().join("more.patch")
+        ]
+    );
+    let arm = graph.recipe_for("p", "aarch64-darwin").unwrap();
+    assert_eq!(names(&arm.deps), ["t", "u", "v", "w"]);
+    // The planner's dependency list is the merged recipe's.
+    for t in ["x86_64-linux-musl", "x86_64-darwin", "aarch64-darwin"] {
+        let deps = graph.nodes["p"].recipe.for_target_deps(t, graph.config.family(t));
+        assert_eq!(names(&deps), names(&graph.recipe_for("p", t).unwrap().deps), "{t}");
+    }
+    let tools = |t: &str| {
+        graph
+            .recipe_for("s", t)
+            .unwrap()
+            .tools
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tools("x86_64-linux-musl"), ["sh", "gcc", "cc", "make"]);
+    assert_eq!(tools("i686-linux-musl"), ["sh", "make"]);
+    let deps = |n: &str| names(&graph.recipe_for(n, "x86_64-linux-musl").unwrap().deps);
+    assert_eq!(deps("f1"), ["t", "u"]);
+    assert_eq!(deps("f2"), ["v", "u"]);
+    assert_eq!(deps("f3"), ["t", "w", "u"]);
+    // An edit naming a node the graph lacks is refused like a dependency.
+    write(
+        &g,
+        "bad.toml",
+        "name = \"bad\"\nversion = \"1\"\n[target.i686-linux-musl]\nextra_deps = [\"nosuch\"]\n",
+    );
+    let err = Graph::load(&g, &[]).unwrap_err().to_string();
+    assert!(err.contains("nosuch") && err.contains("extra_deps"), "{err}");
 }
