@@ -1,0 +1,97 @@
+# The build steps every CPython recipe shares (graph/python/cpython2.7.toml, cpython3.11.toml,
+# slpython3.7.toml), sourced by their phases:  . "$cpython_tools/lib/spy-cpython.sh"
+# Each recipe keeps only what differs: version, source, patches, module list, configure options,
+# the reasons modules are missing (PY_MISSING_REASONS), and where its headers come from.
+
+# The static libraries of the package set, in the order their flags are given; those the recipe
+# does not depend on are skipped. A library a CPython recipe starts to depend on is added here.
+SPY_CPYTHON_LIBRARIES="zlib bzip2 xz ncurses readline sqlite libffi expat openssl"
+
+# Sets SPY_DEP_CPPFLAGS, SPY_DEP_LDFLAGS and SPY_DEP_PKG_CONFIG_PATH for the libraries among the
+# recipe's direct dependencies (the build exports each one's entry as $<name>). The recipe decides
+# which of them configure sees.
+spy_cpython_dep_flags() {
+  local name dir
+  SPY_DEP_CPPFLAGS="" SPY_DEP_LDFLAGS="" SPY_DEP_PKG_CONFIG_PATH=""
+  for name in $SPY_CPYTHON_LIBRARIES; do
+    dir="${!name:-}"
+    [ -n "$dir" ] || continue
+    SPY_DEP_CPPFLAGS="$SPY_DEP_CPPFLAGS -I$dir/include"
+    SPY_DEP_LDFLAGS="$SPY_DEP_LDFLAGS -L$dir/lib"
+    SPY_DEP_PKG_CONFIG_PATH="$SPY_DEP_PKG_CONFIG_PATH:$dir/lib/pkgconfig"
+  done
+  SPY_DEP_PKG_CONFIG_PATH="${SPY_DEP_PKG_CONFIG_PATH#:}"
+}
+
+# The link kit: what graph/python/pyext/spy-relink needs to link this interpreter again with
+# packages' extension modules (flavors). Run in the build tree after make.
+#   spy_cpython_link_kit VERSION LIBRARY 'LDFLAGS as make expands them' 'LIBS as make expands them'
+spy_cpython_link_kit() {
+  local version="$1" library="$2" ldflags="$3" libs="$4" kit="$out/lib/spy-link" main a
+  mkdir -p "$kit"
+  main=Programs/python.o
+  [ -f "$main" ] || main=Modules/python.o
+  cp "$library" "$main" Modules/config.c "$kit/"
+  # The flags as the Makefile has them after configure (the make variables differ by version).
+  cat > spy-link.mk <<MK
+spy-link-env: ; @printf '%s\n' 'PY_LDFLAGS="$ldflags"' 'PY_LIBS="$libs"'
+MK
+  {
+    echo "PY_EXECUTABLE=python$version"
+    echo "PY_VERSION=$version"
+    echo "PY_LIBRARY=$library"
+    make --no-print-directory -s -f Makefile -f spy-link.mk spy-link-env
+  } > "$kit/link.env"
+  # Libraries of the build tree the link names relatively (libmpdec.a...) go into the kit.
+  for a in $(sed -n 's/^PY_LIBS=//p' "$kit/link.env" | grep -o '[^ "]*/[^ "]*[.]a' | grep -v '^/' || true); do
+    cp "$a" "$kit/"
+    sed -i "s|$a|$kit/$(basename "$a")|" "$kit/link.env"
+  done
+  cat "$kit/link.env"
+}
+
+# Compiles the standard library the way zipimport reads it: each .pyc beside its source.
+#   spy_cpython_compile_stdlib PYTHON STDLIB
+# PYTHON is the interpreter of the same version (the build's own, or the build Python of a cross
+# build). The excluded files are test data that is not valid Python on purpose.
+spy_cpython_compile_stdlib() {
+  local py="$1" stdlib="$2" exclude='(lib2to3/tests/data/|test/bad_coding|test/badsyntax_)' version
+  version=$("$py" -E -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "${version%%.*}" = 2 ]; then
+    # 2.7's .pyc record their source's mtime. The build's own .pyc go, and every source gets
+    # SOURCE_DATE_EPOCH as its mtime (patched files and _sysconfigdata.py would otherwise carry
+    # the time of the build: `spy check` found it), so the .pyc are the same in every build.
+    find "$stdlib" -name '*.py[co]' -type f -delete
+    find "$stdlib" -name '*.py' -type f -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
+    "$py" -E -S -m compileall -q -x "$exclude" "$stdlib"
+    return
+  fi
+  # Timestamp-based caches of what the build's python imported are not part of the output;
+  # unchecked-hash .pyc read no timestamp. Names in the .pyc are relative to the stdlib, so no
+  # build path is baked in.
+  find "$stdlib" -name __pycache__ -type d -prune -exec rm -rf {} +
+  local flags=(-q -b --invalidation-mode unchecked-hash -x "$exclude")
+  local minor="${version#*.}"
+  # (Before 3.9, `-d ''` gives the same relative names: no store path in 3.7's .pyc either.)
+  if [ "$minor" -ge 9 ]; then flags+=(-s "$stdlib"); else flags+=(-d ''); fi
+  if [ "$minor" -ge 10 ]; then
+    "$py" -E -S -m compileall -j2 "${flags[@]}" "$stdlib"
+  else
+    # Before 3.10 the .pyc of one source were not the same from build to build (3.7's were not):
+    # marshal wrote a frozenset constant (`x in {"a", "b"}`) in its hash order, which hash
+    # randomization changes, and marked objects as shared by their reference counts, which
+    # depend on what the same process compiled before (so on how -j splits the work). A fixed
+    # seed (which -E would ignore: the environment is cleared of what -E guards against instead)
+    # and one process make them the same.
+    env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -m compileall "${flags[@]}" "$stdlib"
+  fi
+}
+
+# modules.json: the built-in modules, and each module left out with its reason (for the manifest).
+#   spy_cpython_modules_json PYTHON [--inittab Modules/config.c] [--setup-stdlib FILE TEXT]
+# See spy-cpython-modules.py.
+spy_cpython_modules_json() {
+  local py="$1"
+  shift
+  "$py" -E -S "$cpython_tools/lib/spy-cpython-modules.py" "$out/modules.json" "$@"
+}
