@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use spy_plan::PlanNode;
 use spy_recipe::PHASES;
-use spy_store::BuildDir;
+use spy_store::{Store, StoreName, Work};
 
 /// Where the store appears inside every sandbox, whatever its host location.
 pub const SANDBOX_STORE: &str = "/spy/store";
@@ -38,27 +38,26 @@ pub enum BuildError {
 #[derive(Debug, Clone)]
 pub struct Input {
     pub var: String,
-    pub store_name: String,
+    pub store_name: StoreName,
     pub is_bootstrap: bool,
 }
 
 pub struct BuildJob<'a> {
     pub node: &'a PlanNode,
-    pub store_name: String,
     /// Direct dependencies (each becomes a variable).
     pub inputs: Vec<Input>,
     /// Every entry of the transitive closure of inputs (made visible in the sandbox).
-    pub closure: Vec<String>,
+    pub closure: Vec<StoreName>,
     /// Cached source files, parallel to `node.sources`.
     pub sources: Vec<PathBuf>,
-    pub store_root: PathBuf,
+    /// The store the inputs are read from (the output goes to the transaction's `Work`).
+    pub store: &'a Store,
     pub sandbox: bool,
     pub jobs: usize,
     pub jobserver: Option<&'a jobserver::Client>,
     pub cancel: &'a AtomicBool,
     /// The `spy` executable, re-run as the sandbox helper.
     pub spy_exe: PathBuf,
-    pub log: PathBuf,
 }
 
 impl BuildJob<'_> {
@@ -71,65 +70,83 @@ impl BuildJob<'_> {
 }
 
 /// Host-side paths of the build as seen from inside: (store dir, build dir, tmp dir).
-fn visible_paths(job: &BuildJob, dir: &BuildDir) -> (String, String, String) {
+fn visible_paths(job: &BuildJob, w: &Work) -> (String, String, String) {
     if job.sandbox {
         (SANDBOX_STORE.into(), SANDBOX_BUILD.into(), "/tmp".into())
     } else {
         (
-            job.store_root.display().to_string(),
-            dir.work.display().to_string(),
-            dir.dir.join("tmp").display().to_string(),
+            job.store.root().display().to_string(),
+            w.build_dir().display().to_string(),
+            w.private_dir().join("tmp").display().to_string(),
         )
     }
 }
 
 /// Realizes a bootstrap node: a `bin/` of symlinks to the host tools, and their identification.
-pub fn realize_bootstrap(node: &PlanNode, dir: &BuildDir) -> Result<(), BuildError> {
+pub fn realize_bootstrap(node: &PlanNode, w: &Work) -> Result<(), BuildError> {
     let e = |m: std::io::Error| BuildError::Setup {
         node: node.key.to_string(),
         message: m.to_string(),
     };
-    let bin = dir.out.join("bin");
+    let bin = w.out().join("bin");
     fs_err::create_dir_all(&bin).map_err(e)?;
     for t in &node.tools {
         std::os::unix::fs::symlink(&t.path, bin.join(&t.name)).map_err(e)?;
     }
     let json = serde_json::to_string_pretty(&node.tools).unwrap_or_default();
-    fs_err::write(dir.out.join("tools.json"), json + "\n").map_err(e)?;
+    fs_err::write(w.out().join("tools.json"), json + "\n").map_err(e)?;
     Ok(())
 }
 
-/// Runs a build node's phases. On success the output is in `dir.out`, ready for registration.
-pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
-    let mut log = fs_err::File::create(&job.log).map_err(|e| job.setup_err(e))?;
-    let _ = writeln!(log, "spy: building {} ({})\nspy: id {}", job.node.key, job.store_name, job.node.id);
-    let (store_in, build_in, tmp_in) = visible_paths(job, dir);
-    let spy_dir = dir.work.join(".spy");
+/// Runs a build node's phases. On success the output is in `w.out()`, ready for registration.
+pub fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
+    let log_path = w.log_path();
+    let mut log = w
+        .log()
+        .and_then(|f| {
+            f.try_clone().map_err(|e| spy_store::StoreError::Io {
+                path: log_path.clone(),
+                message: e.to_string(),
+            })
+        })
+        .map_err(|e| job.setup_err(e))?;
+    // What spy itself writes to the log; a failure to write it is an error like any other.
+    let note = |log: &mut std::fs::File, text: std::fmt::Arguments| {
+        writeln!(log, "{text}").map_err(|e| job.setup_err(format!("{}: {e}", log_path.display())))
+    };
+    let store_name = w.store_name().clone();
+    note(
+        &mut log,
+        format_args!("spy: building {} ({store_name})\nspy: id {}", job.node.key, job.node.id),
+    )?;
+    let (store_in, build_in, tmp_in) = visible_paths(job, w);
+    let work_dir = w.build_dir().to_path_buf();
+    let spy_dir = work_dir.join(".spy");
     fs_err::create_dir_all(spy_dir.join("patches")).map_err(|e| job.setup_err(e))?;
-    fs_err::create_dir_all(dir.dir.join("tmp")).map_err(|e| job.setup_err(e))?;
+    fs_err::create_dir_all(w.private_dir().join("tmp")).map_err(|e| job.setup_err(e))?;
 
     // Sources: the first unpacked one is the working directory.
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut workdir = build_in.clone();
     for (i, (src, path)) in job.node.sources.iter().zip(&job.sources).enumerate() {
         let visible = if src.unpack {
-            let tmp = dir.work.join(format!(".unpack-{i}"));
-            let _ = writeln!(log, "spy: unpacking {}", src.file);
+            let tmp = work_dir.join(format!(".unpack-{i}"));
+            note(&mut log, format_args!("spy: unpacking {}", src.file))?;
             spy_fetch::unpack(path, &tmp).map_err(|e| job.setup_err(e))?;
             let entries: Vec<_> = fs_err::read_dir(&tmp).map_err(|e| job.setup_err(e))?.flatten().collect();
             let name = if entries.len() == 1 && entries[0].path().is_dir() {
                 let name = entries[0].file_name().to_string_lossy().into_owned();
-                fs_err::rename(entries[0].path(), dir.work.join(&name)).map_err(|e| job.setup_err(e))?;
+                fs_err::rename(entries[0].path(), work_dir.join(&name)).map_err(|e| job.setup_err(e))?;
                 let _ = fs_err::remove_dir(&tmp);
                 name
             } else {
                 let name = format!("source-{i}");
-                fs_err::rename(&tmp, dir.work.join(&name)).map_err(|e| job.setup_err(e))?;
+                fs_err::rename(&tmp, work_dir.join(&name)).map_err(|e| job.setup_err(e))?;
                 name
             };
             format!("{build_in}/{name}")
         } else {
-            fs_err::copy(path, dir.work.join(&src.file)).map_err(|e| job.setup_err(e))?;
+            fs_err::copy(path, work_dir.join(&src.file)).map_err(|e| job.setup_err(e))?;
             format!("{build_in}/{}", src.file)
         };
         if i == 0 && src.unpack {
@@ -160,16 +177,16 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
 
     // The environment: defaults, then the recipe's, then the reserved names.
     let out_visible = if job.sandbox {
-        format!("{store_in}/{}", job.store_name)
+        format!("{store_in}/{store_name}")
     } else {
-        dir.out.display().to_string()
+        w.out().display().to_string()
     };
     // PATH: the `bin/` of every direct input that has one (a toolchain's compiler wrappers before
     // the host tools of stage 0), and nothing else.
     let mut path_dirs: Vec<String> = Vec::new();
     for bootstrap in [false, true] {
         for i in job.inputs.iter().filter(|i| i.is_bootstrap == bootstrap) {
-            if job.store_root.join(&i.store_name).join("bin").is_dir() {
+            if job.store.entry(&i.store_name).join("bin").is_dir() {
                 path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
             }
         }
@@ -224,11 +241,10 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
 
     let stdout = log.try_clone().map_err(|e| job.setup_err(e))?;
     let stderr = log.try_clone().map_err(|e| job.setup_err(e))?;
-    let _ = writeln!(
-        log,
-        "spy: sandbox: {}",
-        if job.sandbox { "namespaces" } else { "none (--no-sandbox)" }
-    );
+    note(
+        &mut log,
+        format_args!("spy: sandbox: {}", if job.sandbox { "namespaces" } else { "none (--no-sandbox)" }),
+    )?;
     let mut cmd;
     let spy_pid = std::process::id() as libc::pid_t;
     // The sandbox's lifeline (see `sandbox`): this process holds the write end until the build is
@@ -240,9 +256,9 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| job.setup_err(format!("lifeline pipe: {e}")))?;
         let read_fd = read.as_raw_fd();
         (lifeline_read, lifeline_write) = (Some(read), Some(write));
-        let mut spec = sandbox_spec(job, dir, env.clone(), &workdir);
+        let mut spec = sandbox_spec(job, w, env.clone(), &workdir);
         spec.lifeline_fd = Some(read_fd);
-        let spec_path = dir.dir.join("sandbox.json");
+        let spec_path = w.private_dir().join("sandbox.json");
         fs_err::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap_or_default()).map_err(|e| job.setup_err(e))?;
         fs_err::create_dir_all(&spec.root).map_err(|e| job.setup_err(e))?;
         cmd = Command::new(&job.spy_exe);
@@ -255,7 +271,7 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
     } else {
         cmd = Command::new("/bin/bash");
         cmd.arg(format!("{build_in}/.spy/builder.sh"))
-            .current_dir(&dir.work)
+            .current_dir(&work_dir)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)));
         // Its own session (no controlling terminal; its process group is its pid, for the kill
@@ -274,7 +290,7 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
             });
         }
     }
-    cmd.stdin(Stdio::null()).stdout(stdout.into_parts().0).stderr(stderr.into_parts().0);
+    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     if let Some(js) = job.jobserver {
         js.configure(&mut cmd);
     }
@@ -310,7 +326,7 @@ pub fn run_build(job: &BuildJob, dir: &BuildDir) -> Result<(), BuildError> {
         return Err(BuildError::Failed {
             node: job.node.key.to_string(),
             status: status.to_string(),
-            log: job.log.clone(),
+            log: log_path.clone(),
         });
     }
     Ok(())
@@ -341,7 +357,7 @@ fn driver_script(node: &PlanNode, patch_lines: &str) -> String {
 
 /// The sandbox root: the host's `/usr` and friends read-only (the bootstrap tools and the libraries
 /// they run on), the closure of inputs read-only, `$out`, `/build` and `/tmp` writable, nothing else.
-fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, workdir: &str) -> sandbox::SandboxSpec {
+fn sandbox_spec(job: &BuildJob, w: &Work, env: Vec<(String, String)>, workdir: &str) -> sandbox::SandboxSpec {
     use sandbox::Bind;
     let mut binds = Vec::new();
     let mut symlinks = Vec::new();
@@ -383,26 +399,26 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
     }
     for name in &job.closure {
         binds.push(Bind {
-            src: job.store_root.join(name),
+            src: job.store.entry(name),
             dst: format!("{SANDBOX_STORE}/{name}"),
             writable: false,
             device: false,
         });
     }
     binds.push(Bind {
-        src: dir.out.clone(),
-        dst: format!("{SANDBOX_STORE}/{}", job.store_name),
+        src: w.out().to_path_buf(),
+        dst: format!("{SANDBOX_STORE}/{}", w.store_name()),
         writable: true,
         device: false,
     });
     binds.push(Bind {
-        src: dir.work.clone(),
+        src: w.build_dir().to_path_buf(),
         dst: SANDBOX_BUILD.into(),
         writable: true,
         device: false,
     });
     binds.push(Bind {
-        src: dir.dir.join("tmp"),
+        src: w.private_dir().join("tmp"),
         dst: "/tmp".into(),
         writable: true,
         device: false,
@@ -422,7 +438,7 @@ fn sandbox_spec(job: &BuildJob, dir: &BuildDir, env: Vec<(String, String)>, work
         ("/etc/hosts".into(), "127.0.0.1 localhost\n::1 localhost\n".into()),
     ];
     sandbox::SandboxSpec {
-        root: dir.dir.join("root"),
+        root: w.private_dir().join("root"),
         binds,
         symlinks,
         files,

@@ -224,7 +224,7 @@ pub fn push(
     compression: Compression,
     staging: &Path,
 ) -> Result<Pushed, CacheError> {
-    if let Some(mut existing) = read_meta(cache, &entry.id, &entry.store_name).ok().flatten() {
+    if let Some(mut existing) = read_meta(cache, &entry.id, entry.store_name.as_str()).ok().flatten() {
         if existing.tree_hash == entry.tree_hash && cache.has(&archive_path(&existing.archive_sha256, existing.compression))? {
             let Some(key) = key else { return Ok(Pushed::Present) };
             let fp = existing.fingerprint();
@@ -255,7 +255,7 @@ pub fn pack_entry(
     staging: &Path,
     upload: impl FnOnce(&Path, &CacheMeta) -> Result<(), CacheError>,
 ) -> Result<CacheMeta, CacheError> {
-    let src = store.entry_path(&entry.store_name);
+    let src = store.entry(&entry.store_name);
     let mut tmp = store.staging_file_in(staging, "push-")?;
     let io = |p: &Path, e: std::io::Error| CacheError::Io {
         path: p.to_path_buf(),
@@ -267,7 +267,7 @@ pub fn pack_entry(
     let meta = CacheMeta {
         format: CACHE_FORMAT,
         id: entry.id,
-        store_name: entry.store_name.clone(),
+        store_name: entry.store_name.to_string(),
         name: entry.name.clone(),
         version: entry.version.clone(),
         target: entry.target.clone(),
@@ -278,7 +278,7 @@ pub fn pack_entry(
         compression,
         archive_sha256: sha,
         archive_size,
-        references: entry.inputs.clone(),
+        references: entry.inputs.iter().map(|i| i.to_string()).collect(),
         signatures: Vec::new(),
     };
     upload(tmp.path(), &meta)?;
@@ -351,14 +351,14 @@ impl Substituters {
 
     /// Asks the caches in order for a trusted entry of the node (`label` names it in messages);
     /// each refusal (and an unreachable cache, once) goes to `warn`.
-    pub fn query(&self, id: &NodeId, store_name: &str, label: &str, warn: &dyn Fn(&str)) -> Option<Found> {
+    pub fn query(&self, id: &NodeId, store_name: &spy_store::StoreName, label: &str, warn: &dyn Fn(&str)) -> Option<Found> {
         for (i, cache) in self.caches.iter().enumerate() {
             if self.is_down(i) {
                 continue;
             }
             let checked = read_meta(cache.as_ref(), id, label).and_then(|m| match m {
                 None => Ok(None),
-                Some(m) if m.id != *id || m.store_name != store_name => Err(CacheError::BadMeta {
+                Some(m) if m.id != *id || m.store_name != store_name.as_str() => Err(CacheError::BadMeta {
                     node: label.to_string(),
                     url: cache.url().to_string(),
                     message: format!("it describes {} instead", m.store_name),

@@ -289,7 +289,7 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
     }
     let cache_dir = match args.cache_dir {
         Some(d) => std::path::absolute(&d)?,
-        None => ctx.store.root().join(".spy").join("serve"),
+        None => ctx.store.scratch_dir(spy_store::Scratch::Serve)?,
     };
     fs_err::create_dir_all(&cache_dir)?;
     let store_root: &Path = ctx.store.root();

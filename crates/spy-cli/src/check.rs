@@ -48,8 +48,7 @@ pub fn check(ctx: &mut Ctx, args: CheckArgs) -> Result<ExitCode> {
     };
     // A fresh store beside the main one (same filesystem, so inputs are hard links), at a path no
     // earlier build saw.
-    let check_parent = ctx.store.root().join(".spy").join("check");
-    fs_err::create_dir_all(&check_parent)?;
+    let check_parent = ctx.store.scratch_dir(spy_store::Scratch::Check)?;
     let check_dir = tempfile::Builder::new().prefix("check-").tempdir_in(&check_parent)?;
     let fresh = Store::open(&check_dir.path().join("store"))?;
     fresh.link_sources_from(&ctx.store)?;
@@ -84,9 +83,9 @@ pub fn check(ctx: &mut Ctx, args: CheckArgs) -> Result<ExitCode> {
         }
         differing.push(n);
         println!("DIFFERS {} ({})", node.key, name);
-        println!("  {}: tree hash {}", ctx.store.entry_path(&name).display(), a.tree_hash);
-        println!("  {}: tree hash {}", fresh.entry_path(&name).display(), b.tree_hash);
-        let files = differing_files(&ctx.store.entry_path(&name), &fresh.entry_path(&name))?;
+        println!("  {}: tree hash {}", ctx.store.entry(&name).display(), a.tree_hash);
+        println!("  {}: tree hash {}", fresh.entry(&name).display(), b.tree_hash);
+        let files = differing_files(&ctx.store.entry(&name), &fresh.entry(&name))?;
         for (path, x, y) in files.iter().take(args.max_files) {
             println!("  file {}: {x} / {y}", path.display());
         }
@@ -97,7 +96,7 @@ pub fn check(ctx: &mut Ctx, args: CheckArgs) -> Result<ExitCode> {
             .iter()
             .find(|(_, x, y)| x.starts_with("file") || y.starts_with("file") || x.starts_with("exec"))
         {
-            diffoscope(&ctx.store.entry_path(&name).join(path), &fresh.entry_path(&name).join(path));
+            diffoscope(&ctx.store.entry(&name).join(path), &fresh.entry(&name).join(path));
         }
     }
     let same = rebuild.len() - differing.len();
@@ -217,7 +216,7 @@ pub fn release(ctx: &mut Ctx, args: ReleaseArgs) -> Result<ExitCode> {
 
 /// Copies a fuse node's binary and manifest into `out`; returns the file names written.
 fn release_files(store: &Store, plan: &Plan, n: NodeIndex, out: &Path) -> Result<Vec<String>> {
-    let entry = store.entry_path(&plan.node(n).store_name());
+    let entry = store.entry(&plan.node(n).store_name());
     let mut written = Vec::new();
     let bin = entry.join("bin");
     let mut binaries: Vec<PathBuf> = fs_err::read_dir(&bin)?.flatten().map(|e| e.path()).collect();

@@ -74,7 +74,7 @@ impl Ctx {
                 .unwrap_or_else(|| PathBuf::from("store")),
         };
         let store = Store::open(&store_dir)?;
-        let probes = ProbeCache::open(&store.probe_cache_path());
+        let probes = ProbeCache::open(&store);
         let mut mirrors = env_paths("SPY_MIRRORS");
         mirrors.extend(cli.mirrors.iter().cloned());
         Ok(Ctx {
@@ -146,7 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Path { node } => {
             let (plan, n) = ctx.one(&node)?;
             let name = plan.node(n).store_name();
-            println!("{}", ctx.store.entry_path(&name).display());
+            println!("{}", ctx.store.entry(&name).display());
             if !ctx.store.is_valid(&name) && !ctx.quiet {
                 eprintln!("spy: note: {} is not built yet (`spy realize {node}`)", plan.node(n).key);
             }
@@ -185,7 +185,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let r = ctx.store.gc(dry_run)?;
             let verb = if dry_run { "would delete" } else { "deleted" };
             for n in &r.removed {
-                println!("{verb} {}", ctx.store.entry_path(n).display());
+                // Paths relative to the store root, as the store reports them.
+                println!("{verb} {}", ctx.store.root().join(n).display());
             }
             eprintln!(
                 "spy: {verb} {} entr(ies), {:.1} MiB; {} live; {} stale root(s)",
@@ -213,12 +214,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         bad += 1;
                         println!(
                             "MODIFIED {} (recorded {expected}, now {actual})",
-                            ctx.store.entry_path(&m.store_name).display()
+                            ctx.store.entry(&m.store_name).display()
                         );
                     }
                     VerifyOutcome::Missing => {
                         bad += 1;
-                        println!("MISSING {}", ctx.store.entry_path(&m.store_name).display());
+                        println!("MISSING {}", ctx.store.entry(&m.store_name).display());
                     }
                     VerifyOutcome::Error(e) => {
                         bad += 1;
@@ -264,7 +265,7 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let _temp_roots = realize_in_store(ctx, &plan, &roots, &opts)?;
     for (i, &r) in roots.iter().enumerate() {
         let name = plan.node(r).store_name();
-        println!("{}", ctx.store.entry_path(&name).display());
+        println!("{}", ctx.store.entry(&name).display());
         if args.no_out_link {
             continue;
         }
@@ -289,7 +290,7 @@ pub(crate) fn realize_in_store(
     roots: &[NodeIndex],
     opts: &spy_sched::RealizeOptions,
 ) -> Result<spy_store::TempRoots> {
-    let closure: Vec<String> = plan.closure(roots).into_iter().map(|n| plan.node(n).store_name()).collect();
+    let closure: Vec<spy_store::StoreName> = plan.closure(roots).into_iter().map(|n| plan.node(n).store_name()).collect();
     let temp_roots = ctx.store.add_temp_roots(&closure)?;
     spy_sched::realize(&ctx.store, plan, roots, opts, &spy_sched::Progress::new(ctx.quiet))?;
     Ok(temp_roots)
@@ -380,7 +381,7 @@ fn show(ctx: &mut Ctx, spec: &str) -> Result<ExitCode> {
     }
     println!("recipe:      {}", node.file.display());
     println!("id:          {}", node.id);
-    println!("path:        {}", ctx.store.entry_path(&name).display());
+    println!("path:        {}", ctx.store.entry(&name).display());
     match &meta {
         Some(m) => println!(
             "state:       built ({} files, {} bytes, output hash {}, built in {:.1}s{})",
@@ -461,7 +462,7 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
                         "version": node.version,
                         "kind": node.kind.as_str(),
                         "id": node.id.to_hex(),
-                        "path": ctx.store.entry_path(&node.store_name()),
+                        "path": ctx.store.entry(&node.store_name()),
                         "built": ctx.store.is_valid(&node.store_name()),
                         "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
                         "var": node.var_name(),

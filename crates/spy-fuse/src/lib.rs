@@ -19,6 +19,7 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use spy_plan::{Plan, PlanNode, SourcePin};
 use spy_recipe::{FuseSpec, Kind, ZipCompression};
+use spy_store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FuseError {
@@ -143,8 +144,8 @@ struct Tool<'a> {
     version: &'a str,
 }
 
-/// Fuses node `n` of `plan` into `out` (its build directory). Inputs are read from `store_root`.
-pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<FuseReport, FuseError> {
+/// Fuses node `n` of `plan` into `out` (its build directory). Inputs are read from `store`.
+pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<FuseReport, FuseError> {
     let node = plan.node(n);
     let who = node.key.to_string();
     let invalid = |message: String| FuseError::Invalid {
@@ -164,7 +165,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
         .map(|&d| plan.node(d))
         .find(|d| d.key.name == spec.interpreter)
         .ok_or_else(|| invalid(format!("interpreter `{}` is not a dependency", spec.interpreter)))?;
-    let interp_dir = store_root.join(interp.store_name());
+    let interp_dir = store.entry(&interp.store_name());
     let exe = interp_dir.join(&spec.executable);
     let stdlib = interp_dir.join(&spec.stdlib);
     if !exe.is_file() {
@@ -222,7 +223,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store_root: &Path, out: &Path) -> Result<
             }));
             continue;
         }
-        let entry = store_root.join(c.store_name());
+        let entry = store.entry(&c.store_name());
         let static_libraries = static_libraries(&entry);
         let package_modules = builtin_package_modules(&entry).map_err(|e| io_err(&entry, &e))?;
         let role = if c.key.name == spec.interpreter {

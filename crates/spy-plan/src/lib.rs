@@ -1,6 +1,10 @@
 //! Turns the loaded recipes into a plan: one node per (name, target) in the closure of what was
 //! asked for, each with its content-addressed id, in a petgraph DAG (edges point from a node to its
 //! dependencies). The canonical form hashed into an id is specified in `docs/hashing.md`.
+//!
+//! It reads the graph's patch and file contents (they are hashed into ids) and runs host tools
+//! with `--version` (bootstrap nodes); of the store it uses only entry names ([`StoreName`]) and
+//! the host-tools cache, through the store's API. It never builds or registers anything.
 
 mod canonical;
 mod probe;
@@ -12,12 +16,10 @@ use std::path::PathBuf;
 use petgraph::graph::{DiGraph, NodeIndex};
 use spy_hash::{NodeId, Sha256};
 use spy_recipe::{Graph, Kind, Phase, RecipeError};
+use spy_store::StoreName;
 
 pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT, FUSE_VERSION};
 pub use probe::{HostTool, ProbeCache};
-
-/// Length of the id prefix in store entry names.
-pub const STORE_PREFIX_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -40,6 +42,8 @@ pub enum PlanError {
     Patch { node: String, path: PathBuf, message: String },
     #[error("node `{node}`: host tool `{tool}` not found in /usr/local/bin, /usr/bin or /bin")]
     ToolMissing { node: String, tool: String },
+    #[error("{}: node `{node}`: {message}", file.display())]
+    StoreName { file: PathBuf, node: String, message: String },
 }
 
 /// A node's name and target: `zlib@x86_64-linux-musl`.
@@ -135,8 +139,9 @@ pub struct FusePlan {
 
 impl PlanNode {
     /// `<id prefix>-<name>-<version>`: the entry's directory name in the store.
-    pub fn store_name(&self) -> String {
-        format!("{}-{}-{}", self.id.short(STORE_PREFIX_LEN), self.key.name, self.version)
+    pub fn store_name(&self) -> StoreName {
+        // Every node of a plan was checked to have one when the plan was resolved.
+        StoreName::new(&self.id, &self.key.name, &self.version).expect("checked by resolve")
     }
 
     /// The shell variable through which dependents see this node: `zlib` → `$zlib`.
@@ -327,6 +332,15 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
         for (i, id) in ids {
             nodes[i].id = id;
         }
+    }
+    for n in &nodes {
+        // Names and versions follow the recipe grammar; together they must still fit one path
+        // component.
+        StoreName::new(&n.id, &n.key.name, &n.version).map_err(|e| PlanError::StoreName {
+            file: n.file.clone(),
+            node: n.key.to_string(),
+            message: e.to_string(),
+        })?;
     }
 
     let mut plan = Plan::default();

@@ -1,10 +1,10 @@
 //! Identifies host tools for bootstrap nodes: resolved path and the first line of `--version`.
-//! Results are cached in a file keyed by the binary's path, size, mtime and inode, so a no-op
-//! `spy realize` does not start a dozen processes.
+//! Results are cached in the store (`Store::host_tools`) keyed by the binary's path, size, mtime
+//! and inode, so a no-op `spy realize` does not start a dozen processes.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
@@ -26,19 +26,16 @@ pub struct HostTool {
 pub struct ProbeCache {
     entries: BTreeMap<String, (String, String)>,
     #[serde(skip)]
-    file: Option<PathBuf>,
+    store: Option<spy_store::Store>,
     #[serde(skip)]
     dirty: bool,
 }
 
 impl ProbeCache {
-    /// A cache backed by `file` (missing or unreadable files start empty).
-    pub fn open(file: &Path) -> Self {
-        let mut c: ProbeCache = fs_err::read(file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        c.file = Some(file.to_path_buf());
+    /// The cache the store keeps (missing or unreadable starts empty).
+    pub fn open(store: &spy_store::Store) -> Self {
+        let mut c: ProbeCache = store.host_tools().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        c.store = Some(store.clone());
         c
     }
 
@@ -88,14 +85,12 @@ impl ProbeCache {
         })
     }
 
-    /// Writes the cache back if it changed; failures only cost speed next time.
+    /// Writes the cache back to the store if it changed; a failure only costs speed next time
+    /// (the tools are probed again), so it is not an error.
     pub fn save(&mut self) {
-        if let (true, Some(f)) = (self.dirty, &self.file) {
+        if let (true, Some(store)) = (self.dirty, &self.store) {
             if let Ok(bytes) = serde_json::to_vec(&*self) {
-                let tmp = f.with_extension(format!("tmp{}", std::process::id()));
-                if fs_err::write(&tmp, bytes).is_ok() {
-                    let _ = fs_err::rename(&tmp, f);
-                }
+                store.save_host_tools(&bytes).ok();
             }
             self.dirty = false;
         }

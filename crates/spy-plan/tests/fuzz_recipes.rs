@@ -134,7 +134,7 @@ fn check_loaded(graph: &Graph, plan: Option<&Plan>) -> Result<(), String> {
     let Some(plan) = plan else { return Ok(()) };
     for ix in plan.dag.node_indices() {
         let node = plan.node(ix);
-        let entry = node.store_name();
+        let entry = node.store_name().to_string();
         let ok = entry.len() > 33
             && entry.as_bytes()[32] == b'-'
             && !entry.contains('/')

@@ -17,7 +17,7 @@ use spy_cache::{Found, Substituters};
 use spy_fetch::{FetchError, FetchOptions};
 use spy_plan::{Plan, PlanNode};
 use spy_recipe::Kind;
-use spy_store::{EntryMeta, Store, StoreError};
+use spy_store::{NewEntry, Origin, Store, StoreError, TransactError, Transacted};
 
 pub use progress::Progress;
 
@@ -420,8 +420,8 @@ fn realize_round(
     Ok(fell_back)
 }
 
-/// Locks, re-checks, downloads and registers one substitute. Nothing is registered unless the
-/// archive matches its signed hash and the unpacked tree its signed tree hash.
+/// Downloads and registers one substitute through a store transaction. Nothing is registered
+/// unless the archive matches its signed hash and the unpacked tree its signed tree hash.
 fn substitute_one(
     store: &Store,
     plan: &Plan,
@@ -431,64 +431,49 @@ fn substitute_one(
     on_wait: &dyn Fn(),
 ) -> Result<Outcome, JobError> {
     let node = plan.node(n);
-    let store_name = node.store_name();
-    let fail = |e: &dyn std::fmt::Display| JobError::Substitute(e.to_string());
-    let _lock = store.lock(&node.id, on_wait).map_err(|e| fail(&e))?;
-    if store.is_valid(&store_name) {
-        return Ok(Outcome::AlreadyThere);
-    }
-    let dir = store.begin_build(&store_name, false).map_err(|e| fail(&e))?;
-    let t0 = Instant::now();
-    if let Err(e) = subs.fetch_into(found, &node.key.to_string(), &dir.out) {
-        store.abort_build(dir);
-        return Err(fail(&e));
-    }
     let url = subs.url(found.cache).to_string();
     let m = &found.meta;
-    let _ = std::fs::write(
-        store.log_path(&store_name),
-        format!(
-            "substituted from {url}: {} ({} bytes, sha256 {}), tree hash {}, in {:.1}s\n",
-            m.archive,
-            m.archive_size,
-            m.archive_sha256,
-            m.tree_hash,
-            t0.elapsed().as_secs_f64()
-        ),
-    );
-    let meta = EntryMeta {
-        // The builder ran sandboxed, wherever it was.
-        sandboxed: true,
-        substituted_from: Some(url.clone()),
-        ..entry_meta(plan, node, 0.0)
+    let origin = Origin::Substituted {
+        from: url.clone(),
+        tree_hash: m.tree_hash,
     };
-    store.register_expecting(dir, meta, m.tree_hash).map_err(|e| fail(&e))?;
-    Ok(Outcome::Substituted(url))
+    let done = store
+        .transact(new_entry(plan, node, origin), on_wait, |w| {
+            let t0 = Instant::now();
+            subs.fetch_into(found, &node.key.to_string(), w.out())?;
+            w.write_log(&format!(
+                "substituted from {url}: {} ({} bytes, sha256 {}), tree hash {}, in {:.1}s\n",
+                m.archive,
+                m.archive_size,
+                m.archive_sha256,
+                m.tree_hash,
+                t0.elapsed().as_secs_f64()
+            ))?;
+            Ok::<_, spy_cache::CacheError>(())
+        })
+        .map_err(|e| JobError::Substitute(e.to_string()))?;
+    Ok(match done {
+        Transacted::Registered { .. } => Outcome::Substituted(url),
+        Transacted::AlreadyThere(_) => Outcome::AlreadyThere,
+    })
 }
 
-/// What the store records about a node's entry; hashes and sizes are filled in at registration.
-fn entry_meta(plan: &Plan, node: &PlanNode, build_seconds: f64) -> EntryMeta {
-    EntryMeta {
-        format: 1,
+/// What the store is to record about a node's entry.
+fn new_entry(plan: &Plan, node: &PlanNode, origin: Origin) -> NewEntry {
+    NewEntry {
+        store_name: node.store_name(),
         id: node.id,
         name: node.key.name.clone(),
         version: node.version.clone(),
         target: node.key.target.clone(),
-        store_name: node.store_name(),
-        tree_hash: spy_hash::TreeHash([0; 32]),
-        size: 0,
-        files: 0,
         inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
         sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
-        build_seconds,
-        registered_at: 0,
-        builder: concat!("spy ", env!("CARGO_PKG_VERSION")).into(),
-        sandboxed: false,
-        substituted_from: None,
+        origin,
     }
 }
 
-/// Locks, re-checks and builds one node (`AlreadyThere`: another process built it meanwhile).
+/// Builds one node through a store transaction (`AlreadyThere`: another process built it
+/// meanwhile).
 fn build_node(
     store: &Store,
     plan: &Plan,
@@ -499,23 +484,18 @@ fn build_node(
     on_wait: &dyn Fn(),
 ) -> Result<Outcome, BuildError> {
     let node = plan.node(n);
-    let store_name = node.store_name();
     let setup = |e: &dyn std::fmt::Display| BuildError::Setup {
         node: node.key.to_string(),
         message: e.to_string(),
     };
-    let _lock = store.lock(&node.id, on_wait).map_err(|e| setup(&e))?;
-    if store.is_valid(&store_name) {
-        return Ok(Outcome::AlreadyThere);
-    }
-    let in_place = !opts.sandbox && node.kind == Kind::Build;
-    let dir = store.begin_build(&store_name, in_place).map_err(|e| setup(&e))?;
-    let t0 = Instant::now();
-    let result = match node.kind {
-        Kind::Bootstrap => spy_build::realize_bootstrap(node, &dir),
+    let origin = Origin::Built {
+        sandboxed: opts.sandbox,
+        in_place: !opts.sandbox && node.kind == Kind::Build,
+    };
+    let done = store.transact(new_entry(plan, node, origin), on_wait, |w| match node.kind {
+        Kind::Bootstrap => spy_build::realize_bootstrap(node, w),
         Kind::Fuse => {
-            let log = store.log_path(&store_name);
-            let result = spy_fuse::fuse(plan, n, store.root(), &dir.out);
+            let result = spy_fuse::fuse(plan, n, store, w.out());
             let text = match &result {
                 Ok(r) => format!(
                     "fused {}: executable {} bytes + {} stdlib ZIP members = {} bytes, sha256 {}\n",
@@ -527,8 +507,10 @@ fn build_node(
                 ),
                 Err(e) => format!("{e}\n"),
             };
-            let _ = std::fs::write(&log, text);
-            result.map(|_| ()).map_err(|e| setup(&e))
+            let logged = w.write_log(&text);
+            // The fuse error is the one to report; a log that cannot be written fails the node too.
+            result.map_err(|e| setup(&e))?;
+            logged.map_err(|e| setup(&e))
         }
         Kind::Build => {
             let sources = node
@@ -538,30 +520,25 @@ fn build_node(
                 .collect::<Result<Vec<_>, _>>()?;
             let job = BuildJob {
                 node,
-                store_name: store_name.clone(),
                 inputs: inputs_of(plan, node),
                 closure: plan.closure(&node.deps).into_iter().map(|d| plan.node(d).store_name()).collect(),
                 sources,
-                store_root: store.root().to_path_buf(),
+                store,
                 sandbox: opts.sandbox,
                 jobs: opts.jobs,
                 jobserver: Some(client),
                 cancel,
                 spy_exe: opts.spy_exe.clone(),
-                log: store.log_path(&store_name),
             };
-            spy_build::run_build(&job, &dir)
+            spy_build::run_build(&job, w)
         }
-    };
-    if let Err(e) = result {
-        store.abort_build(dir);
-        return Err(e);
+    });
+    match done {
+        Ok(Transacted::Registered { .. }) => Ok(Outcome::Built),
+        Ok(Transacted::AlreadyThere(_)) => Ok(Outcome::AlreadyThere),
+        Err(TransactError::Work(e)) => Err(e),
+        Err(TransactError::Store(e)) => Err(setup(&e)),
     }
-    let meta = EntryMeta {
-        sandboxed: opts.sandbox,
-        ..entry_meta(plan, node, t0.elapsed().as_secs_f64())
-    };
-    store.register(dir, meta).map(|_| Outcome::Built).map_err(|e| setup(&e))
 }
 
 fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {

@@ -1,20 +1,32 @@
 //! The store: one directory of read-only entries named `<id prefix>-<name>-<version>`, plus
 //! `.spy/` with metadata, logs, locks, roots, the source cache and temporary build space.
 //!
-//! The protocol, written once here: take the node's lock, re-check, build in `.spy/tmp/` (same
-//! filesystem), hash the output, make it read-only, rename it into place, then write the metadata
-//! file by rename. An entry exists only when its metadata does; a directory without metadata is
-//! debris of a crash and is removed the next time the node is locked or by `spy gc`.
+//! The protocol, written once here ([`Store::transact`], in `transact.rs`): take the node's lock,
+//! re-check, build in `.spy/tmp/` (same filesystem), hash the output, make it read-only, rename it
+//! into place, then write the metadata file by rename. An entry exists only when its metadata does;
+//! a directory without metadata is debris of a crash and is removed the next time the node is
+//! locked or by `spy gc`.
+//!
+//! This crate owns the layout under the store root: entry names ([`StoreName`]), entry, metadata
+//! and log paths, locks, roots, staging and scratch space, the source cache and the host-tools
+//! cache file. No other crate joins a path below `.spy/` or formats an entry name. It touches only
+//! the store directory (and, for `spy check`, a second store); it never reads recipes or plans.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use spy_hash::{NodeId, Sha256, TreeHash};
+
+mod name;
+mod transact;
+
+use name::entry_prefix;
+pub use name::StoreName;
+pub use transact::{NewEntry, Origin, TransactError, Transacted, Work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,12 +68,12 @@ pub struct EntryMeta {
     pub name: String,
     pub version: String,
     pub target: String,
-    pub store_name: String,
+    pub store_name: StoreName,
     pub tree_hash: TreeHash,
     pub size: u64,
     pub files: u64,
     /// Store names of the entries this one was built from (its closure is what `gc` keeps).
-    pub inputs: Vec<String>,
+    pub inputs: Vec<StoreName>,
     pub sources: Vec<String>,
     pub build_seconds: f64,
     /// Unix time of registration; metadata only, never part of the output.
@@ -91,7 +103,7 @@ impl Drop for TempRoots {
 }
 
 /// An exclusive lock on one node, released on drop (or when the process dies).
-pub struct NodeLock {
+struct NodeLock {
     _lock: Flock<File>,
 }
 
@@ -109,16 +121,13 @@ impl StagingDir {
     }
 }
 
-/// Temporary space for one build, inside the store's filesystem.
-#[derive(Debug)]
-pub struct BuildDir {
-    pub store_name: String,
-    /// `.spy/tmp/<entry>/`; removed after registration or failure.
-    pub dir: PathBuf,
-    /// Where the build writes its output (`$out` is bind-mounted here).
-    pub out: PathBuf,
-    /// The build's working area (`/build` in the sandbox).
-    pub work: PathBuf,
+/// Directories of the store's own beside its entries ([`Store::scratch_dir`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Scratch {
+    /// `spy check`'s fresh stores.
+    Check,
+    /// `spy serve`'s packed archives and metadata.
+    Serve,
 }
 
 #[derive(Debug, Default)]
@@ -157,24 +166,56 @@ impl Store {
     fn spy(&self, sub: &str) -> PathBuf {
         self.root.join(".spy").join(sub)
     }
-    pub fn entry_path(&self, store_name: &str) -> PathBuf {
-        self.root.join(store_name)
+    /// Where an entry's output tree lives (whether or not it is complete: see [`Store::lookup`]).
+    pub fn entry(&self, name: &StoreName) -> PathBuf {
+        self.root.join(name.as_str())
     }
-    pub fn meta_path(&self, store_name: &str) -> PathBuf {
-        self.spy("meta").join(format!("{store_name}.json"))
+    fn meta_path(&self, name: &StoreName) -> PathBuf {
+        self.spy("meta").join(format!("{name}.json"))
     }
-    pub fn log_path(&self, store_name: &str) -> PathBuf {
-        self.spy("logs").join(format!("{store_name}.log"))
+    /// An entry's build log (written by its transaction; kept when the build fails).
+    pub fn log_path(&self, name: &StoreName) -> PathBuf {
+        self.spy("logs").join(format!("{name}.log"))
     }
-    pub fn probe_cache_path(&self) -> PathBuf {
-        self.spy("host-tools.json")
-    }
+    /// `.spy/tmp`: build directories and staging files in progress.
     pub fn tmp_dir(&self) -> PathBuf {
         self.spy("tmp")
     }
 
+    /// A directory of the store's own for `purpose`, created if needed, on the store's filesystem
+    /// (so its files can be hard-linked with entries). Not collected by `gc`.
+    pub fn scratch_dir(&self, purpose: Scratch) -> Result<PathBuf, StoreError> {
+        let d = self.spy(match purpose {
+            Scratch::Check => "check",
+            Scratch::Serve => "serve",
+        });
+        fs_err::create_dir_all(&d).map_err(io(&d))?;
+        Ok(d)
+    }
+
+    /// The saved host-tool identifications (`.spy/host-tools.json`), if there are any.
+    pub fn host_tools(&self) -> Option<Vec<u8>> {
+        fs_err::read(self.spy("host-tools.json")).ok()
+    }
+
+    /// Replaces the saved host-tool identifications, atomically (a staging file renamed over it).
+    pub fn save_host_tools(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        use std::io::Write;
+        let p = self.spy("host-tools.json");
+        let mut tmp = self.staging_file_in(&self.tmp_dir(), "state-")?;
+        tmp.write_all(bytes).map_err(io(&p))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io(&p))?;
+        tmp.persist(&p).map_err(|e| StoreError::Io {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
     /// The entry's metadata if the entry is complete; `None` if it does not exist (or is debris).
-    pub fn lookup(&self, store_name: &str) -> Result<Option<EntryMeta>, StoreError> {
+    pub fn lookup(&self, store_name: &StoreName) -> Result<Option<EntryMeta>, StoreError> {
         let p = self.meta_path(store_name);
         match fs_err::read(&p) {
             Ok(bytes) => {
@@ -182,7 +223,7 @@ impl Store {
                     path: p.clone(),
                     message: e.to_string(),
                 })?;
-                if self.entry_path(store_name).is_dir() {
+                if self.entry(store_name).is_dir() {
                     Ok(Some(meta))
                 } else {
                     Ok(None)
@@ -196,13 +237,13 @@ impl Store {
         }
     }
 
-    pub fn is_valid(&self, store_name: &str) -> bool {
+    pub fn is_valid(&self, store_name: &StoreName) -> bool {
         matches!(self.lookup(store_name), Ok(Some(_)))
     }
 
     /// Blocks until this process holds the node's lock. `on_wait` is called once if another
     /// process holds it, so the caller can say why it is waiting.
-    pub fn lock(&self, id: &NodeId, on_wait: impl FnOnce()) -> Result<NodeLock, StoreError> {
+    fn lock(&self, id: &NodeId, on_wait: impl FnOnce()) -> Result<NodeLock, StoreError> {
         let p = self.spy("locks").join(format!("{id}.lock"));
         match flock(&p, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(NodeLock { _lock: l }),
@@ -213,93 +254,6 @@ impl Store {
                 })
             }
         }
-    }
-
-    /// Prepares a fresh build directory for an entry, clearing debris of earlier crashed attempts.
-    /// Call with the node's lock held. `in_place` builds straight into the entry's final path
-    /// (unsandboxed builds, which see host paths); the entry still only exists once its metadata does.
-    pub fn begin_build(&self, store_name: &str, in_place: bool) -> Result<BuildDir, StoreError> {
-        // Names are checked where they are made (spy-recipe); this is the last line before a
-        // name becomes paths that are created and removed.
-        if !is_entry_name(store_name) {
-            return Err(StoreError::BadEntryName(store_name.into()));
-        }
-        let final_path = self.entry_path(store_name);
-        if final_path.exists() && !self.meta_path(store_name).exists() {
-            remove_tree(&final_path)?;
-        }
-        let dir = self.tmp_dir().join(store_name);
-        if dir.exists() {
-            remove_tree(&dir)?;
-        }
-        let out = if in_place { final_path.clone() } else { dir.join("out") };
-        let work = dir.join("build");
-        // Private to the builder while the build runs, and afterwards if a killed build leaves it
-        // behind: a build may make set-user-ID files, and no other user may reach them. (An
-        // in-place build's output is private until registration makes it read-only for all.)
-        private_dir(&dir)?;
-        if in_place {
-            private_dir(&out)?;
-        }
-        for d in [&out, &work] {
-            fs_err::create_dir_all(d).map_err(io(d))?;
-        }
-        Ok(BuildDir {
-            store_name: store_name.to_string(),
-            dir,
-            out,
-            work,
-        })
-    }
-
-    /// Discards a build directory (failed build).
-    pub fn abort_build(&self, b: BuildDir) {
-        let _ = remove_tree(&b.out);
-        let _ = remove_tree(&b.dir);
-    }
-
-    /// Registers a finished build: hash, make read-only, rename into place, write metadata last.
-    /// `meta`'s hash and size fields are filled in here.
-    pub fn register(&self, b: BuildDir, meta: EntryMeta) -> Result<EntryMeta, StoreError> {
-        self.register_inner(b, meta, None)
-    }
-
-    /// Registers an entry that must have a known tree hash (a substitute): on any other hash the
-    /// build directory is discarded and nothing is registered.
-    pub fn register_expecting(&self, b: BuildDir, meta: EntryMeta, expected: TreeHash) -> Result<EntryMeta, StoreError> {
-        self.register_inner(b, meta, Some(expected))
-    }
-
-    fn register_inner(&self, b: BuildDir, mut meta: EntryMeta, expected: Option<TreeHash>) -> Result<EntryMeta, StoreError> {
-        normalize_tree(&b.out)?;
-        let sum = spy_hash::hash_tree(&b.out)?;
-        if let Some(expected) = expected.filter(|e| *e != sum.hash) {
-            let store_name = b.store_name.clone();
-            self.abort_build(b);
-            return Err(StoreError::TreeMismatch {
-                store_name,
-                expected,
-                actual: sum.hash,
-            });
-        }
-        meta.tree_hash = sum.hash;
-        meta.size = sum.size;
-        meta.files = sum.files;
-        meta.store_name = b.store_name.clone();
-        meta.registered_at = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let dest = self.entry_path(&b.store_name);
-        if b.out != dest {
-            if dest.exists() {
-                remove_tree(&dest)?;
-            }
-            fs_err::rename(&b.out, &dest).map_err(io(&dest))?;
-        }
-        self.write_meta(&meta)?;
-        let _ = remove_tree(&b.dir);
-        Ok(meta)
     }
 
     fn write_meta(&self, meta: &EntryMeta) -> Result<(), StoreError> {
@@ -324,9 +278,11 @@ impl Store {
         let hex = id.to_hex();
         for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
             let name = e.map_err(io(&dir))?.file_name().to_string_lossy().into_owned();
-            let Some(store_name) = name.strip_suffix(".json") else { continue };
-            if entry_prefix(store_name).is_some_and(|p| hex.starts_with(p)) {
-                if let Some(m) = self.lookup(store_name)?.filter(|m| m.id == *id) {
+            let Some(Ok(store_name)) = name.strip_suffix(".json").map(StoreName::parse) else {
+                continue;
+            };
+            if hex.starts_with(store_name.id_prefix()) {
+                if let Some(m) = self.lookup(&store_name)?.filter(|m| m.id == *id) {
                     return Ok(Some(m));
                 }
             }
@@ -341,29 +297,15 @@ impl Store {
         for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
             let e = e.map_err(io(&dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(store_name) = name.strip_suffix(".json") {
-                if let Some(m) = self.lookup(store_name)? {
+            // Names that are not entry names were not written by this store; nothing refers to them.
+            if let Some(Ok(store_name)) = name.strip_suffix(".json").map(StoreName::parse) {
+                if let Some(m) = self.lookup(&store_name)? {
                     out.push(m);
                 }
             }
         }
         out.sort_by(|a, b| a.store_name.cmp(&b.store_name));
         Ok(out)
-    }
-
-    /// Makes `meta`'s entry of `other` an entry of this store too: hard links where both stores
-    /// share a filesystem, copies otherwise; metadata last, as for a build. Used by `spy check` to
-    /// give a fresh store the inputs it is not asked to rebuild.
-    pub fn link_entry_from(&self, other: &Store, meta: &EntryMeta) -> Result<(), StoreError> {
-        if self.is_valid(&meta.store_name) {
-            return Ok(());
-        }
-        let b = self.begin_build(&meta.store_name, false)?;
-        link_or_copy_tree(&other.entry_path(&meta.store_name), &b.out)?;
-        let dest = self.entry_path(&meta.store_name);
-        fs_err::rename(&b.out, &dest).map_err(io(&dest))?;
-        let _ = remove_tree(&b.dir);
-        self.write_meta(meta)
     }
 
     /// Hard-links (or copies) every cached source of `other` into this store's source cache.
@@ -465,7 +407,7 @@ impl Store {
     /// Registers `names` as temporary roots of this process: `gc` keeps them (and their closures)
     /// while the returned guard lives. Taken under the shared GC lock, so a `gc` in progress
     /// finishes first and a later one sees these roots.
-    pub fn add_temp_roots(&self, names: &[String]) -> Result<TempRoots, StoreError> {
+    pub fn add_temp_roots(&self, names: &[StoreName]) -> Result<TempRoots, StoreError> {
         let gc_lock = self.spy("gc.lock");
         let _shared = flock(&gc_lock, FlockArg::LockShared)?;
         let mut tmp = tempfile::Builder::new()
@@ -473,7 +415,7 @@ impl Store {
             .tempfile_in(self.spy("temproots"))
             .map_err(io(&gc_lock))?;
         use std::io::Write;
-        writeln!(tmp, "{}", names.join("\n")).map_err(io(tmp.path()))?;
+        writeln!(tmp, "{}", names.iter().map(StoreName::as_str).collect::<Vec<_>>().join("\n")).map_err(io(tmp.path()))?;
         let (file, path) = tmp.keep().map_err(|e| StoreError::Io {
             path: gc_lock.clone(),
             message: e.to_string(),
@@ -507,8 +449,8 @@ impl Store {
     }
 
     /// Points `link` at the entry and registers it as a GC root (like Nix's `gcroots/auto`).
-    pub fn add_root(&self, link: &Path, store_name: &str) -> Result<(), StoreError> {
-        let target = self.entry_path(store_name);
+    pub fn add_root(&self, link: &Path, store_name: &StoreName) -> Result<(), StoreError> {
+        let target = self.entry(store_name);
         let tmp = link.with_file_name(format!(
             ".{}.tmp{}",
             link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -557,7 +499,7 @@ impl Store {
         while let Some(n) = stack.pop() {
             if live.insert(n.clone()) {
                 if let Some(m) = by_name.get(n.as_str()) {
-                    stack.extend(m.inputs.iter().cloned());
+                    stack.extend(m.inputs.iter().map(|i| i.to_string()));
                 }
             }
         }
@@ -567,11 +509,11 @@ impl Store {
             ..Default::default()
         };
         for m in &entries {
-            if live.contains(&m.store_name) {
+            if live.contains(m.store_name.as_str()) {
                 continue;
             }
             report.freed_bytes += m.size;
-            report.removed.push(m.store_name.clone());
+            report.removed.push(m.store_name.to_string());
             if !dry_run {
                 // A node being rebuilt right now (its lock is held) is left alone.
                 let Ok(_l) = flock(&self.spy("locks").join(format!("{}.lock", m.id)), FlockArg::LockExclusiveNonblock) else {
@@ -579,7 +521,7 @@ impl Store {
                 };
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
-                remove_tree(&self.entry_path(&m.store_name))?;
+                remove_tree(&self.entry(&m.store_name))?;
                 let _ = fs_err::remove_file(self.log_path(&m.store_name));
             }
         }
@@ -590,7 +532,11 @@ impl Store {
         for e in fs_err::read_dir(&self.root).map_err(io(&self.root))? {
             let e = e.map_err(io(&self.root))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && e.path().is_dir() && !self.meta_path(&name).exists() && entry_prefix(&name).is_some() {
+            if !name.starts_with('.')
+                && e.path().is_dir()
+                && entry_prefix(&name).is_some()
+                && !StoreName::parse(&name).is_ok_and(|n| self.meta_path(&n).exists())
+            {
                 debris.push((name, e.path()));
             }
         }
@@ -647,7 +593,7 @@ impl Store {
     }
 
     /// Re-hashes entries (all, or those named) in parallel and compares with their metadata.
-    pub fn verify(&self, only: Option<&[String]>) -> Result<Vec<(EntryMeta, VerifyOutcome)>, StoreError> {
+    pub fn verify(&self, only: Option<&[StoreName]>) -> Result<Vec<(EntryMeta, VerifyOutcome)>, StoreError> {
         use rayon::prelude::*;
         let mut entries = self.entries()?;
         if let Some(names) = only {
@@ -656,7 +602,7 @@ impl Store {
         Ok(entries
             .into_par_iter()
             .map(|m| {
-                let p = self.entry_path(&m.store_name);
+                let p = self.entry(&m.store_name);
                 let outcome = if !p.is_dir() {
                     VerifyOutcome::Missing
                 } else {
@@ -714,20 +660,6 @@ pub fn staging_abandoned(path: &Path) -> bool {
         Ok(f) if f.metadata().is_ok_and(|m| m.is_file() || m.is_dir()) => Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok(),
         _ => true,
     }
-}
-
-/// The id prefix of an entry-like name (`<32 hex>-name-version`).
-fn entry_prefix(name: &str) -> Option<&str> {
-    (name.len() > 33 && name.as_bytes()[32] == b'-' && name[..32].bytes().all(|b| b.is_ascii_hexdigit())).then(|| &name[..32])
-}
-
-/// Whether `name` can be an entry's directory name: `<32 hex>-…`, one path component, no `..`.
-fn is_entry_name(name: &str) -> bool {
-    entry_prefix(name).is_some()
-        && name.len() <= 255
-        && !name.contains('/')
-        && !name.contains("..")
-        && !name.bytes().any(|b| b.is_ascii_control())
 }
 
 /// Creates `d` (its parent exists) with mode 0700, whatever the umask.
@@ -805,32 +737,27 @@ pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn meta(id: u8, name: &str, inputs: Vec<String>) -> EntryMeta {
-        EntryMeta {
-            format: 1,
+    fn build(store: &Store, id: u8, name: &str, inputs: Vec<StoreName>) -> StoreName {
+        build_with(store, id, name, inputs, |out| std::fs::write(out.join("file"), name))
+    }
+
+    fn build_with(store: &Store, id: u8, name: &str, inputs: Vec<StoreName>, make: impl FnOnce(&Path) -> std::io::Result<()>) -> StoreName {
+        let sn = StoreName::new(&NodeId([id; 32]), name, "1").unwrap();
+        let entry = NewEntry {
+            store_name: sn.clone(),
             id: NodeId([id; 32]),
             name: name.into(),
             version: "1".into(),
             target: "t".into(),
-            store_name: String::new(),
-            tree_hash: TreeHash([0; 32]),
-            size: 0,
-            files: 0,
             inputs,
             sources: vec![],
-            build_seconds: 0.0,
-            registered_at: 0,
-            builder: "test".into(),
-            sandboxed: false,
-            substituted_from: None,
-        }
-    }
-
-    fn build(store: &Store, id: u8, name: &str, inputs: Vec<String>) -> String {
-        let sn = format!("{}-{name}-1", NodeId([id; 32]).short(32));
-        let b = store.begin_build(&sn, false).unwrap();
-        std::fs::write(b.out.join("file"), name).unwrap();
-        store.register(b, meta(id, name, inputs)).unwrap();
+            origin: Origin::Built {
+                sandboxed: false,
+                in_place: false,
+            },
+        };
+        let r = store.transact(entry, || {}, |w| make(w.out())).unwrap();
+        assert!(matches!(r, Transacted::Registered { .. }));
         sn
     }
 
@@ -879,23 +806,21 @@ mod tests {
     }
 
     #[test]
-    fn registration_strips_special_bits_and_build_dirs_are_private() {
+    fn registration_strips_special_bits() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(&d.path().join("store")).unwrap();
-        let sn = format!("{}-suid-1", NodeId([9; 32]).short(32));
-        let b = store.begin_build(&sn, false).unwrap();
         let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode(&b.dir), 0o700);
-        for (name, m) in [("suid", 0o4755), ("sgid", 0o2755), ("plain", 0o644)] {
-            let f = b.out.join(name);
-            std::fs::write(&f, name).unwrap();
-            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
-        }
-        let shared = b.out.join("shared");
-        std::fs::create_dir(&shared).unwrap();
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o3777)).unwrap();
-        store.register(b, meta(9, "suid", vec![])).unwrap();
-        let e = store.entry_path(&sn);
+        let sn = build_with(&store, 9, "suid", vec![], |out| {
+            for (name, m) in [("suid", 0o4755), ("sgid", 0o2755), ("plain", 0o644)] {
+                let f = out.join(name);
+                std::fs::write(&f, name)?;
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m))?;
+            }
+            let shared = out.join("shared");
+            std::fs::create_dir(&shared)?;
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o3777))
+        });
+        let e = store.entry(&sn);
         assert_eq!(
             [
                 mode(&e.join("suid")),
@@ -905,18 +830,31 @@ mod tests {
             ],
             [0o555, 0o555, 0o444, 0o555]
         );
-        // An in-place build's output is private until registered.
-        let sn = format!("{}-inplace-1", NodeId([8; 32]).short(32));
-        let b = store.begin_build(&sn, true).unwrap();
-        assert_eq!((mode(&b.out), mode(&b.dir)), (0o700, 0o700));
-        // Names that are not one entry-like component are refused before any path is made.
-        for bad in [
-            format!("{}-x-1/../../victim", NodeId([7; 32]).short(32)),
-            format!("{}-..", NodeId([7; 32]).short(32)),
-            "victim".to_string(),
-        ] {
-            assert!(matches!(store.begin_build(&bad, false), Err(StoreError::BadEntryName(_))), "{bad}");
-        }
+        // An in-place build's output and its build directory are private until registered.
+        let entry = NewEntry {
+            store_name: StoreName::new(&NodeId([8; 32]), "inplace", "1").unwrap(),
+            id: NodeId([8; 32]),
+            name: "inplace".into(),
+            version: "1".into(),
+            target: "t".into(),
+            inputs: vec![],
+            sources: vec![],
+            origin: Origin::Built {
+                sandboxed: false,
+                in_place: true,
+            },
+        };
+        store
+            .transact(
+                entry,
+                || {},
+                |w| {
+                    assert_eq!((mode(w.out()), mode(w.private_dir())), (0o700, 0o700));
+                    assert_eq!(w.out(), store.entry(w.store_name()));
+                    Ok::<_, StoreError>(())
+                },
+            )
+            .unwrap();
     }
 
     #[test]
@@ -927,11 +865,11 @@ mod tests {
         let b = build(&store, 2, "b", vec![a.clone()]);
         let c = build(&store, 3, "c", vec![]);
         assert!(store.is_valid(&a) && store.is_valid(&b));
-        let mode = std::fs::metadata(store.entry_path(&a).join("file")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(store.entry(&a).join("file")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o444);
         store.add_root(&d.path().join("result"), &b).unwrap();
         // Debris of a crash: an entry directory without metadata.
-        std::fs::create_dir(store.entry_path(&format!("{}-d-1", NodeId([4; 32]).short(32)))).unwrap();
+        std::fs::create_dir(store.root().join(format!("{}-d-1", NodeId([4; 32]).short(32)))).unwrap();
         let r = store.gc(true).unwrap();
         assert_eq!(r.removed.len(), 2);
         assert!(store.is_valid(&c));
@@ -941,7 +879,7 @@ mod tests {
         // verify
         let v = store.verify(None).unwrap();
         assert!(v.iter().all(|(_, o)| matches!(o, VerifyOutcome::Ok)), "{v:?}");
-        let f = store.entry_path(&a).join("file");
+        let f = store.entry(&a).join("file");
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&f, "tampered").unwrap();
         let v = store.verify(None).unwrap();
