@@ -39,7 +39,8 @@ pub enum BuildError {
 pub struct Input {
     pub var: String,
     pub store_name: StoreName,
-    pub is_bootstrap: bool,
+    /// A host-specific input (`PlanNode::is_host_specific`): its tools come last on `PATH`.
+    pub host_specific: bool,
 }
 
 pub struct BuildJob<'a> {
@@ -184,8 +185,8 @@ pub fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
     // PATH: the `bin/` of every direct input that has one (a toolchain's compiler wrappers before
     // the host tools of stage 0), and nothing else.
     let mut path_dirs: Vec<String> = Vec::new();
-    for bootstrap in [false, true] {
-        for i in job.inputs.iter().filter(|i| i.is_bootstrap == bootstrap) {
+    for host in [false, true] {
+        for i in job.inputs.iter().filter(|i| i.host_specific == host) {
             if job.store.entry(&i.store_name).join("bin").is_dir() {
                 path_dirs.push(format!("{store_in}/{}/bin", i.store_name));
             }

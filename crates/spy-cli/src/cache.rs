@@ -208,8 +208,7 @@ pub fn push(ctx: &mut Ctx, args: PushArgs) -> Result<ExitCode> {
     let (mut uploaded, mut present, mut bytes_in, mut bytes_out) = (0usize, 0usize, 0u64, 0u64);
     for n in nodes {
         let node = plan.node(n);
-        if node.kind == spy_recipe::Kind::Bootstrap {
-            // Host tools are copied from the machine, not built: never shared.
+        if node.is_host_specific() {
             continue;
         }
         let Some(entry) = ctx.store.lookup(&node.store_name())? else {

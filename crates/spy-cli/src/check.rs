@@ -41,7 +41,7 @@ pub fn check(ctx: &mut Ctx, args: CheckArgs) -> Result<ExitCode> {
     let rebuild: Vec<NodeIndex> = if args.closure {
         plan.closure(&roots)
             .into_iter()
-            .filter(|&n| plan.node(n).kind != Kind::Bootstrap)
+            .filter(|&n| !plan.node(n).is_host_specific())
             .collect()
     } else {
         roots.clone()

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 use spy_plan::{Plan, PlanNode, SourcePin};
-use spy_recipe::{FuseSpec, Kind, ZipCompression};
+use spy_recipe::{FuseSpec, ZipCompression};
 use spy_store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +215,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
     let mut build_tools = Vec::new();
     for d in plan.closure(&node.deps) {
         let c = plan.node(d);
-        if c.kind == Kind::Bootstrap {
+        if c.is_host_specific() {
             build_tools.extend(c.tools.iter().map(|t| Tool {
                 name: &t.name,
                 path: &t.path,

@@ -144,6 +144,15 @@ impl PlanNode {
         StoreName::new(&self.id, &self.key.name, &self.version).expect("checked by resolve")
     }
 
+    /// Whether the node's output is made of this machine's own tools (a bootstrap node: links to
+    /// host programs, identified by their versions) rather than built from sources. Such an entry
+    /// means nothing on another machine, so it is never asked of or pushed to a binary cache,
+    /// never rebuilt by `spy check`, and is no component of a release (no license, listed among
+    /// the build tools); builds put its tools on `PATH` after those of other inputs.
+    pub fn is_host_specific(&self) -> bool {
+        self.kind == Kind::Bootstrap
+    }
+
     /// The shell variable through which dependents see this node: `zlib` → `$zlib`.
     pub fn var_name(&self) -> String {
         var_name(&self.key.name)
@@ -363,7 +372,7 @@ fn closure_licenses(nodes: &[PlanNode], dep_positions: &[Vec<usize>], i: usize) 
     let mut stack = dep_positions[i].clone();
     while let Some(d) = stack.pop() {
         if seen.insert(d) {
-            if nodes[d].kind != Kind::Bootstrap {
+            if !nodes[d].is_host_specific() {
                 out.insert(nodes[d].key.name.clone(), nodes[d].license.clone());
             }
             stack.extend(&dep_positions[d]);

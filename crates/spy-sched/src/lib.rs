@@ -194,7 +194,7 @@ fn realize_round(
             if !needed.contains(&n) || valid.contains(&n) {
                 continue;
             }
-            let askable = subs.is_some() && !refused.contains(&n) && plan.node(n).kind != Kind::Bootstrap;
+            let askable = subs.is_some() && !refused.contains(&n) && !plan.node(n).is_host_specific();
             if askable && !asked.contains(&n) {
                 to_ask.push(n);
             } else if found.contains_key(&n) {
@@ -549,7 +549,7 @@ fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {
             Input {
                 var: dn.var_name(),
                 store_name: dn.store_name(),
-                is_bootstrap: dn.kind == Kind::Bootstrap,
+                host_specific: dn.is_host_specific(),
             }
         })
         .collect()
