@@ -1,7 +1,9 @@
-//! The scheduler: decides what is missing from the store, fetches every missing source first (so a
-//! missing source fails before anything is built), then builds ready nodes in parallel, longest
-//! remaining path first, under one CPU budget shared with `make` through a GNU make jobserver.
+//! The scheduler: decides what is missing from the store and what to substitute or build (the pure
+//! step in `decide.rs`), fetches every missing source first (so a missing source fails before
+//! anything is built), then builds ready nodes in parallel, longest remaining path first, under one
+//! CPU budget shared with `make` through a GNU make jobserver.
 
+mod decide;
 mod progress;
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -19,6 +21,7 @@ use spy_plan::{Plan, PlanNode};
 use spy_recipe::Kind;
 use spy_store::{NewEntry, Origin, Store, StoreError, TransactError, Transacted};
 
+pub use decide::{decide, Action, Dag, Facts, Schedule, Step};
 pub use progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +59,6 @@ pub struct RealizeReport {
 /// Downloads at once; they wait on the network, not the CPU, so they take no jobserver token.
 const PARALLEL_SUBSTITUTIONS: usize = 4;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Action {
-    Build,
-    Substitute,
-}
-
 enum Outcome {
     Built,
     Substituted(String),
@@ -79,24 +76,6 @@ enum Event {
     Token(std::io::Result<jobserver::Acquired>),
     Done(NodeIndex, Box<Result<Outcome, JobError>>, f64),
     Waiting(NodeIndex),
-}
-
-/// Nodes of the closure of `roots` that must be built: not valid, and needed by a root.
-pub fn missing(store: &Store, plan: &Plan, roots: &[NodeIndex]) -> Vec<NodeIndex> {
-    let mut need = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack: Vec<NodeIndex> = roots.to_vec();
-    while let Some(n) = stack.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        if store.is_valid(&plan.node(n).store_name()) {
-            continue;
-        }
-        need.push(n);
-        stack.extend(plan.node(n).deps.iter().copied());
-    }
-    need
 }
 
 /// Fetches every source of `nodes` that is not cached yet; all failures are reported together.
@@ -181,88 +160,53 @@ fn realize_round(
         return Ok(Vec::new());
     }
     let subs = opts.substituters.as_deref().filter(|s| !s.is_empty());
-    // Dependents first: a substituted node needs nothing below it; a built one needs its whole
-    // closure present (the sandbox mounts it), substituted or built in turn. The caches are asked
-    // level by level, only about nodes that turn out to be needed, each batch in parallel.
+    // Decide, asking the caches whatever the decision step wants to know, each batch in parallel.
     let mut found: HashMap<NodeIndex, Found> = HashMap::new();
     let mut asked: HashSet<NodeIndex> = HashSet::new();
     let action = loop {
-        let mut needed: HashSet<NodeIndex> = roots.iter().copied().collect();
-        let mut action: HashMap<NodeIndex, Action> = HashMap::new();
-        let mut to_ask: Vec<NodeIndex> = Vec::new();
-        for &n in closure.iter().rev() {
-            if !needed.contains(&n) || valid.contains(&n) {
-                continue;
-            }
-            let askable = subs.is_some() && !refused.contains(&n) && !plan.node(n).is_host_specific();
-            if askable && !asked.contains(&n) {
-                to_ask.push(n);
-            } else if found.contains_key(&n) {
-                action.insert(n, Action::Substitute);
-            } else {
-                action.insert(n, Action::Build);
-                needed.extend(plan.closure(&plan.node(n).deps));
-            }
-        }
-        match subs {
-            Some(subs) if !to_ask.is_empty() => {
+        let found_set: HashSet<NodeIndex> = found.keys().copied().collect();
+        let facts = Facts {
+            roots,
+            closure: &closure,
+            valid: &valid,
+            caches: subs.is_some(),
+            refused,
+            asked: &asked,
+            found: &found_set,
+        };
+        match (decide(plan, &facts), subs) {
+            (Step::Ask(to_ask), Some(subs)) => {
                 found.extend(query_substitutes(subs, plan, &to_ask, ui));
                 asked.extend(to_ask);
             }
-            _ => break action,
+            (Step::Ask(_), None) => unreachable!("no cache to ask"),
+            (Step::Act(action), _) => break action,
         }
     };
-    let need: Vec<NodeIndex> = closure.iter().copied().filter(|n| action.contains_key(n)).collect();
-    report.already_valid = closure.len() - need.len();
-    let to_build: Vec<NodeIndex> = need.iter().copied().filter(|n| action[n] == Action::Build).collect();
+    let mut sched = Schedule::new(plan, &closure, action);
+    report.already_valid = closure.len() - sched.need.len();
+    let to_build: Vec<NodeIndex> = sched.need.iter().copied().filter(|n| sched.action[n] == Action::Build).collect();
     if !opts.sandbox && !to_build.is_empty() {
         ui.line("warning: building without a sandbox (--no-sandbox): builds see the whole host and its network");
     }
     fetch_sources(store, plan, &to_build, &opts.fetch, ui)?;
-
-    let need_set: HashSet<NodeIndex> = need.iter().copied().collect();
-    // Dependents within the set, and the priority: longest weighted path to a root.
-    let mut dependents: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-    let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::new();
-    for &n in &need {
-        let deps: Vec<NodeIndex> = plan.node(n).deps.iter().copied().filter(|d| need_set.contains(d)).collect();
-        waiting_on.insert(n, deps.len());
-        for d in deps {
-            dependents.entry(d).or_default().push(n);
-        }
-    }
-    let mut priority: HashMap<NodeIndex, u64> = HashMap::new();
-    for &n in need.iter().rev() {
-        let above = dependents
-            .get(&n)
-            .map(|v| v.iter().map(|d| priority[d]).max().unwrap_or(0))
-            .unwrap_or(0);
-        let own = if action[&n] == Action::Build {
-            plan.node(n).weight as u64
-        } else {
-            1
-        };
-        priority.insert(n, above + own);
-    }
 
     let jobs = opts.jobs.max(1);
     let client = jobserver::Client::new(jobs).map_err(|e| SchedError::Jobserver(e.to_string()))?;
     let cancel = AtomicBool::new(false);
     let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
     let mut ready_subst: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
-    let make_ready = |n: NodeIndex, ready: &mut BinaryHeap<_>, ready_subst: &mut BinaryHeap<_>| {
-        let item = (priority[&n], std::cmp::Reverse(n.index()));
-        match action[&n] {
+    let make_ready = |sched: &Schedule, n: NodeIndex, ready: &mut BinaryHeap<_>, ready_subst: &mut BinaryHeap<_>| {
+        let item = (sched.priority[&n], std::cmp::Reverse(n.index()));
+        match sched.action[&n] {
             Action::Build => ready.push(item),
             Action::Substitute => ready_subst.push(item),
         }
     };
-    for &n in &need {
-        if waiting_on[&n] == 0 {
-            make_ready(n, &mut ready, &mut ready_subst);
-        }
+    for n in sched.initially_ready() {
+        make_ready(&sched, n, &mut ready, &mut ready_subst);
     }
-    ui.start(need.len(), need.len() - to_build.len());
+    ui.start(sched.need.len(), sched.need.len() - to_build.len());
     let started = Instant::now();
     let mut failed: Vec<String> = Vec::new();
     let mut fell_back: Vec<NodeIndex> = Vec::new();
@@ -343,22 +287,12 @@ fn realize_round(
                 Event::Token(_) => {}
                 Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
                 Event::Done(n, r, secs) => {
-                    if action[&n] == Action::Substitute {
+                    if sched.action[&n] == Action::Substitute {
                         substituting -= 1;
                     } else {
                         running.remove(&n);
                     }
                     let key = plan.node(n).key.to_string();
-                    let skip_above = |skipped: &mut HashSet<NodeIndex>| {
-                        let mut stack = vec![n];
-                        while let Some(x) = stack.pop() {
-                            for &d in dependents.get(&x).into_iter().flatten() {
-                                if skipped.insert(d) {
-                                    stack.push(d);
-                                }
-                            }
-                        }
-                    };
                     match *r {
                         Ok(outcome) => {
                             match outcome {
@@ -375,18 +309,16 @@ fn realize_round(
                                     report.reused_after_wait.push(key);
                                 }
                             }
-                            for &d in dependents.get(&n).into_iter().flatten() {
-                                let w = waiting_on.get_mut(&d).expect("dependent is scheduled");
-                                *w -= 1;
-                                if *w == 0 && !skipped.contains(&d) {
-                                    make_ready(d, &mut ready, &mut ready_subst);
+                            for d in sched.finished(n) {
+                                if !skipped.contains(&d) {
+                                    make_ready(&sched, d, &mut ready, &mut ready_subst);
                                 }
                             }
                         }
                         Err(JobError::Substitute(why)) => {
                             ui.finished(&key, &format!("warning: not substituting {why}; building it instead"));
                             fell_back.push(n);
-                            skip_above(&mut skipped);
+                            skipped.extend(sched.above(n));
                         }
                         Err(JobError::Build(BuildError::Cancelled { .. })) => ui.finished(&key, &format!("cancelled {key}")),
                         Err(JobError::Build(e)) => {
@@ -400,7 +332,7 @@ fn realize_round(
                             }
                             failed.push(key);
                             // Everything above a failed node is skipped.
-                            skip_above(&mut skipped);
+                            skipped.extend(sched.above(n));
                             if !opts.keep_going {
                                 cancel.store(true, Ordering::Relaxed);
                             }
