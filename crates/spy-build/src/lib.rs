@@ -1,7 +1,11 @@
-//! Builds one node: lays out its sources and patches in a fresh build directory, writes the phase
-//! driver script, and runs it with bash inside the sandbox (or, with `--no-sandbox`, directly on the
-//! host), with the deterministic environment of `docs/architecture.md`. It never decides what to
-//! build and never registers anything: the scheduler does the one, the store the other.
+//! The realizers of `build` nodes ([`Builder`]) and `bootstrap` nodes ([`Bootstrap`]). A build
+//! lays out its sources and patches in the transaction's build directory, writes the phase driver
+//! script, and runs it with bash inside the sandbox (or, with `--no-sandbox`, directly on the
+//! host), with the deterministic environment of `docs/architecture.md`.
+//!
+//! It touches only the store transaction's `Work` (output, build area, private directory, log) and
+//! reads the store's entries and cached sources; it never decides what to build and never
+//! registers anything: the scheduler does the one, the store's transaction the other.
 
 pub mod sandbox;
 pub mod seccomp;
@@ -13,9 +17,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use spy_plan::PlanNode;
+use petgraph::graph::NodeIndex;
+use spy_plan::{Plan, PlanNode, Realizer};
 use spy_recipe::PHASES;
-use spy_store::{Store, StoreName, Work};
+use spy_store::{Origin, Store, StoreName, Work};
 
 /// Where the store appears inside every sandbox, whatever its host location.
 pub const SANDBOX_STORE: &str = "/spy/store";
@@ -34,31 +39,113 @@ pub enum BuildError {
     Cancelled { node: String },
 }
 
-/// A dependency as the build sees it.
-#[derive(Debug, Clone)]
-pub struct Input {
-    pub var: String,
-    pub store_name: StoreName,
-    /// A host-specific input (`PlanNode::is_host_specific`): its tools come last on `PATH`.
-    pub host_specific: bool,
-}
-
-pub struct BuildJob<'a> {
-    pub node: &'a PlanNode,
-    /// Direct dependencies (each becomes a variable).
-    pub inputs: Vec<Input>,
-    /// Every entry of the transitive closure of inputs (made visible in the sandbox).
-    pub closure: Vec<StoreName>,
-    /// Cached source files, parallel to `node.sources`.
-    pub sources: Vec<PathBuf>,
-    /// The store the inputs are read from (the output goes to the transaction's `Work`).
+/// Realizes `build` nodes: lays out sources and patches, runs the phases in the sandbox (or, with
+/// `sandbox: false`, on the host, in place at the entry's final path).
+pub struct Builder<'a> {
+    /// The store the inputs and cached sources are read from.
     pub store: &'a Store,
     pub sandbox: bool,
+    /// `SPY_JOBS`, and the size of the jobserver's pool.
     pub jobs: usize,
     pub jobserver: Option<&'a jobserver::Client>,
+    /// Set to stop a running build (it then fails with `BuildError::Cancelled`).
     pub cancel: &'a AtomicBool,
     /// The `spy` executable, re-run as the sandbox helper.
     pub spy_exe: PathBuf,
+}
+
+impl Realizer for Builder<'_> {
+    type Error = BuildError;
+
+    fn origin(&self, _node: &PlanNode) -> Origin {
+        Origin::Built {
+            sandboxed: self.sandbox,
+            in_place: !self.sandbox,
+        }
+    }
+
+    fn realize(&self, plan: &Plan, n: NodeIndex, w: &mut Work) -> Result<(), BuildError> {
+        let node = plan.node(n);
+        let sources = node
+            .sources
+            .iter()
+            .map(|s| {
+                s.cached_in(self.store).ok_or_else(|| BuildError::Setup {
+                    node: node.key.to_string(),
+                    message: format!("source {} vanished from the store", s.file),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let job = BuildJob {
+            node,
+            inputs: node
+                .deps
+                .iter()
+                .map(|&d| {
+                    let dn = plan.node(d);
+                    Input {
+                        var: dn.var_name(),
+                        store_name: dn.store_name(),
+                        host_specific: dn.is_host_specific(),
+                    }
+                })
+                .collect(),
+            closure: plan.closure(&node.deps).into_iter().map(|d| plan.node(d).store_name()).collect(),
+            sources,
+            store: self.store,
+            sandbox: self.sandbox,
+            jobs: self.jobs,
+            jobserver: self.jobserver,
+            cancel: self.cancel,
+            spy_exe: self.spy_exe.clone(),
+        };
+        run_build(&job, w)
+    }
+}
+
+/// Realizes `bootstrap` nodes (`realize_bootstrap`).
+pub struct Bootstrap {
+    /// Recorded in the metadata as for the builds of the same run.
+    pub sandboxed: bool,
+}
+
+impl Realizer for Bootstrap {
+    type Error = BuildError;
+
+    fn origin(&self, _node: &PlanNode) -> Origin {
+        Origin::built(self.sandboxed)
+    }
+
+    fn realize(&self, plan: &Plan, n: NodeIndex, w: &mut Work) -> Result<(), BuildError> {
+        realize_bootstrap(plan.node(n), w)
+    }
+}
+
+/// A dependency as the build sees it.
+#[derive(Debug, Clone)]
+struct Input {
+    var: String,
+    store_name: StoreName,
+    /// A host-specific input (`PlanNode::is_host_specific`): its tools come last on `PATH`.
+    host_specific: bool,
+}
+
+/// One build, as `run_build` needs it.
+struct BuildJob<'a> {
+    node: &'a PlanNode,
+    /// Direct dependencies (each becomes a variable).
+    inputs: Vec<Input>,
+    /// Every entry of the transitive closure of inputs (made visible in the sandbox).
+    closure: Vec<StoreName>,
+    /// Cached source files, parallel to `node.sources`.
+    sources: Vec<PathBuf>,
+    /// The store the inputs are read from (the output goes to the transaction's `Work`).
+    store: &'a Store,
+    sandbox: bool,
+    jobs: usize,
+    jobserver: Option<&'a jobserver::Client>,
+    cancel: &'a AtomicBool,
+    spy_exe: PathBuf,
 }
 
 impl BuildJob<'_> {
@@ -100,7 +187,7 @@ pub fn realize_bootstrap(node: &PlanNode, w: &Work) -> Result<(), BuildError> {
 }
 
 /// Runs a build node's phases. On success the output is in `w.out()`, ready for registration.
-pub fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
+fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
     let log_path = w.log_path();
     let mut log = w
         .log()

@@ -6,6 +6,9 @@
 //! and carry a valid signature by a trusted key; the archive's sha256 and size must match the
 //! signed ones; the unpacked tree's hash must match the signed tree hash before the store registers
 //! it. Anything else is refused with a reason, and the caller builds the node instead.
+//! [`Substitution`] is the realizer the scheduler runs in a store transaction for a substituted
+//! node. Push and `spy serve` only read entries; they write staging files (through the store) and
+//! `spy serve`'s directory of packed archives.
 //! `docs/caches.md` describes the format.
 
 pub mod archive;
@@ -297,6 +300,41 @@ fn upload_meta(store: &Store, staging: &Path, cache: &dyn Backend, meta: &CacheM
 }
 
 // ---- substitution ----------------------------------------------------------------------------
+
+/// Realizes a node from a trusted entry `found` in one of `subs`: downloads, checks and unpacks
+/// it into the transaction's output ([`Substituters::fetch_into`]), and says where it came from in
+/// the entry's log. The store registers it only if it hashes to the signed tree hash.
+pub struct Substitution<'a> {
+    pub subs: &'a Substituters,
+    pub found: &'a Found,
+}
+
+impl spy_plan::Realizer for Substitution<'_> {
+    type Error = CacheError;
+
+    fn origin(&self, _node: &spy_plan::PlanNode) -> spy_store::Origin {
+        spy_store::Origin::Substituted {
+            from: self.subs.url(self.found.cache).to_string(),
+            tree_hash: self.found.meta.tree_hash,
+        }
+    }
+
+    fn realize(&self, plan: &spy_plan::Plan, n: petgraph::graph::NodeIndex, w: &mut spy_store::Work) -> Result<(), CacheError> {
+        let t0 = std::time::Instant::now();
+        self.subs.fetch_into(self.found, &plan.node(n).key.to_string(), w.out())?;
+        let m = &self.found.meta;
+        w.write_log(&format!(
+            "substituted from {}: {} ({} bytes, sha256 {}), tree hash {}, in {:.1}s\n",
+            self.subs.url(self.found.cache),
+            m.archive,
+            m.archive_size,
+            m.archive_sha256,
+            m.tree_hash,
+            t0.elapsed().as_secs_f64()
+        ))?;
+        Ok(())
+    }
+}
 
 /// The caches to substitute from, in order of preference, and the keys trusted to sign for them.
 pub struct Substituters {

@@ -397,12 +397,12 @@ fn show(ctx: &mut Ctx, spec: &str) -> Result<ExitCode> {
         println!("dependency:  {} {}", plan.node(d).key, plan.node(d).id.short(16));
     }
     for s in &node.sources {
-        let cached = if spy_fetch::cached(&ctx.store, s).is_some() {
+        let cached = if s.cached_in(&ctx.store).is_some() {
             "cached"
         } else {
             "not fetched"
         };
-        println!("source:      {} ({}, {cached})", s.file, spy_fetch::pin_text(&s.pin));
+        println!("source:      {} ({}, {cached})", s.file, s.pin);
         for u in &s.urls {
             println!("               url {u}");
         }
@@ -470,10 +470,10 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
                         "phases": node.phases.iter().map(|(p, body)| (p.as_str(), body)).collect::<std::collections::BTreeMap<_, _>>(),
                         "sources": node.sources.iter().map(|s| serde_json::json!({
                             "file": s.file,
-                            "pin": spy_fetch::pin_text(&s.pin),
+                            "pin": s.pin.to_string(),
                             "var": s.var,
                             "unpack": s.unpack,
-                            "cached": spy_fetch::cached(&ctx.store, s),
+                            "cached": s.cached_in(&ctx.store),
                         })).collect::<Vec<_>>(),
                         "patches": node.patches.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
                         "tools": node.tools,

@@ -21,7 +21,7 @@ pub use unpack::{unpack, UnpackError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("source {file} ({}) could not be obtained; tried:\n{}", pin_text(pin), attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
+    #[error("source {file} ({}) could not be obtained; tried:\n{}", pin, attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
     NotFound {
         file: String,
         pin: SourcePin,
@@ -70,26 +70,9 @@ pub struct FetchOptions {
     pub offline: bool,
 }
 
-pub fn pin_text(pin: &SourcePin) -> String {
-    match pin {
-        SourcePin::Sha256(h) => format!("sha256 {h}"),
-        SourcePin::Git { url, commit, exclude } if exclude.is_empty() => format!("git {url} at {commit}"),
-        SourcePin::Git { url, commit, exclude } => format!("git {url} at {commit} without {}", exclude.join(", ")),
-    }
-}
-
-/// The cached path of a source, if it is already in the store.
-pub fn cached(store: &Store, src: &Source) -> Option<PathBuf> {
-    let p = match &src.pin {
-        SourcePin::Sha256(h) => store.source_path(h),
-        SourcePin::Git { .. } => store.git_source_path(&src.pin.git_cache_key()?),
-    };
-    p.is_file().then_some(p)
-}
-
 /// Makes sure the source is in the store's cache and returns its path there.
 pub fn ensure(store: &Store, src: &Source, origins: &[Box<dyn Origin>], log: &dyn Fn(&str)) -> Result<PathBuf, FetchError> {
-    if let Some(p) = cached(store, src) {
+    if let Some(p) = src.cached_in(store) {
         return Ok(p);
     }
     let mut attempts = Vec::new();

@@ -1,4 +1,6 @@
-//! The fuse node kind: turns an interpreter node into one self-contained executable. The output is
+//! The fuse node kind ([`Fuser`], its realizer): turns an interpreter node into one self-contained
+//! executable, in-process. It reads store entries and writes only the transaction's output and
+//! log. The output is
 //! `bin/<release>`, the interpreter's executable with its standard library appended as a ZIP (the
 //! interpreter finds it in its own file), and `manifest.json`, an SBOM of what went into it.
 //!
@@ -17,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
-use spy_plan::{Plan, PlanNode, SourcePin};
+use spy_plan::{Plan, PlanNode, Realizer, SourcePin};
 use spy_recipe::{FuseSpec, ZipCompression};
-use spy_store::Store;
+use spy_store::{Origin, Store, Work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FuseError {
@@ -142,6 +144,45 @@ struct Tool<'a> {
     name: &'a str,
     path: &'a str,
     version: &'a str,
+}
+
+/// Realizes `fuse` nodes in-process: [`fuse`] into the transaction's output, and a line about
+/// the result (or the error) in the entry's log.
+pub struct Fuser<'a> {
+    /// Where the interpreter and the closure's entries are read from.
+    pub store: &'a Store,
+    /// Recorded in the metadata as for the builds of the same run.
+    pub sandboxed: bool,
+}
+
+impl Realizer for Fuser<'_> {
+    type Error = FuseError;
+
+    fn origin(&self, _node: &PlanNode) -> Origin {
+        Origin::built(self.sandboxed)
+    }
+
+    fn realize(&self, plan: &Plan, n: NodeIndex, w: &mut Work) -> Result<(), FuseError> {
+        let result = fuse(plan, n, self.store, w.out());
+        let text = match &result {
+            Ok(r) => format!(
+                "fused {}: executable {} bytes + {} stdlib ZIP members = {} bytes, sha256 {}\n",
+                r.binary.display(),
+                r.executable_size,
+                r.zip_entries,
+                r.binary_size,
+                r.sha256
+            ),
+            Err(e) => format!("{e}\n"),
+        };
+        let logged = w.write_log(&text);
+        // The fuse error is the one to report; a log that cannot be written fails the node too.
+        result?;
+        logged.map_err(|e| FuseError::Invalid {
+            node: plan.node(n).key.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// Fuses node `n` of `plan` into `out` (its build directory). Inputs are read from `store`.

@@ -8,6 +8,7 @@
 
 mod canonical;
 mod probe;
+mod realize;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -20,6 +21,7 @@ use spy_store::StoreName;
 
 pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT, FUSE_VERSION};
 pub use probe::{HostTool, ProbeCache};
+pub use realize::Realizer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -86,6 +88,17 @@ impl SourcePin {
     }
 }
 
+/// How a pin is written in messages and in an entry's metadata (`sources`).
+impl fmt::Display for SourcePin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourcePin::Sha256(h) => write!(f, "sha256 {h}"),
+            SourcePin::Git { url, commit, exclude } if exclude.is_empty() => write!(f, "git {url} at {commit}"),
+            SourcePin::Git { url, commit, exclude } => write!(f, "git {url} at {commit} without {}", exclude.join(", ")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Source {
     pub pin: SourcePin,
@@ -95,6 +108,17 @@ pub struct Source {
     pub pypi: Option<String>,
     pub unpack: bool,
     pub var: String,
+}
+
+impl Source {
+    /// The source's file in the store's source cache, if it has been fetched.
+    pub fn cached_in(&self, store: &spy_store::Store) -> Option<PathBuf> {
+        let p = match &self.pin {
+            SourcePin::Sha256(h) => store.source_path(h),
+            SourcePin::Git { .. } => store.git_source_path(&self.pin.git_cache_key()?),
+        };
+        p.is_file().then_some(p)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +230,21 @@ impl Plan {
             visit(self, r, &mut seen, &mut order);
         }
         order
+    }
+
+    /// What the store is to record about node `n`'s entry, made by `origin`.
+    pub fn new_entry(&self, n: NodeIndex, origin: spy_store::Origin) -> spy_store::NewEntry {
+        let node = self.node(n);
+        spy_store::NewEntry {
+            store_name: node.store_name(),
+            id: node.id,
+            name: node.key.name.clone(),
+            version: node.version.clone(),
+            target: node.key.target.clone(),
+            inputs: node.deps.iter().map(|&d| self.node(d).store_name()).collect(),
+            sources: node.sources.iter().map(|s| s.pin.to_string()).collect(),
+            origin,
+        }
     }
 
     /// A shortest dependency path from `from` to `to`, if `from` depends on `to` at all.

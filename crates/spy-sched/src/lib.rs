@@ -1,7 +1,9 @@
 //! The scheduler: decides what is missing from the store and what to substitute or build (the pure
 //! step in `decide.rs`), fetches every missing source first (so a missing source fails before
-//! anything is built), then builds ready nodes in parallel, longest remaining path first, under one
-//! CPU budget shared with `make` through a GNU make jobserver.
+//! anything is built), then makes ready nodes in parallel, longest remaining path first, under one
+//! CPU budget shared with `make` through a GNU make jobserver. Each node is made by the realizer of
+//! its kind (`spy_plan::Realizer`: spy-build, spy-fuse, spy-cache) inside a store transaction; the
+//! scheduler itself touches no path: it only asks the store which entries are valid.
 
 mod decide;
 mod progress;
@@ -14,12 +16,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use petgraph::graph::NodeIndex;
-use spy_build::{BuildError, BuildJob, Input};
-use spy_cache::{Found, Substituters};
+use spy_build::{Bootstrap, BuildError, Builder};
+use spy_cache::{Found, Substituters, Substitution};
 use spy_fetch::{FetchError, FetchOptions};
-use spy_plan::{Plan, PlanNode};
+use spy_fuse::Fuser;
+use spy_plan::{Plan, Realizer};
 use spy_recipe::Kind;
-use spy_store::{NewEntry, Origin, Store, StoreError, TransactError, Transacted};
+use spy_store::{Store, StoreError, TransactError, Transacted};
 
 pub use decide::{decide, Action, Dag, Facts, Schedule, Step};
 pub use progress::Progress;
@@ -86,7 +89,7 @@ pub fn fetch_sources(store: &Store, plan: &Plan, nodes: &[NodeIndex], opts: &Fet
     for &n in nodes {
         let node = plan.node(n);
         for s in &node.sources {
-            if !done.insert(spy_fetch::pin_text(&s.pin)) || spy_fetch::cached(store, s).is_some() {
+            if !done.insert(s.pin.to_string()) || s.cached_in(store).is_some() {
                 continue;
             }
             ui.line(&format!("fetching {} for {}", s.file, node.key));
@@ -352,8 +355,8 @@ fn realize_round(
     Ok(fell_back)
 }
 
-/// Downloads and registers one substitute through a store transaction. Nothing is registered
-/// unless the archive matches its signed hash and the unpacked tree its signed tree hash.
+/// Substitutes one node. Nothing is registered unless the archive matches its signed hash and the
+/// unpacked tree its signed tree hash; any failure means the node is to be built instead.
 fn substitute_one(
     store: &Store,
     plan: &Plan,
@@ -362,50 +365,14 @@ fn substitute_one(
     found: &Found,
     on_wait: &dyn Fn(),
 ) -> Result<Outcome, JobError> {
-    let node = plan.node(n);
-    let url = subs.url(found.cache).to_string();
-    let m = &found.meta;
-    let origin = Origin::Substituted {
-        from: url.clone(),
-        tree_hash: m.tree_hash,
-    };
-    let done = store
-        .transact(new_entry(plan, node, origin), on_wait, |w| {
-            let t0 = Instant::now();
-            subs.fetch_into(found, &node.key.to_string(), w.out())?;
-            w.write_log(&format!(
-                "substituted from {url}: {} ({} bytes, sha256 {}), tree hash {}, in {:.1}s\n",
-                m.archive,
-                m.archive_size,
-                m.archive_sha256,
-                m.tree_hash,
-                t0.elapsed().as_secs_f64()
-            ))?;
-            Ok::<_, spy_cache::CacheError>(())
-        })
-        .map_err(|e| JobError::Substitute(e.to_string()))?;
-    Ok(match done {
-        Transacted::Registered { .. } => Outcome::Substituted(url),
-        Transacted::AlreadyThere(_) => Outcome::AlreadyThere,
-    })
-}
-
-/// What the store is to record about a node's entry.
-fn new_entry(plan: &Plan, node: &PlanNode, origin: Origin) -> NewEntry {
-    NewEntry {
-        store_name: node.store_name(),
-        id: node.id,
-        name: node.key.name.clone(),
-        version: node.version.clone(),
-        target: node.key.target.clone(),
-        inputs: node.deps.iter().map(|&d| plan.node(d).store_name()).collect(),
-        sources: node.sources.iter().map(|s| spy_fetch::pin_text(&s.pin)).collect(),
-        origin,
+    match made(store, plan, n, &Substitution { subs, found }, on_wait) {
+        Ok(true) => Ok(Outcome::Substituted(subs.url(found.cache).to_string())),
+        Ok(false) => Ok(Outcome::AlreadyThere),
+        Err(e) => Err(JobError::Substitute(e.to_string())),
     }
 }
 
-/// Builds one node through a store transaction (`AlreadyThere`: another process built it
-/// meanwhile).
+/// Builds one node with the realizer of its kind.
 fn build_node(
     store: &Store,
     plan: &Plan,
@@ -420,41 +387,13 @@ fn build_node(
         node: node.key.to_string(),
         message: e.to_string(),
     };
-    let origin = Origin::Built {
-        sandboxed: opts.sandbox,
-        in_place: !opts.sandbox && node.kind == Kind::Build,
+    let build_error = |e: TransactError<BuildError>| match e {
+        TransactError::Work(e) => e,
+        TransactError::Store(e) => setup(&e),
     };
-    let done = store.transact(new_entry(plan, node, origin), on_wait, |w| match node.kind {
-        Kind::Bootstrap => spy_build::realize_bootstrap(node, w),
-        Kind::Fuse => {
-            let result = spy_fuse::fuse(plan, n, store, w.out());
-            let text = match &result {
-                Ok(r) => format!(
-                    "fused {}: executable {} bytes + {} stdlib ZIP members = {} bytes, sha256 {}\n",
-                    r.binary.display(),
-                    r.executable_size,
-                    r.zip_entries,
-                    r.binary_size,
-                    r.sha256
-                ),
-                Err(e) => format!("{e}\n"),
-            };
-            let logged = w.write_log(&text);
-            // The fuse error is the one to report; a log that cannot be written fails the node too.
-            result.map_err(|e| setup(&e))?;
-            logged.map_err(|e| setup(&e))
-        }
+    let made_it = match node.kind {
         Kind::Build => {
-            let sources = node
-                .sources
-                .iter()
-                .map(|s| spy_fetch::cached(store, s).ok_or_else(|| setup(&format!("source {} vanished from the store", s.file))))
-                .collect::<Result<Vec<_>, _>>()?;
-            let job = BuildJob {
-                node,
-                inputs: inputs_of(plan, node),
-                closure: plan.closure(&node.deps).into_iter().map(|d| plan.node(d).store_name()).collect(),
-                sources,
+            let builder = Builder {
                 store,
                 sandbox: opts.sandbox,
                 jobs: opts.jobs,
@@ -462,27 +401,27 @@ fn build_node(
                 cancel,
                 spy_exe: opts.spy_exe.clone(),
             };
-            spy_build::run_build(&job, w)
+            made(store, plan, n, &builder, on_wait).map_err(build_error)?
         }
-    });
-    match done {
-        Ok(Transacted::Registered { .. }) => Ok(Outcome::Built),
-        Ok(Transacted::AlreadyThere(_)) => Ok(Outcome::AlreadyThere),
-        Err(TransactError::Work(e)) => Err(e),
-        Err(TransactError::Store(e)) => Err(setup(&e)),
-    }
+        Kind::Bootstrap => made(store, plan, n, &Bootstrap { sandboxed: opts.sandbox }, on_wait).map_err(build_error)?,
+        Kind::Fuse => made(
+            store,
+            plan,
+            n,
+            &Fuser {
+                store,
+                sandboxed: opts.sandbox,
+            },
+            on_wait,
+        )
+        .map_err(|e| setup(&e))?,
+    };
+    Ok(if made_it { Outcome::Built } else { Outcome::AlreadyThere })
 }
 
-fn inputs_of(plan: &Plan, node: &PlanNode) -> Vec<Input> {
-    node.deps
-        .iter()
-        .map(|&d| {
-            let dn = plan.node(d);
-            Input {
-                var: dn.var_name(),
-                store_name: dn.store_name(),
-                host_specific: dn.is_host_specific(),
-            }
-        })
-        .collect()
+/// Runs `r` for node `n` in a store transaction: `Ok(false)` when another process made the entry
+/// while this one waited for the lock.
+fn made<R: Realizer>(store: &Store, plan: &Plan, n: NodeIndex, r: &R, on_wait: &dyn Fn()) -> Result<bool, TransactError<R::Error>> {
+    plan.realize_with(store, n, r, on_wait)
+        .map(|t| matches!(t, Transacted::Registered { .. }))
 }

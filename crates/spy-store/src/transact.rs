@@ -42,6 +42,16 @@ pub enum Origin {
     Substituted { from: String, tree_hash: TreeHash },
 }
 
+impl Origin {
+    /// Made here, in the transaction's own directory (not in place).
+    pub fn built(sandboxed: bool) -> Origin {
+        Origin::Built {
+            sandboxed,
+            in_place: false,
+        }
+    }
+}
+
 /// What a transaction ended with.
 #[derive(Debug)]
 pub enum Transacted<T> {
