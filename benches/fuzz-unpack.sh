@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the unpackers for a fixed budget: tar (plain, gzip, xz, bzip2), zip, noise behind each
-# format's magic (crates/spy-fetch/tests/fuzz_unpack.rs), cache archives and cache metadata
+# format's magic (crates/spy-unpack/tests/fuzz_unpack.rs), cache archives and cache metadata
 # parsing (crates/spy-cache/tests/fuzz_cache.rs). Every input is unpacked next to a canary that an
 # escape would reach; a panic, a change outside the destination or a forbidden file inside it
 # fails the harness (proptest then shrinks the input and prints it).
@@ -18,7 +18,7 @@ trap 'rm -f "$log"' EXIT
 echo "fuzz-unpack: $SPY_FUZZ_CASES inputs per harness, seed $SPY_FUZZ_SEED"
 start=$(date +%s)
 status=0
-cargo nextest run -p spy-fetch -p spy-cache --no-fail-fast --no-capture \
+cargo nextest run -p spy-unpack -p spy-cache --no-fail-fast --no-capture \
   -E 'binary(fuzz_unpack) | binary(fuzz_cache)' >"$log" 2>&1 || status=$?
 grep '^fuzz-unpack ' "$log" || true
 if [ "$status" != 0 ]; then

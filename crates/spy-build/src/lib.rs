@@ -220,7 +220,7 @@ fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
         let visible = if src.unpack {
             let tmp = work_dir.join(format!(".unpack-{i}"));
             note(&mut log, format_args!("spy: unpacking {}", src.file))?;
-            spy_fetch::unpack(path, &tmp).map_err(|e| job.setup_err(e))?;
+            spy_unpack::unpack(path, &tmp).map_err(|e| job.setup_err(e))?;
             let entries: Vec<_> = fs_err::read_dir(&tmp).map_err(|e| job.setup_err(e))?.flatten().collect();
             let name = if entries.len() == 1 && entries[0].path().is_dir() {
                 let name = entries[0].file_name().to_string_lossy().into_owned();

@@ -1,7 +1,7 @@
 //! Archives of store entries: a tar stream with entries in byte order of their paths, owner 0,
 //! time 0 and modes reduced to 0755/0644, compressed with zstd or xz. The same entry always packs
 //! to the same bytes. Packing and unpacking stream; nothing holds a whole file. Unpacking goes
-//! through `spy_fetch::unpack`, the one writer of unpacked trees.
+//! through `spy_unpack`, the one writer of unpacked trees.
 
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use spy_fetch::unpack::{unpack_tar_stream, Limits, LinkTargets, Options, Summary, UnpackError};
+use spy_unpack::{unpack_tar_stream, Limits, LinkTargets, Options, Summary, UnpackError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,7 +12,7 @@ use super::*;
 use crate::backend::FileBackend;
 
 // The hostile-archive kit of spy-fetch's tests, shared by path.
-#[path = "../../spy-fetch/tests/support/hostile.rs"]
+#[path = "../../spy-unpack/tests/support/hostile.rs"]
 mod hostile;
 use hostile::bytes_under;
 
@@ -147,7 +147,7 @@ impl Cache {
 fn over_budget(e: &CacheError) -> Option<&'static str> {
     match e {
         CacheError::BadArchive { source, .. } => match **source {
-            spy_fetch::UnpackError::OverBudget { what, .. } => Some(what),
+            spy_unpack::UnpackError::OverBudget { what, .. } => Some(what),
             _ => None,
         },
         _ => None,

@@ -66,7 +66,7 @@ pub enum CacheError {
     BadArchive {
         node: String,
         url: String,
-        source: Box<spy_fetch::UnpackError>,
+        source: Box<spy_unpack::UnpackError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -472,7 +472,7 @@ impl Substituters {
         }
         use std::io::Seek;
         tmp.as_file_mut().rewind().map_err(|e| io(tmp.path(), e))?;
-        let limits = spy_fetch::unpack::Limits {
+        let limits = spy_unpack::Limits {
             bytes: Some(meta.size),
             files: Some(meta.files),
         };

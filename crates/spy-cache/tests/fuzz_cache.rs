@@ -6,7 +6,7 @@
 //! the archive path its signed fields imply. `SPY_FUZZ_CASES` / `SPY_FUZZ_SEED` as in spy-fetch's
 //! harness (`benches/fuzz-unpack.sh`).
 
-#[path = "../../spy-fetch/tests/support/hostile.rs"]
+#[path = "../../spy-unpack/tests/support/hostile.rs"]
 mod hostile;
 
 use std::io::Write;
@@ -15,7 +15,7 @@ use hostile::*;
 use proptest::prelude::*;
 use spy_cache::archive::{unpack, Compression};
 use spy_cache::{archive_path, CacheMeta, CACHE_FORMAT};
-use spy_fetch::unpack::Limits;
+use spy_unpack::Limits;
 
 fn pack(zstd: bool, bytes: &[u8]) -> Vec<u8> {
     if zstd {

@@ -1,13 +1,12 @@
 //! Fixed-output sources. A source is pinned by sha256 (or a git commit); this crate finds bytes that
 //! match the pin through a list of origins (store cache, mirror directories, URLs, Debian source
 //! packages, PyPI sdists, git), streams them into the store's source cache with the hash computed
-//! on the way, and unpacks archives without letting an entry escape the destination.
+//! on the way. (Unpacking them is spy-unpack's.)
 //!
-//! Every origin is one file under `origin/`, implementing [`Origin`]. A mismatching file is never
+//! It writes only through the store's API (staging files, the source cache). Every origin is one file under `origin/`, implementing [`Origin`]. A mismatching file is never
 //! stored: it is reported (expected and actual hash, origin) and the next origin is tried.
 
 mod origin;
-pub mod unpack;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,6 @@ use spy_plan::{Source, SourcePin};
 use spy_store::Store;
 
 pub use origin::{default_origins, DebianOrigin, FileUrlOrigin, GitOrigin, HttpOrigin, MirrorOrigin, Origin, PypiOrigin};
-pub use unpack::{unpack, UnpackError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -10,7 +10,7 @@ mod hostile;
 
 use hostile::*;
 use proptest::prelude::*;
-use spy_fetch::unpack::{unpack_with, Options};
+use spy_unpack::{unpack_with, Options};
 
 #[test]
 fn fuzz_tar() {

@@ -11,6 +11,9 @@
 //! device nodes, FIFOs and sockets are skipped, and ownership is never taken from the archive.
 //!
 //! Everything streams from the file; zip reads its central directory by seeking.
+//!
+//! Its own crate so that the users of unpacking (builds unpack sources, spy-cache unpacks cache
+//! archives) need nothing else of fetching. It writes only below the destination it is given.
 
 mod tree;
 mod untar;

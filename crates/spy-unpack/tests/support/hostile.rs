@@ -1,4 +1,4 @@
-//! Hostile archives for the fuzz harnesses of spy-fetch (tar, zip) and spy-cache (cache
+//! Hostile archives for the fuzz harnesses of spy-unpack (tar, zip) and spy-cache (cache
 //! archives): raw entries written byte by byte (names with `..`, absolute paths, link chains,
 //! setuid modes, device nodes), proptest strategies over them, a scratch directory with a canary
 //! that an escape would reach, and the checks every unpacked tree must pass. Shared by path

@@ -11,7 +11,7 @@ use super::*;
 
 // The hostile-archive kit the fuzz harnesses use (raw tar entries, the scratch directory with its
 // canary and snapshot), shared by path: one writer of hostile tars for every test.
-#[path = "../../tests/support/hostile.rs"]
+#[path = "../tests/support/hostile.rs"]
 mod hostile;
 use hostile::{tar_bytes, Raw, Scratch};
 
