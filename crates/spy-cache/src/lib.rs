@@ -13,6 +13,7 @@
 
 pub mod archive;
 pub mod backend;
+pub mod config;
 pub mod keys;
 pub mod serve;
 
@@ -68,6 +69,8 @@ pub enum CacheError {
         url: String,
         source: Box<spy_unpack::UnpackError>,
     },
+    #[error("user config {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

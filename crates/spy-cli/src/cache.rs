@@ -1,97 +1,13 @@
-//! `spy key`, `spy push`, `spy serve`, and where substituters and trusted keys come from: the
-//! command line first, then the user's config, then the graph's `spy.toml`.
+//! `spy key`, `spy push`, `spy serve`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use spy_cache::{Compression, PublicKey, Pushed, SecretKey, Substituters};
+use spy_cache::{Compression, PublicKey, Pushed, SecretKey};
 
-use crate::commands::Ctx;
-
-/// Cache settings of the command line (global flags).
-#[derive(clap::Args, Clone, Default)]
-pub struct CacheFlags {
-    /// Ask this binary cache before building (repeatable; before those of the config files).
-    #[arg(long = "substituter", global = true, value_name = "URL")]
-    pub substituters: Vec<String>,
-    /// Trust entries signed by this key: `NAME:BASE64`, or a file holding it (repeatable).
-    #[arg(long = "trusted-public-key", global = true, value_name = "KEY")]
-    pub trusted_public_keys: Vec<String>,
-    /// Ask no binary cache: build everything that is missing.
-    #[arg(long, global = true)]
-    pub no_substitute: bool,
-}
-
-/// The user's config file (`$SPY_CONFIG`, else `$XDG_CONFIG_HOME/spy/config.toml`, else
-/// `~/.config/spy/config.toml`): the same `substituters` and `trusted-public-keys` keys as spy.toml.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct UserConfig {
-    #[serde(default)]
-    substituters: Vec<String>,
-    #[serde(default, rename = "trusted-public-keys")]
-    trusted_public_keys: Vec<String>,
-}
-
-fn user_config_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SPY_CONFIG") {
-        return Some(PathBuf::from(p));
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("spy").join("config.toml"))
-}
-
-fn load_user_config() -> Result<UserConfig> {
-    let Some(p) = user_config_path() else {
-        return Ok(UserConfig::default());
-    };
-    match std::fs::read_to_string(&p) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("user config {}", p.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("SPY_CONFIG").is_none() => Ok(UserConfig::default()),
-        Err(e) => Err(e).with_context(|| format!("user config {}", p.display())),
-    }
-}
-
-/// The substituters for a realize, or `None` when none is configured (or `--no-substitute`).
-/// `offline` leaves out network caches.
-pub fn substituters(ctx: &Ctx, flags: &CacheFlags, offline: bool) -> Result<Option<Arc<Substituters>>> {
-    if flags.no_substitute {
-        return Ok(None);
-    }
-    let user = load_user_config()?;
-    let mut urls: Vec<String> = Vec::new();
-    for u in flags
-        .substituters
-        .iter()
-        .chain(&user.substituters)
-        .chain(&ctx.graph.config.substituters)
-    {
-        if !urls.contains(u) && !(offline && (u.starts_with("http://") || u.starts_with("https://"))) {
-            urls.push(u.clone());
-        }
-    }
-    if urls.is_empty() {
-        return Ok(None);
-    }
-    let mut keys = Vec::new();
-    for k in flags
-        .trusted_public_keys
-        .iter()
-        .chain(&user.trusted_public_keys)
-        .chain(&ctx.graph.config.trusted_public_keys)
-    {
-        keys.push(PublicKey::from_arg(k)?);
-    }
-    if keys.is_empty() && !ctx.quiet {
-        eprintln!("spy: warning: substituters are set but no trusted-public-keys: every cache entry will be refused");
-    }
-    Ok(Some(Arc::new(Substituters::new(&urls, keys)?)))
-}
+use crate::ctx::Ctx;
 
 #[derive(clap::Subcommand)]
 pub enum KeyCommand {

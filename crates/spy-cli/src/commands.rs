@@ -3,11 +3,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use petgraph::graph::NodeIndex;
-use spy_plan::{display_name, parse_spec, NodeKey, Plan, ProbeCache};
+use spy_plan::display_name;
 use spy_recipe::Graph;
-use spy_store::{Store, VerifyOutcome};
+use spy_store::VerifyOutcome;
 
+use crate::ctx::{realize_options, Ctx};
 use crate::{Cli, Command};
 
 #[derive(clap::Args)]
@@ -38,78 +38,6 @@ pub struct RealizeArgs {
 pub enum GraphFormat {
     Dot,
     Json,
-}
-
-pub(crate) struct Ctx {
-    pub graph: Graph,
-    pub store: Store,
-    pub probes: ProbeCache,
-    pub mirrors: Vec<PathBuf>,
-    pub quiet: bool,
-    pub cache: crate::cache::CacheFlags,
-}
-
-impl Ctx {
-    pub fn load(cli: &Cli) -> Result<Ctx> {
-        let cwd = std::env::current_dir().context("current directory")?;
-        let graph_dir = match &cli.graph {
-            Some(g) => g.clone(),
-            None => {
-                crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?
-            }
-        };
-        let mut overlays = env_paths("SPY_OVERLAYS");
-        overlays.extend(cli.overlays.iter().cloned());
-        for o in &overlays {
-            if !o.is_file() {
-                bail!("overlay {} does not exist", o.display());
-            }
-        }
-        let graph = Graph::load(&graph_dir, &overlays)?;
-        let store_dir = match &cli.store {
-            Some(s) => s.clone(),
-            None => graph_dir
-                .parent()
-                .map(|p| p.join("store"))
-                .unwrap_or_else(|| PathBuf::from("store")),
-        };
-        let store = Store::open(&store_dir)?;
-        let probes = ProbeCache::open(&store);
-        let mut mirrors = env_paths("SPY_MIRRORS");
-        mirrors.extend(cli.mirrors.iter().cloned());
-        Ok(Ctx {
-            graph,
-            store,
-            probes,
-            mirrors,
-            quiet: cli.quiet,
-            cache: cli.cache.clone(),
-        })
-    }
-
-    pub fn keys(&self, specs: &[String]) -> Result<Vec<NodeKey>> {
-        specs.iter().map(|s| parse_spec(&self.graph, s).map_err(Into::into)).collect()
-    }
-
-    pub fn plan(&mut self, keys: &[NodeKey]) -> Result<(Plan, Vec<NodeIndex>)> {
-        let plan = spy_plan::resolve(&self.graph, keys, &mut self.probes)?;
-        self.probes.save();
-        let roots = keys.iter().map(|k| plan.get(k).expect("resolved root")).collect();
-        Ok((plan, roots))
-    }
-
-    pub fn one(&mut self, spec: &str) -> Result<(Plan, NodeIndex)> {
-        let keys = self.keys(&[spec.to_string()])?;
-        let (plan, roots) = self.plan(&keys)?;
-        Ok((plan, roots[0]))
-    }
-}
-
-/// A colon-separated list of paths from the environment (empty entries skipped).
-fn env_paths(var: &str) -> Vec<PathBuf> {
-    std::env::var_os(var)
-        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
-        .unwrap_or_default()
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -262,7 +190,7 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let (plan, roots) = ctx.plan(&keys)?;
     let mut opts = realize_options(ctx, args.jobs, args.no_sandbox, args.offline)?;
     opts.keep_going = args.keep_going;
-    let _temp_roots = realize_in_store(ctx, &plan, &roots, &opts)?;
+    let _temp_roots = spy_sched::realize_rooted(&ctx.store, &plan, &roots, &opts, &spy_sched::Progress::new(ctx.quiet))?;
     for (i, &r) in roots.iter().enumerate() {
         let name = plan.node(r).store_name();
         println!("{}", ctx.store.entry(&name).display());
@@ -280,47 +208,6 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
             .with_context(|| format!("creating the result link {}", link.display()))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Realizes `roots` into the store. Everything the run may use or build stays out of `gc`'s reach
-/// while the returned guard lives.
-pub(crate) fn realize_in_store(
-    ctx: &Ctx,
-    plan: &Plan,
-    roots: &[NodeIndex],
-    opts: &spy_sched::RealizeOptions,
-) -> Result<spy_store::TempRoots> {
-    let closure: Vec<spy_store::StoreName> = plan.closure(roots).into_iter().map(|n| plan.node(n).store_name()).collect();
-    let temp_roots = ctx.store.add_temp_roots(&closure)?;
-    spy_sched::realize(&ctx.store, plan, roots, opts, &spy_sched::Progress::new(ctx.quiet))?;
-    Ok(temp_roots)
-}
-
-/// Options of a realize: sandbox (checked), CPU budget, fetch origins and substituters.
-pub(crate) fn realize_options(ctx: &Ctx, jobs: Option<usize>, no_sandbox: bool, offline: bool) -> Result<spy_sched::RealizeOptions> {
-    let sandbox = !no_sandbox;
-    if sandbox {
-        if let Err(why) = spy_build::sandbox::available() {
-            bail!("cannot build in a sandbox: {why}; pass --no-sandbox to build without one (builds then see the whole host)");
-        }
-    }
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    Ok(spy_sched::RealizeOptions {
-        jobs,
-        keep_going: false,
-        sandbox,
-        // /proc/self/exe still runs this very binary if it is replaced (upgraded) during a long realize.
-        spy_exe: if std::path::Path::new("/proc/self/exe").exists() {
-            PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe().context("locating the spy executable")?
-        },
-        fetch: spy_fetch::FetchOptions {
-            mirrors: ctx.mirrors.clone(),
-            offline,
-        },
-        substituters: crate::cache::substituters(ctx, &ctx.cache, offline)?,
-    })
 }
 
 fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<ExitCode> {

@@ -1,9 +1,11 @@
-//! The `spy` command line. It parses arguments, finds the graph and the store, and calls the
-//! crates; anything a test would want to call lives in those crates, not here.
+//! The `spy` command line. It parses arguments, finds the graph and the store (`ctx.rs`), calls
+//! the crates and prints what they return; anything a test would want to call lives in those
+//! crates, not here. Its modules import only `ctx` and the crate root, never each other.
 
 mod cache;
 mod check;
 mod commands;
+mod ctx;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,7 +43,7 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(flatten)]
-    cache: cache::CacheFlags,
+    cache: ctx::CacheFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -156,7 +158,18 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     if let Some(f) = e.downcast_ref::<spy_fetch::FetchError>() {
         return Some(f.hint());
     }
-    if let Some(s) = e.downcast_ref::<spy_sched::SchedError>() {
+    // A realize's error, also when `spy check` or `spy release` ran the realize.
+    let sched = e
+        .downcast_ref::<spy_sched::SchedError>()
+        .or_else(|| match e.downcast_ref::<spy_release::CheckError>() {
+            Some(spy_release::CheckError::Sched(s)) => Some(s),
+            _ => None,
+        })
+        .or_else(|| match e.downcast_ref::<spy_release::ReleaseError>() {
+            Some(spy_release::ReleaseError::Sched(s)) => Some(s),
+            _ => None,
+        });
+    if let Some(s) = sched {
         return Some(match s {
             spy_sched::SchedError::Fetch(errors) => {
                 let mut hints: Vec<String> = errors.iter().map(|(_, f)| f.hint()).collect();

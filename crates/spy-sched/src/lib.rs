@@ -124,6 +124,21 @@ fn query_substitutes(subs: &Substituters, plan: &Plan, nodes: &[NodeIndex], ui: 
     found.into_inner().expect("query results")
 }
 
+/// [`realize`], after registering the whole closure of `roots` as temporary GC roots of this
+/// process: `spy gc` deletes nothing the run uses or builds while the returned guard lives.
+pub fn realize_rooted(
+    store: &Store,
+    plan: &Plan,
+    roots: &[NodeIndex],
+    opts: &RealizeOptions,
+    ui: &Progress,
+) -> Result<spy_store::TempRoots, SchedError> {
+    let closure: Vec<spy_store::StoreName> = plan.closure(roots).into_iter().map(|n| plan.node(n).store_name()).collect();
+    let temp_roots = store.add_temp_roots(&closure)?;
+    realize(store, plan, roots, opts, ui)?;
+    Ok(temp_roots)
+}
+
 /// Builds (or substitutes) whatever `roots` still miss. Returns what happened; the roots are valid
 /// on `Ok`. A node whose substitute is refused while downloading is built in a further round,
 /// together with whatever its build needs.
