@@ -69,6 +69,10 @@ pub enum CacheError {
         url: String,
         source: Box<spy_unpack::UnpackError>,
     },
+    #[error("{node} is not built in this store; `spy realize {node}` first")]
+    NotBuilt { node: String },
+    #[error("pushing {node}: {source}")]
+    Push { node: String, source: Box<CacheError> },
     #[error("user config {}: {message}", path.display())]
     Config { path: PathBuf, message: String },
     #[error(transparent)]
@@ -209,7 +213,7 @@ fn read_meta(cache: &dyn Backend, id: &NodeId, node: &str) -> Result<Option<Cach
 
 // ---- push ------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pushed {
     /// Archive and metadata uploaded; the archive's compressed size.
     Uploaded { archive_size: u64 },
@@ -217,6 +221,84 @@ pub enum Pushed {
     Present,
     /// The cache had it; only the metadata was uploaded again, with the new signature.
     Signed,
+}
+
+/// What [`push_nodes`] did, in all.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PushSummary {
+    /// Entries uploaded, and those the cache had (perhaps given a new signature).
+    pub uploaded: usize,
+    pub present: usize,
+    /// Unpacked bytes of the uploaded entries, and the size of their archives.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One node's outcome in [`push_nodes`], as it happens.
+#[derive(Debug)]
+pub enum PushEvent<'a> {
+    /// Not in the store (a dependency that was substituted away, say): skipped.
+    Skipped(&'a spy_plan::NodeKey),
+    Done {
+        node: &'a spy_plan::NodeKey,
+        /// The entry's unpacked size.
+        size: u64,
+        pushed: Pushed,
+        seconds: f64,
+    },
+}
+
+/// Pushes the store entries of `roots` (with `closure`, of their whole closures) to `cache`, each
+/// as [`push`] does; host-specific entries (`PlanNode::is_host_specific`) mean nothing elsewhere
+/// and are never shared. Every root must be in the store. `report` hears about each node.
+#[allow(clippy::too_many_arguments)]
+pub fn push_nodes(
+    store: &Store,
+    plan: &spy_plan::Plan,
+    roots: &[petgraph::graph::NodeIndex],
+    closure: bool,
+    cache: &dyn Backend,
+    key: Option<&SecretKey>,
+    compression: Compression,
+    report: impl Fn(PushEvent),
+) -> Result<PushSummary, CacheError> {
+    if let Some(&r) = roots.iter().find(|&&r| !store.is_valid(&plan.node(r).store_name())) {
+        return Err(CacheError::NotBuilt {
+            node: plan.node(r).key.to_string(),
+        });
+    }
+    let nodes = if closure { plan.closure(roots) } else { roots.to_vec() };
+    let mut sum = PushSummary::default();
+    for n in nodes {
+        let node = plan.node(n);
+        if node.is_host_specific() {
+            continue;
+        }
+        let Some(entry) = store.lookup(&node.store_name())? else {
+            report(PushEvent::Skipped(&node.key));
+            continue;
+        };
+        let t = std::time::Instant::now();
+        let pushed = push(store, &entry, cache, key, compression, &store.tmp_dir()).map_err(|e| CacheError::Push {
+            node: node.key.to_string(),
+            source: Box::new(e),
+        })?;
+        match pushed {
+            Pushed::Uploaded { archive_size } => {
+                sum.uploaded += 1;
+                sum.bytes_in += entry.size;
+                sum.bytes_out += archive_size;
+            }
+            Pushed::Signed | Pushed::Present => sum.present += 1,
+        }
+        report(PushEvent::Done {
+            node: &node.key,
+            size: entry.size,
+            pushed,
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(sum)
 }
 
 /// Uploads one store entry: the archive first, then its metadata. With `key`, the metadata is
@@ -497,6 +579,8 @@ impl Substituters {
 
 #[cfg(test)]
 mod fetch_tests;
+#[cfg(test)]
+mod push_tests;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use spy_cache::{Compression, PublicKey, Pushed, SecretKey};
+use spy_cache::{Compression, PublicKey, PushEvent, Pushed, SecretKey};
 
 use crate::ctx::Ctx;
 
@@ -110,72 +110,48 @@ pub fn push(ctx: &mut Ctx, args: PushArgs) -> Result<ExitCode> {
     let cache = spy_cache::open(&args.to)?;
     let keys = ctx.keys(&args.nodes)?;
     let (plan, roots) = ctx.plan(&keys)?;
-    for &r in &roots {
-        if !ctx.store.is_valid(&plan.node(r).store_name()) {
-            bail!(
-                "{} is not built in this store; `spy realize {}` first",
-                plan.node(r).key,
-                plan.node(r).key
-            );
-        }
-    }
-    let nodes = if args.no_closure { roots.clone() } else { plan.closure(&roots) };
     let t0 = Instant::now();
-    let (mut uploaded, mut present, mut bytes_in, mut bytes_out) = (0usize, 0usize, 0u64, 0u64);
-    for n in nodes {
-        let node = plan.node(n);
-        if node.is_host_specific() {
-            continue;
-        }
-        let Some(entry) = ctx.store.lookup(&node.store_name())? else {
-            if !ctx.quiet {
-                eprintln!("spy: skipping {} (not in this store)", node.key);
-            }
-            continue;
-        };
-        let t = Instant::now();
-        match spy_cache::push(
-            &ctx.store,
-            &entry,
-            cache.as_ref(),
-            key.as_ref(),
-            args.compression,
-            &ctx.store.tmp_dir(),
-        )
-        .with_context(|| format!("pushing {}", node.key))?
-        {
-            Pushed::Uploaded { archive_size } => {
-                uploaded += 1;
-                bytes_in += entry.size;
-                bytes_out += archive_size;
-                if !ctx.quiet {
-                    eprintln!(
-                        "spy: pushed {} ({:.1} MB -> {:.1} MB in {:.1}s)",
-                        node.key,
-                        entry.size as f64 / 1e6,
-                        archive_size as f64 / 1e6,
-                        t.elapsed().as_secs_f64()
-                    );
-                }
-            }
-            Pushed::Signed => {
-                present += 1;
-                if !ctx.quiet {
-                    eprintln!("spy: {} was there; added the signature", node.key);
-                }
-            }
-            Pushed::Present => present += 1,
-        }
-    }
+    let quiet = ctx.quiet;
+    let sum = spy_cache::push_nodes(
+        &ctx.store,
+        &plan,
+        &roots,
+        !args.no_closure,
+        cache.as_ref(),
+        key.as_ref(),
+        args.compression,
+        |event| match event {
+            _ if quiet => {}
+            PushEvent::Skipped(node) => eprintln!("spy: skipping {node} (not in this store)"),
+            PushEvent::Done {
+                node,
+                size,
+                pushed: Pushed::Uploaded { archive_size },
+                seconds,
+            } => eprintln!(
+                "spy: pushed {node} ({:.1} MB -> {:.1} MB in {seconds:.1}s)",
+                size as f64 / 1e6,
+                archive_size as f64 / 1e6
+            ),
+            PushEvent::Done {
+                node,
+                pushed: Pushed::Signed,
+                ..
+            } => eprintln!("spy: {node} was there; added the signature"),
+            PushEvent::Done { .. } => {}
+        },
+    )?;
     let secs = t0.elapsed().as_secs_f64();
     eprintln!(
-        "spy: pushed {uploaded} entr(ies) to {} ({:.1} MB packed to {:.1} MB, {:.1} MB/s), {present} already there, in {secs:.1}s",
+        "spy: pushed {} entr(ies) to {} ({:.1} MB packed to {:.1} MB, {:.1} MB/s), {} already there, in {secs:.1}s",
+        sum.uploaded,
         args.to,
-        bytes_in as f64 / 1e6,
-        bytes_out as f64 / 1e6,
-        if secs > 0.0 { bytes_in as f64 / 1e6 / secs } else { 0.0 }
+        sum.bytes_in as f64 / 1e6,
+        sum.bytes_out as f64 / 1e6,
+        if secs > 0.0 { sum.bytes_in as f64 / 1e6 / secs } else { 0.0 },
+        sum.present
     );
-    if key.is_none() && uploaded > 0 {
+    if key.is_none() && sum.uploaded > 0 {
         eprintln!("spy: warning: pushed unsigned: substituters refuse unsigned entries (push again with --sign KEYFILE)");
     }
     Ok(ExitCode::SUCCESS)
