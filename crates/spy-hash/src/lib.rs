@@ -1,6 +1,7 @@
 //! Hash types of spy: node ids (blake3), source pins (sha256) and output tree hashes (blake3 of a
 //! canonical walk). Each is its own newtype so a source hash can never be passed where a node id is
-//! expected, and each has exactly one textual form (lowercase hex).
+//! expected, and each has exactly one textual form (lowercase hex). It reads only the files and
+//! trees it is asked to hash, and writes nothing.
 
 use std::fmt;
 use std::io::{self, Read};

@@ -2,9 +2,15 @@
 //! asked for, each with its content-addressed id, in a petgraph DAG (edges point from a node to its
 //! dependencies). The canonical form hashed into an id is specified in `docs/hashing.md`.
 //!
+//! It also defines what the rest needs to know of a node: its entry name ([`StoreName`]), whether
+//! it is host-specific, the store's [`spy_store::NewEntry`] for it, and the [`Realizer`] trait
+//! that every node kind's builder implements ([`Plan::realize_with`] runs one in a store
+//! transaction).
+//!
 //! It reads the graph's patch and file contents (they are hashed into ids) and runs host tools
-//! with `--version` (bootstrap nodes); of the store it uses only entry names ([`StoreName`]) and
-//! the host-tools cache, through the store's API. It never builds or registers anything.
+//! with `--version` (bootstrap nodes); the store it reaches only through the store's API (the
+//! host-tools cache, cached source paths, transactions run for a caller). It never decides what
+//! to build.
 
 mod canonical;
 mod probe;

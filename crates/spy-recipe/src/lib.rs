@@ -1,6 +1,8 @@
 //! The recipe model: reads the graph directory (`spy.toml` plus one TOML recipe per node) and the
 //! overlays, checks every file's keys against the schema (so a typo is an error with file and
-//! line), and merges overlays and per-target tables into one recipe per node and target.
+//! line), and merges overlays and per-target tables into one recipe per node and target. It only
+//! reads the graph directory and the overlay files; every value that will become a path is a
+//! checked newtype (`names.rs`).
 //!
 //! Merging is one rule everywhere: tables (`env`, `phases`, `target`) merge key by key, every other
 //! value replaces. The same rule applies to `[target.<name>]` tables and to `[nodes.<name>]` tables
