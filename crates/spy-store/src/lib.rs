@@ -714,10 +714,13 @@ fn link_or_copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
 
 /// Removes a tree even if it was made read-only.
 pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
+    // Directories are opened to their owner only (0700, not 0755): a removal cut short (spy
+    // killed while it clears a killed build's directory) leaves what remains as private as the
+    // build directory was, set-user-ID files of the build included.
     fn writable(p: &Path) {
         if let Ok(md) = std::fs::symlink_metadata(p) {
             if md.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
                 if let Ok(rd) = std::fs::read_dir(p) {
                     for e in rd.flatten() {
                         writable(&e.path());
