@@ -9,6 +9,9 @@
 
 pub mod sandbox;
 pub mod seccomp;
+mod version;
+
+pub use version::BUILDER_VERSION;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;

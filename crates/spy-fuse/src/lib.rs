@@ -11,8 +11,8 @@
 //! A Mach-O executable (darwin) cannot carry data after its end: there the ZIP goes inside
 //! `__LINKEDIT`, before a new ad-hoc code signature over the whole file ([`macho`]).
 //!
-//! Any change to what this crate writes must bump `spy_plan::FUSE_VERSION`, which is part of every
-//! fuse node's id (otherwise stores keep serving the old output).
+//! Any change to what this crate writes must bump [`FUSE_VERSION`] (`src/version.rs`), which is
+//! part of every fuse node's id (otherwise stores keep serving the old output).
 
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,9 @@ pub enum FuseError {
 }
 
 pub mod macho;
+mod version;
+
+pub use version::FUSE_VERSION;
 
 /// What a fuse produced (for the log and the caller).
 #[derive(Debug, Clone)]

@@ -14,12 +14,16 @@ use crate::{PlanNode, SourcePin};
 
 /// Version of the serialization below.
 pub const CANONICAL_FORMAT: &str = "spy-node-v1";
-/// Version of the builder's observable behaviour (sandbox layout, variables, phase driver). Bumping it
-/// rebuilds everything.
-pub const BUILDER_VERSION: u32 = 2;
-/// Version of the fuse step's observable behaviour (`crates/spy-fuse`: what goes into the ZIP, its
-/// layout, the manifest). Part of every fuse node's id: bump it with any change to that output.
-pub const FUSE_VERSION: u32 = 4;
+
+// The versions of the builders' outputs live beside the crates that make them (so a change and
+// its bump are made in one place); those crates depend on this one, so their version files are
+// compiled in here by path.
+#[path = "../../spy-build/src/version.rs"]
+mod builder_version;
+#[path = "../../spy-fuse/src/version.rs"]
+mod fuse_version;
+pub use builder_version::BUILDER_VERSION;
+pub use fuse_version::FUSE_VERSION;
 
 #[derive(Serialize)]
 struct Canon<'a> {
