@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use spy_plan::display_name;
-use spy_recipe::Graph;
 use spy_store::VerifyOutcome;
 
 use crate::ctx::{realize_options, Ctx};
@@ -161,7 +160,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::AddSource { files } => {
             for f in files {
                 let (sha, _) = spy_fetch::add_file(&ctx.store, &f).with_context(|| format!("adding {}", f.display()))?;
-                let users: Vec<String> = recipes_using(&ctx.graph, &sha);
+                let users = ctx.graph.nodes_pinning(&sha.to_hex());
                 println!("{sha}  {}", f.display());
                 if users.is_empty() && !ctx.quiet {
                     eprintln!("spy: note: no recipe pins sha256 {sha}");
@@ -171,18 +170,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sandbox { .. } => unreachable!("handled before loading"),
     }
-}
-
-/// Nodes whose recipe (any target) pins this sha256.
-fn recipes_using(graph: &Graph, sha: &spy_hash::Sha256) -> Vec<String> {
-    let hex = sha.to_hex();
-    let pins = |sources: &Option<Vec<spy_recipe::SourceSpec>>| sources.iter().flatten().any(|s| s.sha256.as_deref() == Some(hex.as_str()));
-    graph
-        .nodes
-        .values()
-        .filter(|n| pins(&n.recipe.sources) || n.recipe.target.iter().flatten().any(|(_, t)| pins(&t.sources)))
-        .map(|n| n.name.clone())
-        .collect()
 }
 
 fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {

@@ -103,6 +103,16 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Names of the nodes whose recipe (for any target) pins a source to this sha256 (hex).
+    pub fn nodes_pinning(&self, sha256: &str) -> Vec<String> {
+        let pins = |sources: &Option<Vec<SourceSpec>>| sources.iter().flatten().any(|s| s.sha256.as_deref() == Some(sha256));
+        self.nodes
+            .values()
+            .filter(|n| pins(&n.recipe.sources) || n.recipe.target.iter().flatten().any(|(_, t)| pins(&t.sources)))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     /// Loads `dir/spy.toml` and every other `*.toml` below `dir`, then applies the overlays named
     /// in `spy.toml` followed by `extra_overlays`, in order.
     pub fn load(dir: &Path, extra_overlays: &[PathBuf]) -> Result<Graph, RecipeError> {

@@ -397,3 +397,25 @@ fn list_edits_in_target_tables_families_and_overlays_add_up() {
     let err = Graph::load(&g, &[]).unwrap_err().to_string();
     assert!(err.contains("nosuch") && err.contains("extra_deps"), "{err}");
 }
+
+#[test]
+fn nodes_pinning_a_sha256_are_found_in_any_target() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    let (x, y) = ("a".repeat(64), "b".repeat(64));
+    write(&g, "spy.toml", CONFIG);
+    write(
+        &g,
+        "a.toml",
+        &format!("name = \"a\"\nversion = \"1\"\n[[sources]]\nsha256 = \"{x}\"\n"),
+    );
+    write(
+        &g,
+        "b.toml",
+        &format!("name = \"b\"\nversion = \"1\"\n[[target.i686-linux-musl.sources]]\nsha256 = \"{y}\"\n"),
+    );
+    let graph = Graph::load(&g, &[]).unwrap();
+    assert_eq!(graph.nodes_pinning(&x), ["a"]);
+    assert_eq!(graph.nodes_pinning(&y), ["b"]);
+    assert!(graph.nodes_pinning(&"c".repeat(64)).is_empty());
+}
