@@ -158,6 +158,43 @@ pub fn realize(store: &Store, plan: &Plan, roots: &[NodeIndex], opts: &RealizeOp
     }
 }
 
+/// Runs the decision step, asking the caches whatever it wants to know (each batch in parallel),
+/// until it acts: the action of each node to make, and the trusted cache entries found.
+fn decide_asking(
+    plan: &Plan,
+    roots: &[NodeIndex],
+    closure: &[NodeIndex],
+    valid: &HashSet<NodeIndex>,
+    refused: &HashSet<NodeIndex>,
+    subs: Option<&Substituters>,
+    ui: &Progress,
+) -> (HashMap<NodeIndex, Action>, HashMap<NodeIndex, Found>) {
+    let mut found: HashMap<NodeIndex, Found> = HashMap::new();
+    let mut asked: HashSet<NodeIndex> = HashSet::new();
+    loop {
+        let found_set: HashSet<NodeIndex> = found.keys().copied().collect();
+        let facts = Facts {
+            roots,
+            closure,
+            valid,
+            caches: subs.is_some(),
+            refused,
+            asked: &asked,
+            found: &found_set,
+        };
+        match decide(plan, &facts) {
+            Step::Act(action) => return (action, found),
+            Step::Ask(to_ask) => {
+                // `decide` asks only when there are caches; either way the nodes count as asked.
+                if let Some(subs) = subs {
+                    found.extend(query_substitutes(subs, plan, &to_ask, ui));
+                }
+                asked.extend(to_ask);
+            }
+        }
+    }
+}
+
 fn realize_round(
     store: &Store,
     plan: &Plan,
@@ -178,29 +215,7 @@ fn realize_round(
         return Ok(Vec::new());
     }
     let subs = opts.substituters.as_deref().filter(|s| !s.is_empty());
-    // Decide, asking the caches whatever the decision step wants to know, each batch in parallel.
-    let mut found: HashMap<NodeIndex, Found> = HashMap::new();
-    let mut asked: HashSet<NodeIndex> = HashSet::new();
-    let action = loop {
-        let found_set: HashSet<NodeIndex> = found.keys().copied().collect();
-        let facts = Facts {
-            roots,
-            closure: &closure,
-            valid: &valid,
-            caches: subs.is_some(),
-            refused,
-            asked: &asked,
-            found: &found_set,
-        };
-        match (decide(plan, &facts), subs) {
-            (Step::Ask(to_ask), Some(subs)) => {
-                found.extend(query_substitutes(subs, plan, &to_ask, ui));
-                asked.extend(to_ask);
-            }
-            (Step::Ask(_), None) => unreachable!("no cache to ask"),
-            (Step::Act(action), _) => break action,
-        }
-    };
+    let (action, found) = decide_asking(plan, roots, &closure, &valid, refused, subs, ui);
     let mut sched = Schedule::new(plan, &closure, action);
     report.already_valid = closure.len() - sched.need.len();
     let to_build: Vec<NodeIndex> = sched.need.iter().copied().filter(|n| sched.action[n] == Action::Build).collect();
