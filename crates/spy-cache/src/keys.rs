@@ -1,7 +1,7 @@
 //! ed25519 signing keys in Nix's text form: `NAME:BASE64`, the secret holding the 32-byte seed
 //! followed by the 32-byte public key, the public key its 32 bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -86,9 +86,60 @@ impl SecretKey {
     pub fn to_text(&self) -> String {
         format!("{}:{}", self.name, B64.encode(self.key.to_keypair_bytes()))
     }
+
+    /// Writes `NAME.secret` (mode 0600, created new) and `NAME.public` into `dir` (made if
+    /// needed); an existing file of either name is never overwritten. Returns both paths.
+    pub fn write_pair(&self, dir: &Path) -> Result<(PathBuf, PathBuf), CacheError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let secret = dir.join(format!("{}.secret", self.name));
+        let public = dir.join(format!("{}.public", self.name));
+        if let Some(p) = [&secret, &public].into_iter().find(|p| p.exists()) {
+            return Err(CacheError::KeyExists { path: p.clone() });
+        }
+        let io = |p: &Path, e: std::io::Error| CacheError::Io {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)
+            .map_err(|e| io(&secret, e))?;
+        writeln!(f, "{}", self.to_text()).map_err(|e| io(&secret, e))?;
+        std::fs::write(&public, format!("{}\n", self.public().to_text())).map_err(|e| io(&public, e))?;
+        Ok((secret, public))
+    }
+}
+
+/// What a detached signature file says about a file.
+#[derive(Debug, PartialEq)]
+pub enum FileSignature {
+    Good,
+    /// By the key's name, but not matching: the file or the signature was changed.
+    Bad,
+    /// By another key (its name).
+    OtherKey(String),
 }
 
 impl PublicKey {
+    /// Checks `file` against the signature in `signature` (as `spy release --sign` writes it).
+    pub fn check_file(&self, file: &Path, signature: &Path) -> Result<FileSignature, CacheError> {
+        let read_err = |p: &Path, e: std::io::Error| CacheError::Io {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        };
+        let sig = std::fs::read_to_string(signature).map_err(|e| read_err(signature, e))?;
+        let data = std::fs::read(file).map_err(|e| read_err(file, e))?;
+        Ok(match self.verify(&data, sig.trim()) {
+            Some(true) => FileSignature::Good,
+            Some(false) => FileSignature::Bad,
+            None => FileSignature::OtherKey(sig.split(':').next().unwrap_or_default().to_string()),
+        })
+    }
+
     pub fn parse(what: &str, text: &str) -> Result<PublicKey, CacheError> {
         let (name, bytes) = split_named(what, text)?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad_key(what, "a public key holds 32 bytes"))?;
@@ -152,5 +203,33 @@ mod tests {
         assert!(SecretKey::parse("t", &p.to_text()).is_err());
         assert!(PublicKey::parse("t", "nocolon").is_err());
         assert!(SecretKey::generate("a b").is_err());
+    }
+
+    #[test]
+    fn key_files_are_written_once_and_files_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("keys");
+        let k = SecretKey::generate("rel-1").unwrap();
+        let (secret, public) = k.write_pair(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(SecretKey::load(&secret).unwrap().to_text(), k.to_text());
+        let p = PublicKey::from_arg(public.to_str().unwrap()).unwrap();
+        assert_eq!(p, k.public());
+        // Never overwritten, not even by another key of the same name.
+        let again = SecretKey::generate("rel-1").unwrap().write_pair(&dir);
+        assert!(matches!(again, Err(CacheError::KeyExists { path }) if path == secret));
+        assert_eq!(SecretKey::load(&secret).unwrap().to_text(), k.to_text());
+
+        let (file, sig) = (d.path().join("SUMS"), d.path().join("SUMS.sig"));
+        std::fs::write(&file, "data\n").unwrap();
+        std::fs::write(&sig, format!("{}\n", k.sign(b"data\n"))).unwrap();
+        assert_eq!(p.check_file(&file, &sig).unwrap(), FileSignature::Good);
+        std::fs::write(&file, "dat4\n").unwrap();
+        assert_eq!(p.check_file(&file, &sig).unwrap(), FileSignature::Bad);
+        let other = SecretKey::generate("other-1").unwrap();
+        std::fs::write(&sig, other.sign(b"dat4\n")).unwrap();
+        assert_eq!(p.check_file(&file, &sig).unwrap(), FileSignature::OtherKey("other-1".into()));
+        assert!(p.check_file(&file, &d.path().join("missing.sig")).is_err());
     }
 }

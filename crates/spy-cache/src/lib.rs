@@ -27,7 +27,7 @@ use spy_store::{EntryMeta, Store, StoreError};
 
 pub use archive::Compression;
 pub use backend::{open, Backend};
-pub use keys::{PublicKey, SecretKey};
+pub use keys::{FileSignature, PublicKey, SecretKey};
 
 pub const CACHE_FORMAT: u32 = 1;
 
@@ -73,6 +73,8 @@ pub enum CacheError {
     NotBuilt { node: String },
     #[error("pushing {node}: {source}")]
     Push { node: String, source: Box<CacheError> },
+    #[error("{} already exists; not overwriting a key", path.display())]
+    KeyExists { path: PathBuf },
     #[error("user config {}: {message}", path.display())]
     Config { path: PathBuf, message: String },
     #[error(transparent)]

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use spy_cache::{Compression, PublicKey, PushEvent, Pushed, SecretKey};
+use anyhow::{bail, Result};
+use spy_cache::{Compression, FileSignature, PublicKey, PushEvent, Pushed, SecretKey};
 
 use crate::ctx::Ctx;
 
@@ -37,26 +37,7 @@ pub fn key(cmd: KeyCommand) -> Result<ExitCode> {
     match cmd {
         KeyCommand::Generate { name, out_dir } => {
             let key = SecretKey::generate(&name)?;
-            let secret = out_dir.join(format!("{name}.secret"));
-            let public = out_dir.join(format!("{name}.public"));
-            for p in [&secret, &public] {
-                if p.exists() {
-                    bail!("{} already exists; not overwriting a key", p.display());
-                }
-            }
-            fs_err::create_dir_all(&out_dir)?;
-            {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&secret)
-                    .with_context(|| format!("writing {}", secret.display()))?;
-                writeln!(f, "{}", key.to_text())?;
-            }
-            fs_err::write(&public, format!("{}\n", key.public().to_text()))?;
+            let (secret, public) = key.write_pair(&out_dir)?;
             eprintln!("spy: wrote {} (keep it secret) and {}", secret.display(), public.display());
             println!("{}", key.public().to_text());
             Ok(ExitCode::SUCCESS)
@@ -68,20 +49,13 @@ pub fn key(cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Verify { key, file, signature } => {
             let public = PublicKey::from_arg(&key)?;
             let sig_path = signature.unwrap_or_else(|| PathBuf::from(format!("{}.sig", file.display())));
-            let sig = fs_err::read_to_string(&sig_path)?;
-            let data = fs_err::read(&file)?;
-            match public.verify(&data, sig.trim()) {
-                Some(true) => {
+            match public.check_file(&file, &sig_path)? {
+                FileSignature::Good => {
                     println!("{}: good signature by {}", file.display(), public.name);
                     Ok(ExitCode::SUCCESS)
                 }
-                Some(false) => bail!("{}: BAD signature: {} does not match this file", file.display(), sig_path.display()),
-                None => bail!(
-                    "{}: signed by `{}`, not by the key given (`{}`)",
-                    file.display(),
-                    sig.split(':').next().unwrap_or_default(),
-                    public.name
-                ),
+                FileSignature::Bad => bail!("{}: BAD signature: {} does not match this file", file.display(), sig_path.display()),
+                FileSignature::OtherKey(by) => bail!("{}: signed by `{by}`, not by the key given (`{}`)", file.display(), public.name),
             }
         }
     }
