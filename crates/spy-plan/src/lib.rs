@@ -22,12 +22,14 @@ use std::path::PathBuf;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use spy_hash::{NodeId, Sha256};
-use spy_recipe::{Graph, Kind, Phase, RecipeError};
+use spy_recipe::{Graph, Phase, RecipeError};
 use spy_store::StoreName;
 
 pub use canonical::{canonical_form, BUILDER_VERSION, CANONICAL_FORMAT, FUSE_VERSION};
 pub use probe::{HostTool, ProbeCache};
 pub use realize::Realizer;
+/// A node's kind, as the recipe says (`PlanNode::kind`).
+pub use spy_recipe::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

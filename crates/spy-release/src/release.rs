@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use petgraph::graph::NodeIndex;
 use spy_cache::SecretKey;
-use spy_plan::Plan;
-use spy_recipe::Kind;
+use spy_plan::{Kind, Plan};
 use spy_sched::{Progress, RealizeOptions, SchedError};
 use spy_store::Store;
 

@@ -20,8 +20,7 @@ use spy_build::{Bootstrap, BuildError, Builder};
 use spy_cache::{Found, Substituters, Substitution};
 use spy_fetch::{FetchError, FetchOptions};
 use spy_fuse::Fuser;
-use spy_plan::{Plan, Realizer};
-use spy_recipe::Kind;
+use spy_plan::{Kind, Plan, Realizer};
 use spy_store::{Store, StoreError, TransactError, Transacted};
 
 pub use decide::{decide, Action, Dag, Facts, Schedule, Step};
