@@ -1,6 +1,7 @@
 //! The `spy` command line. It parses arguments, finds the graph and the store (`ctx.rs`), calls
 //! the crates and prints what they return; anything a test would want to call lives in those
-//! crates, not here. Its modules import only `ctx` and the crate root, never each other.
+//! crates, not here. `commands` dispatches to `cache` and `check`, which import only `ctx` (and
+//! the crate root): no module imports one that imports it.
 
 mod cache;
 mod check;
