@@ -187,11 +187,11 @@ impl Schedule {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Per node: dependencies, host-specific, weight.
-    struct G(Vec<(Vec<NodeIndex>, bool, u64)>);
+    pub(crate) struct G(pub Vec<(Vec<NodeIndex>, bool, u64)>);
 
     impl Dag for G {
         fn deps(&self, n: NodeIndex) -> &[NodeIndex] {
@@ -205,13 +205,13 @@ mod tests {
         }
     }
 
-    fn ix(v: &[usize]) -> Vec<NodeIndex> {
+    pub(crate) fn ix(v: &[usize]) -> Vec<NodeIndex> {
         v.iter().map(|&i| NodeIndex::new(i)).collect()
     }
-    fn set(v: &[usize]) -> HashSet<NodeIndex> {
+    pub(crate) fn set(v: &[usize]) -> HashSet<NodeIndex> {
         ix(v).into_iter().collect()
     }
-    fn acts(v: &[(usize, Action)]) -> HashMap<NodeIndex, Action> {
+    pub(crate) fn acts(v: &[(usize, Action)]) -> HashMap<NodeIndex, Action> {
         v.iter().map(|&(i, a)| (NodeIndex::new(i), a)).collect()
     }
 

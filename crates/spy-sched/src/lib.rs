@@ -1,19 +1,19 @@
 //! The scheduler: decides what is missing from the store and what to substitute or build (the pure
 //! step in `decide.rs`), fetches every missing source first (so a missing source fails before
 //! anything is built), then makes ready nodes in parallel, longest remaining path first, under one
-//! CPU budget shared with `make` through a GNU make jobserver. Each node is made by the realizer of
+//! CPU budget shared with `make` through a GNU make jobserver (the queue, `queue.rs`, tested with
+//! stand-in jobs). Each node is made by the realizer of
 //! its kind (`spy_plan::Realizer`: spy-build, spy-fuse, spy-cache) inside a store transaction; the
 //! scheduler itself touches no path: it only asks the store which entries are valid.
 
 mod decide;
 mod progress;
+mod queue;
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use petgraph::graph::NodeIndex;
 use spy_build::{Bootstrap, BuildError, Builder};
@@ -25,6 +25,7 @@ use spy_store::{Store, StoreError, TransactError, Transacted};
 
 pub use decide::{decide, Action, Dag, Facts, Schedule, Step};
 pub use progress::Progress;
+use queue::{JobError, Outcome, Runner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedError {
@@ -56,28 +57,6 @@ pub struct RealizeReport {
     pub substituted: Vec<String>,
     pub reused_after_wait: Vec<String>,
     pub already_valid: usize,
-}
-
-/// Downloads at once; they wait on the network, not the CPU, so they take no jobserver token.
-const PARALLEL_SUBSTITUTIONS: usize = 4;
-
-enum Outcome {
-    Built,
-    Substituted(String),
-    /// Another spy process made the entry while this one waited for the lock.
-    AlreadyThere,
-}
-
-enum JobError {
-    Build(BuildError),
-    /// The substitute was refused or broken; the node is to be built instead.
-    Substitute(String),
-}
-
-enum Event {
-    Token(std::io::Result<jobserver::Acquired>),
-    Done(NodeIndex, Box<Result<Outcome, JobError>>, f64),
-    Waiting(NodeIndex),
 }
 
 /// Fetches every source of `nodes` that is not cached yet; all failures are reported together.
@@ -215,7 +194,7 @@ fn realize_round(
     }
     let subs = opts.substituters.as_deref().filter(|s| !s.is_empty());
     let (action, found) = decide_asking(plan, roots, &closure, &valid, refused, subs, ui);
-    let mut sched = Schedule::new(plan, &closure, action);
+    let sched = Schedule::new(plan, &closure, action);
     report.already_valid = closure.len() - sched.need.len();
     let to_build: Vec<NodeIndex> = sched.need.iter().copied().filter(|n| sched.action[n] == Action::Build).collect();
     if !opts.sandbox && !to_build.is_empty() {
@@ -223,165 +202,44 @@ fn realize_round(
     }
     fetch_sources(store, plan, &to_build, &opts.fetch, ui)?;
 
-    let jobs = opts.jobs.max(1);
-    let client = jobserver::Client::new(jobs).map_err(|e| SchedError::Jobserver(e.to_string()))?;
-    let cancel = AtomicBool::new(false);
-    let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
-    let mut ready_subst: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = BinaryHeap::new();
-    let make_ready = |sched: &Schedule, n: NodeIndex, ready: &mut BinaryHeap<_>, ready_subst: &mut BinaryHeap<_>| {
-        let item = (sched.priority[&n], std::cmp::Reverse(n.index()));
-        match sched.action[&n] {
-            Action::Build => ready.push(item),
-            Action::Substitute => ready_subst.push(item),
-        }
+    let jobs = RealJobs {
+        store,
+        plan,
+        opts,
+        subs,
+        found: &found,
     };
-    for n in sched.initially_ready() {
-        make_ready(&sched, n, &mut ready, &mut ready_subst);
-    }
-    ui.start(sched.need.len(), sched.need.len() - to_build.len());
-    let started = Instant::now();
-    let mut failed: Vec<String> = Vec::new();
-    let mut fell_back: Vec<NodeIndex> = Vec::new();
-    let mut skipped: HashSet<NodeIndex> = HashSet::new();
-    let mut running: HashMap<NodeIndex, jobserver::Acquired> = HashMap::new();
-    let mut substituting = 0usize;
-    let (tx, rx) = mpsc::channel::<Event>();
-
-    // Tokens come from a helper thread that blocks on the jobserver pipe; each build holds one for
-    // its whole run (the implicit token of the `make` inside it), so running builds plus the extra
-    // jobs their makes take never exceed `jobs`.
-    let token_tx = tx.clone();
-    let helper = client
-        .clone()
-        .into_helper_thread(move |t| {
-            let _ = token_tx.send(Event::Token(t));
-        })
-        .map_err(|e| SchedError::Jobserver(e.to_string()))?;
-    let mut requested = 0usize;
-
-    std::thread::scope(|scope| {
-        loop {
-            let stop_starting = !failed.is_empty() && !opts.keep_going;
-            if !stop_starting {
-                while requested < ready.len() && running.len() + requested < jobs {
-                    helper.request_token();
-                    requested += 1;
-                }
-                while substituting < PARALLEL_SUBSTITUTIONS {
-                    let Some((_, std::cmp::Reverse(ix))) = ready_subst.pop() else {
-                        break;
-                    };
-                    let n = NodeIndex::new(ix);
-                    substituting += 1;
-                    ui.started(&plan.node(n).key.to_string(), "substituting");
-                    let tx = tx.clone();
-                    let found = &found[&n];
-                    let subs = subs.expect("substitutes come from substituters");
-                    scope.spawn(move || {
-                        let t0 = Instant::now();
-                        let r = substitute_one(store, plan, n, subs, found, &|| {
-                            let _ = tx.send(Event::Waiting(n));
-                        });
-                        let _ = tx.send(Event::Done(n, Box::new(r), t0.elapsed().as_secs_f64()));
-                    });
-                }
-            }
-            if running.is_empty() && substituting == 0 && (requested == 0 || stop_starting) {
-                break;
-            }
-            let Ok(ev) = rx.recv() else { break };
-            let ev = match ev {
-                Event::Token(t) => {
-                    requested = requested.saturating_sub(1);
-                    let Ok(token) = t else { continue };
-                    if stop_starting {
-                        continue;
-                    }
-                    let Some((_, std::cmp::Reverse(ix))) = ready.pop() else { continue };
-                    let n = NodeIndex::new(ix);
-                    running.insert(n, token);
-                    ui.started(&plan.node(n).key.to_string(), "building");
-                    let tx = tx.clone();
-                    let (client, cancel) = (&client, &cancel);
-                    scope.spawn(move || {
-                        let t0 = Instant::now();
-                        let r = build_node(store, plan, n, opts, client, cancel, &|| {
-                            let _ = tx.send(Event::Waiting(n));
-                        })
-                        .map_err(JobError::Build);
-                        let _ = tx.send(Event::Done(n, Box::new(r), t0.elapsed().as_secs_f64()));
-                    });
-                    continue;
-                }
-                other => other,
-            };
-            match ev {
-                Event::Token(_) => {}
-                Event::Waiting(n) => ui.line(&format!("waiting for another spy process to finish {}", plan.node(n).key)),
-                Event::Done(n, r, secs) => {
-                    if sched.action[&n] == Action::Substitute {
-                        substituting -= 1;
-                    } else {
-                        running.remove(&n);
-                    }
-                    let key = plan.node(n).key.to_string();
-                    match *r {
-                        Ok(outcome) => {
-                            match outcome {
-                                Outcome::Built => {
-                                    ui.finished(&key, &format!("built {key} in {secs:.1}s"));
-                                    report.built.push(key);
-                                }
-                                Outcome::Substituted(url) => {
-                                    ui.finished(&key, &format!("substituted {key} from {url} in {secs:.1}s"));
-                                    report.substituted.push(key);
-                                }
-                                Outcome::AlreadyThere => {
-                                    ui.finished(&key, &format!("{key} was made by another spy process"));
-                                    report.reused_after_wait.push(key);
-                                }
-                            }
-                            for d in sched.finished(n) {
-                                if !skipped.contains(&d) {
-                                    make_ready(&sched, d, &mut ready, &mut ready_subst);
-                                }
-                            }
-                        }
-                        Err(JobError::Substitute(why)) => {
-                            ui.finished(&key, &format!("warning: not substituting {why}; building it instead"));
-                            fell_back.push(n);
-                            skipped.extend(sched.above(n));
-                        }
-                        Err(JobError::Build(BuildError::Cancelled { .. })) => ui.finished(&key, &format!("cancelled {key}")),
-                        Err(JobError::Build(e)) => {
-                            ui.finished(&key, &format!("error: {e}"));
-                            if let BuildError::Failed { log, .. } = &e {
-                                ui.block(&format!(
-                                    "last lines of the log of {key}:\n{}\nfull log: {}",
-                                    spy_build::log_tail(log, 25),
-                                    log.display()
-                                ));
-                            }
-                            failed.push(key);
-                            // Everything above a failed node is skipped.
-                            skipped.extend(sched.above(n));
-                            if !opts.keep_going {
-                                cancel.store(true, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-            }
+    let to_substitute = sched.need.len() - to_build.len();
+    let label = |n: NodeIndex| plan.node(n).key.to_string();
+    let done = queue::run(sched, to_substitute, &jobs, &label, opts.jobs, opts.keep_going, ui, report)?;
+    if !done.failed.is_empty() {
+        if !done.skipped.is_empty() {
+            ui.line(&format!("{} dependent node(s) were not built", done.skipped.len()));
         }
-    });
-    ui.done(started.elapsed().as_secs_f64());
-    if !failed.is_empty() {
-        if !skipped.is_empty() {
-            ui.line(&format!("{} dependent node(s) were not built", skipped.len()));
-        }
-        return Err(SchedError::Failed { failed });
+        return Err(SchedError::Failed { failed: done.failed });
     }
-    Ok(fell_back)
+    Ok(done.fell_back)
+}
+
+/// The runner of a real round: nodes are made by their realizers in store transactions.
+struct RealJobs<'a> {
+    store: &'a Store,
+    plan: &'a Plan,
+    opts: &'a RealizeOptions,
+    subs: Option<&'a Substituters>,
+    found: &'a HashMap<NodeIndex, Found>,
+}
+
+impl Runner for RealJobs<'_> {
+    fn substitute(&self, n: NodeIndex, on_wait: &dyn Fn()) -> Result<Outcome, JobError> {
+        match (self.subs, self.found.get(&n)) {
+            (Some(subs), Some(found)) => substitute_one(self.store, self.plan, n, subs, found, on_wait),
+            _ => Err(JobError::Substitute(format!("{}: no cache holds it", self.plan.node(n).key))),
+        }
+    }
+    fn build(&self, n: NodeIndex, client: &jobserver::Client, cancel: &AtomicBool, on_wait: &dyn Fn()) -> Result<Outcome, JobError> {
+        build_node(self.store, self.plan, n, self.opts, client, cancel, on_wait).map_err(JobError::Build)
+    }
 }
 
 /// Substitutes one node. Nothing is registered unless the archive matches its signed hash and the
