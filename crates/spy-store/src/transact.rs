@@ -205,7 +205,9 @@ impl Store {
     ) -> Result<Transacted<T>, TransactError<E>> {
         // Declared first, so it is released last: after a failed attempt's directory is gone.
         let _lock = self.lock(id, on_wait)?;
-        if let Some(meta) = self.lookup(name)? {
+        // Metadata that cannot be read is no entry (as for `is_valid`): the entry is made again and
+        // its metadata replaced.
+        if let Ok(Some(meta)) = self.lookup(name) {
             return Ok(Transacted::AlreadyThere(meta));
         }
         let mut w = self.begin(name, in_place)?;
@@ -425,6 +427,20 @@ mod tests {
             assert!(matches!(ok, Ok(Transacted::Registered { .. })));
             std::fs::remove_file(store.meta_path(&sn)).unwrap();
         }
+    }
+
+    #[test]
+    fn unreadable_metadata_is_no_entry_and_is_replaced() {
+        let (_d, store) = scratch_store();
+        let e = new_entry(6, "f", built());
+        let sn = e.store_name.clone();
+        store.transact(e, || {}, |w| std::fs::write(w.out().join("f"), "1")).unwrap();
+        std::fs::write(store.meta_path(&sn), "{not json").unwrap();
+        assert!(!store.is_valid(&sn));
+        let r = store.transact(new_entry(6, "f", built()), || {}, |w| std::fs::write(w.out().join("f"), "2"));
+        assert!(matches!(r, Ok(Transacted::Registered { .. })), "{r:?}");
+        assert_eq!(std::fs::read_to_string(store.entry(&sn).join("f")).unwrap(), "2");
+        assert!(store.is_valid(&sn));
     }
 
     #[test]
