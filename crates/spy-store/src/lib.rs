@@ -10,7 +10,8 @@
 //! This crate owns the layout under the store root: entry names ([`StoreName`]), entry, metadata
 //! and log paths, locks, roots, staging and scratch space, the source cache and the host-tools
 //! cache file. No other crate joins a path below `.spy/` or formats an entry name. It touches only
-//! the store directory (and, for `spy check`, a second store); it never reads recipes or plans.
+//! the store directory and the `result` links it is asked to make (and reads a second store for
+//! `spy check`); it never reads recipes or plans.
 
 use std::collections::BTreeSet;
 use std::fs::File;
