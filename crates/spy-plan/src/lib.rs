@@ -244,7 +244,6 @@ impl Plan {
     pub fn new_entry(&self, n: NodeIndex, origin: spy_store::Origin) -> spy_store::NewEntry {
         let node = self.node(n);
         spy_store::NewEntry {
-            store_name: node.store_name(),
             id: node.id,
             name: node.key.name.clone(),
             version: node.version.clone(),

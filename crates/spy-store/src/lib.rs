@@ -748,7 +748,6 @@ mod tests {
     fn build_with(store: &Store, id: u8, name: &str, inputs: Vec<StoreName>, make: impl FnOnce(&Path) -> std::io::Result<()>) -> StoreName {
         let sn = StoreName::new(&NodeId([id; 32]), name, "1").unwrap();
         let entry = NewEntry {
-            store_name: sn.clone(),
             id: NodeId([id; 32]),
             name: name.into(),
             version: "1".into(),
@@ -836,7 +835,6 @@ mod tests {
         );
         // An in-place build's output and its build directory are private until registered.
         let entry = NewEntry {
-            store_name: StoreName::new(&NodeId([8; 32]), "inplace", "1").unwrap(),
             id: NodeId([8; 32]),
             name: "inplace".into(),
             version: "1".into(),

@@ -15,10 +15,10 @@ use spy_hash::{NodeId, TreeHash};
 use crate::{io, link_or_copy_tree, normalize_tree, private_dir, remove_tree, EntryMeta, Store, StoreError, StoreName};
 
 /// What the caller knows about an entry before it exists; the store adds the output's hash, size,
-/// timing and registration time.
+/// timing, registration time, and the entry's name (made from id, name and version: the store
+/// owns its naming, see [`NewEntry::store_name`]).
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    pub store_name: StoreName,
     pub id: NodeId,
     pub name: String,
     pub version: String,
@@ -28,6 +28,13 @@ pub struct NewEntry {
     /// The source pins it was built from, as text.
     pub sources: Vec<String>,
     pub origin: Origin,
+}
+
+impl NewEntry {
+    /// The entry's directory name; an error if the name and version cannot make one component.
+    pub fn store_name(&self) -> Result<StoreName, StoreError> {
+        StoreName::new(&self.id, &self.name, &self.version)
+    }
 }
 
 /// Where an entry's output comes from.
@@ -145,8 +152,9 @@ impl Store {
         work: impl FnOnce(&mut Work) -> Result<T, E>,
     ) -> Result<Transacted<T>, TransactError<E>> {
         let in_place = matches!(entry.origin, Origin::Built { in_place: true, .. });
-        let (id, name) = (entry.id, entry.store_name.clone());
-        self.run(&id, &name, in_place, on_wait, work, |store, w, seconds| {
+        let (id, name) = (entry.id, entry.store_name()?);
+        let locked_name = name.clone();
+        self.run(&id, &locked_name, in_place, on_wait, work, |store, w, seconds| {
             let (sandboxed, substituted_from, expected, build_seconds) = match entry.origin {
                 Origin::Built { sandboxed, .. } => (sandboxed, None, None, seconds),
                 // The builder ran sandboxed, wherever it was; nothing was built here.
@@ -158,7 +166,7 @@ impl Store {
                 name: entry.name,
                 version: entry.version,
                 target: entry.target,
-                store_name: entry.store_name,
+                store_name: name,
                 tree_hash: TreeHash([0; 32]),
                 size: 0,
                 files: 0,
@@ -300,7 +308,6 @@ mod tests {
 
     fn new_entry(id: u8, name: &str, origin: Origin) -> NewEntry {
         NewEntry {
-            store_name: StoreName::new(&NodeId([id; 32]), name, "1").unwrap(),
             id: NodeId([id; 32]),
             name: name.into(),
             version: "1".into(),
@@ -342,7 +349,7 @@ mod tests {
     fn a_transaction_registers_its_output_and_log() {
         let (_d, store) = scratch_store();
         let e = new_entry(1, "a", built());
-        let sn = e.store_name.clone();
+        let sn = e.store_name().unwrap();
         let r = store
             .transact(
                 e,
@@ -388,7 +395,7 @@ mod tests {
                 in_place,
             };
             let e = new_entry(2, "b", origin.clone());
-            let sn = e.store_name.clone();
+            let sn = e.store_name().unwrap();
             let r = store.transact(
                 e,
                 || {},
@@ -433,7 +440,7 @@ mod tests {
     fn unreadable_metadata_is_no_entry_and_is_replaced() {
         let (_d, store) = scratch_store();
         let e = new_entry(6, "f", built());
-        let sn = e.store_name.clone();
+        let sn = e.store_name().unwrap();
         store.transact(e, || {}, |w| std::fs::write(w.out().join("f"), "1")).unwrap();
         std::fs::write(store.meta_path(&sn), "{not json").unwrap();
         assert!(!store.is_valid(&sn));
@@ -451,7 +458,7 @@ mod tests {
             tree_hash: TreeHash([9; 32]),
         };
         let e = new_entry(3, "c", origin);
-        let sn = e.store_name.clone();
+        let sn = e.store_name().unwrap();
         let r = store.transact(e, || {}, |w| std::fs::write(w.out().join("f"), "c"));
         assert!(matches!(r, Err(TransactError::Store(StoreError::TreeMismatch { .. }))), "{r:?}");
         assert_eq!(store.lookup(&sn).unwrap(), None);
@@ -462,7 +469,7 @@ mod tests {
     fn a_waiting_transaction_rechecks_and_reuses_what_the_other_made() {
         let (_d, store) = scratch_store();
         let e = new_entry(4, "d", built());
-        let sn = e.store_name.clone();
+        let sn = e.store_name().unwrap();
         let (holding_tx, holding_rx) = std::sync::mpsc::channel();
         let (waited_tx, waited_rx) = std::sync::mpsc::channel();
         let store = &store;
