@@ -314,7 +314,7 @@ pub fn push(
     compression: Compression,
     staging: &Path,
 ) -> Result<Pushed, CacheError> {
-    if let Some(mut existing) = read_meta(cache, &entry.id, entry.store_name.as_str()).ok().flatten() {
+    if let Some(mut existing) = read_meta(cache, &entry.node.id, entry.store_name.as_str()).ok().flatten() {
         if existing.tree_hash == entry.tree_hash && cache.has(&archive_path(&existing.archive_sha256, existing.compression))? {
             let Some(key) = key else { return Ok(Pushed::Present) };
             let fp = existing.fingerprint();
@@ -356,11 +356,11 @@ pub fn pack_entry(
     let sha = spy_hash::sha256_file(tmp.path()).map_err(StoreError::from)?;
     let meta = CacheMeta {
         format: CACHE_FORMAT,
-        id: entry.id,
+        id: entry.node.id,
         store_name: entry.store_name.to_string(),
-        name: entry.name.clone(),
-        version: entry.version.clone(),
-        target: entry.target.clone(),
+        name: entry.node.name.clone(),
+        version: entry.node.version.clone(),
+        target: entry.node.target.clone(),
         tree_hash: entry.tree_hash,
         size: entry.size,
         files: entry.files,

@@ -244,10 +244,12 @@ impl Plan {
     pub fn new_entry(&self, n: NodeIndex, origin: spy_store::Origin) -> spy_store::NewEntry {
         let node = self.node(n);
         spy_store::NewEntry {
-            id: node.id,
-            name: node.key.name.clone(),
-            version: node.version.clone(),
-            target: node.key.target.clone(),
+            node: spy_store::EntryNode {
+                id: node.id,
+                name: node.key.name.clone(),
+                version: node.version.clone(),
+                target: node.key.target.clone(),
+            },
             inputs: node.deps.iter().map(|&d| self.node(d).store_name()).collect(),
             sources: node.sources.iter().map(|s| s.pin.to_string()).collect(),
             origin,

@@ -61,14 +61,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// What the store records about an entry (`.spy/meta/<entry>.json`).
+/// The node an entry was made for: what a caller tells [`Store::transact`] and the metadata
+/// records.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EntryMeta {
-    pub format: u32,
+pub struct EntryNode {
     pub id: NodeId,
     pub name: String,
     pub version: String,
     pub target: String,
+}
+
+/// What the store records about an entry (`.spy/meta/<entry>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EntryMeta {
+    pub format: u32,
+    /// Written inline: `id`, `name`, `version`, `target`.
+    #[serde(flatten)]
+    pub node: EntryNode,
     pub store_name: StoreName,
     pub tree_hash: TreeHash,
     pub size: u64,
@@ -283,7 +292,7 @@ impl Store {
                 continue;
             };
             if hex.starts_with(store_name.id_prefix()) {
-                if let Some(m) = self.lookup(&store_name)?.filter(|m| m.id == *id) {
+                if let Some(m) = self.lookup(&store_name)?.filter(|m| m.node.id == *id) {
                     return Ok(Some(m));
                 }
             }
@@ -517,7 +526,10 @@ impl Store {
             report.removed.push(m.store_name.to_string());
             if !dry_run {
                 // A node being rebuilt right now (its lock is held) is left alone.
-                let Ok(_l) = flock(&self.spy("locks").join(format!("{}.lock", m.id)), FlockArg::LockExclusiveNonblock) else {
+                let Ok(_l) = flock(
+                    &self.spy("locks").join(format!("{}.lock", m.node.id)),
+                    FlockArg::LockExclusiveNonblock,
+                ) else {
                     continue;
                 };
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
@@ -748,10 +760,12 @@ mod tests {
     fn build_with(store: &Store, id: u8, name: &str, inputs: Vec<StoreName>, make: impl FnOnce(&Path) -> std::io::Result<()>) -> StoreName {
         let sn = StoreName::new(&NodeId([id; 32]), name, "1").unwrap();
         let entry = NewEntry {
-            id: NodeId([id; 32]),
-            name: name.into(),
-            version: "1".into(),
-            target: "t".into(),
+            node: EntryNode {
+                id: NodeId([id; 32]),
+                name: name.into(),
+                version: "1".into(),
+                target: "t".into(),
+            },
             inputs,
             sources: vec![],
             origin: Origin::Built {
@@ -835,10 +849,12 @@ mod tests {
         );
         // An in-place build's output and its build directory are private until registered.
         let entry = NewEntry {
-            id: NodeId([8; 32]),
-            name: "inplace".into(),
-            version: "1".into(),
-            target: "t".into(),
+            node: EntryNode {
+                id: NodeId([8; 32]),
+                name: "inplace".into(),
+                version: "1".into(),
+                target: "t".into(),
+            },
             inputs: vec![],
             sources: vec![],
             origin: Origin::Built {
@@ -857,6 +873,40 @@ mod tests {
                 },
             )
             .unwrap();
+    }
+
+    #[test]
+    fn metadata_keeps_its_format_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let sn = build(&store, 5, "m", vec![]);
+        let text = std::fs::read_to_string(store.meta_path(&sn)).unwrap();
+        // Top-level keys, in the order they are written (the node's fields inline, as always).
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim_start().trim_start_matches('"').split('"').next().unwrap())
+            .collect();
+        let expected = [
+            "format",
+            "id",
+            "name",
+            "version",
+            "target",
+            "store_name",
+            "tree_hash",
+            "size",
+            "files",
+            "inputs",
+            "sources",
+            "build_seconds",
+            "registered_at",
+            "builder",
+            "sandboxed",
+        ];
+        assert_eq!(keys, expected, "{text}");
+        let meta = store.lookup(&sn).unwrap().unwrap();
+        assert_eq!((meta.node.name.as_str(), meta.node.id), ("m", NodeId([5; 32])));
     }
 
     #[test]

@@ -12,17 +12,14 @@ use std::time::{Instant, SystemTime};
 
 use spy_hash::{NodeId, TreeHash};
 
-use crate::{io, link_or_copy_tree, normalize_tree, private_dir, remove_tree, EntryMeta, Store, StoreError, StoreName};
+use crate::{io, link_or_copy_tree, normalize_tree, private_dir, remove_tree, EntryMeta, EntryNode, Store, StoreError, StoreName};
 
 /// What the caller knows about an entry before it exists; the store adds the output's hash, size,
 /// timing, registration time, and the entry's name (made from id, name and version: the store
 /// owns its naming, see [`NewEntry::store_name`]).
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    pub id: NodeId,
-    pub name: String,
-    pub version: String,
-    pub target: String,
+    pub node: EntryNode,
     /// Entries it is made from (their closure is what `gc` keeps with it).
     pub inputs: Vec<StoreName>,
     /// The source pins it was built from, as text.
@@ -33,7 +30,7 @@ pub struct NewEntry {
 impl NewEntry {
     /// The entry's directory name; an error if the name and version cannot make one component.
     pub fn store_name(&self) -> Result<StoreName, StoreError> {
-        StoreName::new(&self.id, &self.name, &self.version)
+        StoreName::new(&self.node.id, &self.node.name, &self.node.version)
     }
 }
 
@@ -152,7 +149,7 @@ impl Store {
         work: impl FnOnce(&mut Work) -> Result<T, E>,
     ) -> Result<Transacted<T>, TransactError<E>> {
         let in_place = matches!(entry.origin, Origin::Built { in_place: true, .. });
-        let (id, name) = (entry.id, entry.store_name()?);
+        let (id, name) = (entry.node.id, entry.store_name()?);
         let locked_name = name.clone();
         self.run(&id, &locked_name, in_place, on_wait, work, |store, w, seconds| {
             let (sandboxed, substituted_from, expected, build_seconds) = match entry.origin {
@@ -162,10 +159,7 @@ impl Store {
             };
             let meta = EntryMeta {
                 format: 1,
-                id: entry.id,
-                name: entry.name,
-                version: entry.version,
-                target: entry.target,
+                node: entry.node,
                 store_name: name,
                 tree_hash: TreeHash([0; 32]),
                 size: 0,
@@ -188,7 +182,7 @@ impl Store {
     pub fn link_entry_from(&self, other: &Store, meta: &EntryMeta) -> Result<(), StoreError> {
         let from = other.entry(&meta.store_name);
         let done = self.run(
-            &meta.id,
+            &meta.node.id,
             &meta.store_name,
             false,
             || {},
@@ -308,10 +302,12 @@ mod tests {
 
     fn new_entry(id: u8, name: &str, origin: Origin) -> NewEntry {
         NewEntry {
-            id: NodeId([id; 32]),
-            name: name.into(),
-            version: "1".into(),
-            target: "t".into(),
+            node: EntryNode {
+                id: NodeId([id; 32]),
+                name: name.into(),
+                version: "1".into(),
+                target: "t".into(),
+            },
             inputs: vec![],
             sources: vec![],
             origin,
