@@ -8,7 +8,7 @@
 #    gives slpython2.7 a new id, so Stackless, its packages, the relink and the fuse step build
 #    again while the toolchain and libraries are reused), wall time and peak RSS (GNU time -v).
 #
-# The Stackless clone comes from ../shared/sources (or $SPY_TEST_SOURCES); the store is $SPY_STORE
+# The Stackless clone and staticpython/ come from ../shared/sources (or $SPY_TEST_SOURCES); the store is $SPY_STORE
 # (default: the project's store/).
 # Usage: benches/stackless.sh [--rebuild] [TARGET_SHORT...]   (default: x86_64, and i686 if built)
 set -euo pipefail
@@ -18,7 +18,8 @@ rebuild=0
 targets=${*:-x86_64 i686}
 sources=${SPY_TEST_SOURCES:-$PWD/../shared/sources}
 cargo build --release -q
-spy="$PWD/target/release/spy --mirror $sources"
+# staticpython/: the packages of stacklessco2.7 that no registry carries (Syncless, Concurrence...).
+spy="$PWD/target/release/spy --mirror $sources --mirror $sources/staticpython"
 host=/usr/bin/python3.11
 tmp=$(mktemp -d /tmp/spy-bench-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

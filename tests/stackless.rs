@@ -4,7 +4,9 @@
 //! scheduling, greenlet beside tasklets, TLS over a socket pair, gevent (co) and asyncio (3.7)
 //! beside tasklets; a blocked tasklet pickled in one process and finished in another; and
 //! Stackless's own unit tests (`Stackless/unittests`), whose failures must be exactly the ones
-//! explained in docs/packages.md.
+//! explained in docs/packages.md. For stacklessco2.7, StaticPython's coroutine stack (sources from
+//! `staticpython/` in the same directory): Syncless's seed example, a TCP echo on tasklets and its
+//! own `test/` directory; a Concurrence echo, msgpack, alo-aes and geventmysql.
 
 mod common;
 
@@ -57,6 +59,13 @@ const STACKLESSCO27: Flavor = Flavor {
         "gevent._gevent_cgreenlet",
         "zope.interface._zope_interface_coptimizations",
         "Crypto.Cipher._AES",
+        "syncless.coio",
+        "concurrence._event",
+        "concurrence.io._io",
+        "concurrence.database.mysql._mysql",
+        "msgpack._cmsgpack",
+        "geventmysql._mysql",
+        "aes._aes",
         "_ssl",
         "_hashlib",
         "_sqlite3",
@@ -69,6 +78,11 @@ const STACKLESSCO27: Flavor = Flavor {
         ("zope.interface-slp2.7", "5.5.2"),
         ("zope.event-slp2.7", "4.6"),
         ("pycrypto-slp2.7", "2.6.1"),
+        ("syncless-slp2.7", "0.25"),
+        ("concurrence-slp2.7", "0.3.1"),
+        ("msgpack-slp2.7", "0.6.2"),
+        ("geventmysql-slp2.7", "20110201"),
+        ("alo-aes-slp2.7", "0.3"),
     ],
     co: true,
     ..STACKLESS27
@@ -121,7 +135,10 @@ fn realize(node: &str) -> PathBuf {
 
 fn realize_with(node: &str, overlay: Option<&str>) -> PathBuf {
     let mirror = sources_mirror().display().to_string();
-    let mut args = vec!["--mirror", &mirror, "realize", "--no-out-link", "-j2"];
+    // The packages StaticPython compiled into stacklessco2.7 (Syncless, Concurrence...) are in its
+    // subdirectory `staticpython/`; a mirror is searched by file name without subdirectories.
+    let staticpython = sources_mirror().join("staticpython").display().to_string();
+    let mut args = vec!["--mirror", &mirror, "--mirror", &staticpython, "realize", "--no-out-link", "-j2"];
     let overlay = overlay.map(|o| Path::new(env!("CARGO_MANIFEST_DIR")).join(o).display().to_string());
     if let Some(o) = &overlay {
         args.extend(["--overlay", o.as_str()]);
@@ -499,6 +516,322 @@ fn failed_tests(out: &str) -> Vec<String> {
     failed.dedup();
     failed
 }
+
+/// StaticPython's seed example and a Syncless TCP echo: 100 clients, each on its own tasklet, all
+/// connected at once (every handler sleeps 0.1 s before answering, so serving them one after the
+/// other would take 10 s).
+const SYNCLESS_PROBE: &str = r#"
+import time, socket, stackless
+from syncless import coio
+t0 = time.time()
+coio.sleep(1.5)
+print "slept %.2f" % (time.time() - t0)
+N = 100
+server = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(N)
+addr = server.getsockname()
+handlers = []
+def handle(conn):
+    handlers.append(stackless.getcurrent())
+    f = conn.makefile()
+    line = f.readline()
+    coio.sleep(0.1)
+    f.write(line.upper())
+    f.flush()
+    conn.close()
+def accept_all():
+    for _ in range(N):
+        conn, _ = server.accept()
+        stackless.tasklet(handle)(conn)
+results = stackless.channel()
+def client(i):
+    c = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
+    c.connect(addr)
+    c.sendall("hello %d\n" % i)
+    data = ""
+    while not data.endswith("\n"):
+        data += c.recv(100)
+    c.close()
+    results.send(data)
+stackless.tasklet(accept_all)()
+t0 = time.time()
+for i in range(N):
+    stackless.tasklet(client)(i)
+replies = sorted(results.receive() for _ in range(N))
+print "echo", replies == sorted("HELLO %d\n" % i for i in range(N)), len(set(handlers))
+print "echo seconds %.2f" % (time.time() - t0)
+# Syncless's own TLS (nbsslsocket) is built on _ssl.sslwrap, gone since Python 2.7.9: a clean
+# AttributeError, not a hang (docs/packages.md).
+idle = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
+idle.bind(("127.0.0.1", 0))
+idle.listen(1)
+try:
+    coio.nbsslsocket(coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)).connect(idle.getsockname())
+except AttributeError as e:
+    print "nbsslsocket", e
+"#;
+
+/// A Concurrence echo server and 50 clients on tasklets; a msgpack round trip of nested data;
+/// alo-aes against the FIPS-197 AES-128 vector and a CBC round trip; geventmysql with no server.
+const STACK_PROBE: &str = r#"
+import binascii, socket, stackless
+from concurrence import dispatch, quit, Tasklet
+from concurrence.io import BufferedStream, Socket
+N = 50
+def handle(client):
+    stream = BufferedStream(client)
+    line = stream.reader.read_line()
+    stream.writer.write_bytes(line.upper() + "\n")
+    stream.writer.flush()
+    stream.close()
+def client(addr, i):
+    stream = BufferedStream(Socket.connect(addr))
+    stream.writer.write_bytes("hello %d\n" % i)
+    stream.writer.flush()
+    reply = stream.reader.read_line()
+    stream.close()
+    return reply
+def main():
+    server = Socket.new()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    addr = server.socket.getsockname()
+    def accept_all():
+        for _ in range(N):
+            Tasklet.new(handle)(server.accept())
+    Tasklet.new(accept_all)()
+    clients = [Tasklet.new(client)(addr, i) for i in range(N)]
+    replies = [Tasklet.join(c) for c in clients]
+    print "concurrence", sorted(replies) == sorted("HELLO %d" % i for i in range(N)), isinstance(stackless.getcurrent(), stackless.tasklet)
+    quit()
+dispatch(main)
+"#;
+
+const DATA_PROBE: &str = r#"
+import binascii, socket
+import msgpack
+data = {u"list": [1, -2, 2**40, -2**63, 2**64 - 1, 1.5, None, True, False],
+        u"nested": {u"bytes": b"\x00\xff", u"text": u"\u00e9t\u00e9", u"deep": [[{u"k": [u"v"]}]]}}
+packed = msgpack.packb(data, use_bin_type=True)
+print "msgpack", msgpack.version, type(msgpack.Packer()).__module__, msgpack.unpackb(packed, raw=False) == data
+import aes
+key = aes.Keysetup(binascii.unhexlify("000102030405060708090a0b0c0d0e0f"))
+ct = key.encrypt(binascii.unhexlify("00112233445566778899aabbccddeeff"))
+iv, cbc = key.cbcencrypt(b"\0" * 16, b"sixteen byte msg" * 3)
+print "aes", binascii.hexlify(ct), binascii.hexlify(key.decrypt(ct)), key.cbcdecrypt(b"\0" * 16, cbc)[1]
+import geventmysql
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+try:
+    geventmysql.connect(host="127.0.0.1", port=port, user="u", password="p", db="d")
+except socket.error as e:
+    print "geventmysql", geventmysql._mysql, e.errno
+"#;
+
+/// StaticPython's seed example and a Syncless TCP echo on tasklets, alone in an empty root (no
+/// /etc/hosts, which syncless.coio reads when it is there).
+fn syncless_seed_example_and_tcp_echo(short: &str) {
+    let (bin, _, _) = release(&STACKLESSCO27, short);
+    let root = root_with(&bin, &[]);
+    let text = run_probe(root.path(), SYNCLESS_PROBE);
+    let slept: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("slept "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sleep measured:\n{text}"));
+    assert!((1.45..3.0).contains(&slept), "coio.sleep(1.5) took {slept} s:\n{text}");
+    assert!(text.contains("echo True 100"), "{text}");
+    let seconds: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("echo seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no echo time:\n{text}"));
+    assert!(seconds < 5.0, "100 clients were not served at once ({seconds} s):\n{text}");
+    assert!(text.contains("nbsslsocket 'module' object has no attribute 'sslwrap'"), "{text}");
+}
+
+/// Syncless's test modules that fail, with the tests that fail in each (docs/packages.md says why:
+/// greenlet 2 and Stackless 2.7 behave differently from the greenlet 0.3 and Stackless 2.6 they
+/// were written against, and one assertion upstream's own comment says does not hold).
+const SYNCLESS_EXPECTED_FAILURES: &[(&str, &[&str])] = &[
+    (
+        "greenlet_test.py",
+        &[
+            "testCircularCoroutineReferences",
+            "testParentCatchOnKill",
+            "testParentOnKill",
+            "testParentOnKillWithGreenletExit",
+            "testParentOnKillWithGreenletExitSubclass",
+        ],
+    ),
+    ("greenlet_using_stackless_test.py", &["testCircularCoroutineReferences"]),
+    (
+        "stackless_test.py",
+        &[
+            "testLastChannel",
+            "testLateBind",
+            "testLateCall",
+            "testRemoveCurrent",
+            "testTaskletExitOnDelete",
+        ],
+    ),
+];
+
+/// Syncless's own `test/` directory (from the pinned sdist in the mirror) run by the single file in
+/// an empty root, one process per module as its `setup.py test` does: every failing test must be
+/// one explained in docs/packages.md.
+fn syncless_own_tests(short: &str) {
+    let (bin, _, name) = release(&STACKLESSCO27, short);
+    let root = root_with(&bin, &[]);
+    let tarball = sources_mirror().join("staticpython/syncless-0.25.tar.gz");
+    let o = Command::new(common::host_tool("tar"))
+        .args(["-xzf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(root.path())
+        .args([
+            "--no-same-owner",
+            "--no-same-permissions",
+            "--strip-components=1",
+            "syncless-0.25/test",
+        ])
+        .output()
+        .unwrap();
+    common::ok(&o);
+    let mut modules: Vec<String> = std::fs::read_dir(root.path().join("test"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with("_test.py"))
+        .collect();
+    modules.sort();
+    assert_eq!(modules.len(), 12, "{modules:?}");
+    let (mut ran, mut failed_total) = (0, 0);
+    let mut report = String::new();
+    for module in &modules {
+        let o = common::run_in_root(root.path(), &[("HOME", "/")], &["/python", &format!("/test/{module}")]);
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let n: u32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Ran ").and_then(|r| r.split_whitespace().next()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{module} ran no tests:\n{out}"));
+        let mut failed: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ERROR: ").or_else(|| l.strip_prefix("FAIL: ")))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        failed.sort();
+        failed.dedup();
+        let expected = SYNCLESS_EXPECTED_FAILURES
+            .iter()
+            .find(|(m, _)| m == module)
+            .map(|(_, t)| t.to_vec())
+            .unwrap_or_default();
+        assert_eq!(failed, expected, "unexpected failures in Syncless's {module}:\n{out}");
+        assert_eq!(o.status.success(), expected.is_empty(), "{module}: status {}:\n{out}", o.status);
+        ran += n;
+        failed_total += failed.len() as u32;
+        report.push_str(&format!("  {module}: {n} tests, failed {failed:?}\n"));
+    }
+    println!("{name}: Syncless test/: {} of {ran} tests pass\n{report}", ran - failed_total);
+    assert!(ran >= 100, "too few Syncless tests ran:\n{report}");
+}
+
+/// A Concurrence tasklet echo, msgpack, alo-aes and geventmysql in an empty root; the manifest
+/// lists each package with its version, license and source hash.
+fn concurrence_msgpack_aes_geventmysql(short: &str) {
+    let (bin, out, name) = release(&STACKLESSCO27, short);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let components = m["components"].as_array().expect("manifest components");
+    for (package, version, license, sha256) in [
+        (
+            "syncless-slp2.7",
+            "0.25",
+            "Apache-2.0",
+            "ae1476c483aebe4911d5e4931e8cff9d863c4210d188ab5201c39b4efc66e928",
+        ),
+        (
+            "concurrence-slp2.7",
+            "0.3.1",
+            "BSD-3-Clause",
+            "6a593dfecf0acfcd322268d13731ffa8fed42400da88b7db559267ed78e3e5a5",
+        ),
+        (
+            "msgpack-slp2.7",
+            "0.6.2",
+            "Apache-2.0",
+            "ea3c2f859346fcd55fc46e96885301d9c2f7a36d453f5d8f2967840efa1e1830",
+        ),
+        (
+            "geventmysql-slp2.7",
+            "20110201",
+            "BSD-3-Clause",
+            "f2631baaee95d36a807393e71c421b897f4c2093e51d3de9af38e6ad35e72d95",
+        ),
+        (
+            "alo-aes-slp2.7",
+            "0.3",
+            "GPL-2.0-or-later",
+            "eb20036b8182ef4c107d25920b80b6a19d644bdaa79a596975a9fcb7e0b15595",
+        ),
+        (
+            "pyrex-py2.7",
+            "0.9.9",
+            "Apache-2.0",
+            "5f87df06831d0b3412eb4bc9d3fc2ee7bfae1b913d7da8c23ab2bf5699fb6b50",
+        ),
+    ] {
+        let c = components
+            .iter()
+            .find(|c| c["name"] == package)
+            .unwrap_or_else(|| panic!("the manifest of {name} lists no {package}"));
+        assert_eq!(
+            (c["version"].as_str(), c["license"].as_str()),
+            (Some(version), Some(license)),
+            "{c}"
+        );
+        assert_eq!(c["role"], if package.starts_with("pyrex") { "build" } else { "package" }, "{c}");
+        assert!(c["sources"].as_array().unwrap().iter().any(|s| s["sha256"] == sha256), "{c}");
+    }
+    let root = root_with(&bin, &[]);
+    let text = run_probe(root.path(), STACK_PROBE);
+    assert!(text.contains("concurrence True True"), "{text}");
+    let text = run_probe(root.path(), DATA_PROBE);
+    for line in [
+        "msgpack (0, 6, 2) msgpack._cmsgpack True",
+        "aes 69c4e0d86a7b0430d8cdb78070b4c55a 00112233445566778899aabbccddeeff sixteen byte msgsixteen byte msgsixteen byte msg",
+        "geventmysql <module 'geventmysql._mysql' (built-in)> 111",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+}
+
+macro_rules! coroutine_stack_tests {
+    ($module:ident, $short:literal $(, #[$attr:meta])?) => {
+        /// StaticPython's coroutine stack in stacklessco2.7.
+        mod $module {
+            #[test] $(#[$attr])?
+            fn syncless_seed_example_and_tcp_echo() {
+                super::syncless_seed_example_and_tcp_echo($short);
+            }
+            #[test] $(#[$attr])?
+            fn syncless_own_tests() {
+                super::syncless_own_tests($short);
+            }
+            #[test] $(#[$attr])?
+            fn concurrence_msgpack_aes_geventmysql() {
+                super::concurrence_msgpack_aes_geventmysql($short);
+            }
+        }
+    };
+}
+
+coroutine_stack_tests!(stacklessco2_7_x86_64_coroutines, "x86_64");
+coroutine_stack_tests!(stacklessco2_7_i686_coroutines, "i686", #[ignore = "e2e: tests/e2e/run"]);
 
 macro_rules! flavor_tests {
     ($module:ident, $flavor:ident, $short:literal $(, #[$attr:meta])?) => {
