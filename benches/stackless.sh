@@ -18,8 +18,8 @@ rebuild=0
 targets=${*:-x86_64 i686}
 sources=${SPY_TEST_SOURCES:-$PWD/../shared/sources}
 cargo build --release -q
-# staticpython/: the packages of stacklessco2.7 that no registry carries (Syncless, Concurrence...).
-spy="$PWD/target/release/spy --mirror $sources --mirror $sources/staticpython"
+# One mirror: staticpython/ in it (the packages of stacklessco2.7 no registry carries) is searched too.
+spy="$PWD/target/release/spy --mirror $sources"
 host=/usr/bin/python3.11
 tmp=$(mktemp -d /tmp/spy-bench-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

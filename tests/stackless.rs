@@ -134,11 +134,11 @@ fn realize(node: &str) -> PathBuf {
 }
 
 fn realize_with(node: &str, overlay: Option<&str>) -> PathBuf {
+    // One mirror: the Stackless clone is in it, and the packages StaticPython compiled into
+    // stacklessco2.7 (Syncless, Concurrence...) in its subdirectory `staticpython/`, which a mirror
+    // searches too.
     let mirror = sources_mirror().display().to_string();
-    // The packages StaticPython compiled into stacklessco2.7 (Syncless, Concurrence...) are in its
-    // subdirectory `staticpython/`; a mirror is searched by file name without subdirectories.
-    let staticpython = sources_mirror().join("staticpython").display().to_string();
-    let mut args = vec!["--mirror", &mirror, "--mirror", &staticpython, "realize", "--no-out-link", "-j2"];
+    let mut args = vec!["--mirror", &mirror, "realize", "--no-out-link", "-j2"];
     let overlay = overlay.map(|o| Path::new(env!("CARGO_MANIFEST_DIR")).join(o).display().to_string());
     if let Some(o) = &overlay {
         args.extend(["--overlay", o.as_str()]);

@@ -37,7 +37,8 @@ pub struct Cli {
     /// Apply an overlay file after the graph's own (repeatable, in order).
     #[arg(long = "overlay", global = true, value_name = "FILE")]
     overlays: Vec<PathBuf>,
-    /// A directory of source files to use before any network origin (repeatable).
+    /// A directory of source files (or of directories of them, one level deep) to use before any
+    /// network origin (repeatable); a file is found by its name or its sha256.
     #[arg(long = "mirror", global = true, value_name = "DIR")]
     mirrors: Vec<PathBuf>,
     /// Print less.
