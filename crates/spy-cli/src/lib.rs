@@ -185,6 +185,7 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     if let Some(p) = e.downcast_ref::<spy_plan::PlanError>() {
         return Some(match p {
             spy_plan::PlanError::UnknownName { .. } => "`spy list` shows every node name".into(),
+            spy_plan::PlanError::UnknownTarget { .. } => "`spy list --targets` shows the targets and their short names".into(),
             _ => "fix the recipe named above".into(),
         });
     }

@@ -37,8 +37,15 @@ pub enum PlanError {
     Recipe(#[from] RecipeError),
     #[error("dependency cycle: {}", cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
-    #[error("`{spec}` names no node (try `spy list`)")]
-    UnknownName { spec: String },
+    #[error("`{spec}` names no node{}", did_you_mean(suggestions))]
+    UnknownName { spec: String, suggestions: Vec<String> },
+    #[error("`{spec}`: no target `{target}`; the targets are {}{}", known.join(", "), did_you_mean(suggestions))]
+    UnknownTarget {
+        spec: String,
+        target: String,
+        known: Vec<String>,
+        suggestions: Vec<String>,
+    },
     #[error("node `{name}` does not exist for target `{target}` (its recipe limits `targets`)")]
     NotForTarget { name: String, target: String },
     #[error("{file}: node `{node}`, source {index}: {message}")]
@@ -283,21 +290,73 @@ impl Plan {
     }
 }
 
+fn did_you_mean(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => String::new(),
+        [one] => format!("; did you mean `{one}`?"),
+        many => format!(
+            "; did you mean {}?",
+            many.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+        ),
+    }
+}
+
+/// The closest of `candidates` to what was typed (a typo of a few letters), best first, at most
+/// three: normalized edit distance, ties by name.
+fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(typed, c), c))
+        .filter(|(score, _)| *score >= 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}
+
+/// Every way `spy list` and `name@target` name a node, for suggestions.
+fn spellings(graph: &Graph) -> Vec<String> {
+    let mut v = Vec::new();
+    for (name, node) in &graph.nodes {
+        v.push(name.to_string());
+        for (target, tc) in &graph.config.targets {
+            if node.has_target(target, &graph.config) {
+                v.push(format!("{name}-{}", tc.short));
+            }
+        }
+    }
+    v
+}
+
 /// Turns what a user typed into a node key: `name@target`, `name-<short>` (as `spy list` shows) or
-/// a bare `name` (default target).
+/// a bare `name` (default target). A name or target that does not exist is an error about the
+/// command line, with the closest spellings that do.
 pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
     if let Some((name, target)) = spec.split_once('@') {
         if !graph.config.targets.contains_key(target) {
-            return Err(PlanError::Recipe(RecipeError::UnknownTarget {
-                file: graph.root.join("spy.toml"),
-                line: None,
-                key: "targets".into(),
+            let known: Vec<String> = graph.config.targets.keys().map(|k| k.to_string()).collect();
+            let shorts: Vec<String> = graph.config.targets.values().map(|t| t.short.to_string()).collect();
+            let mut suggestions = closest(target, known.iter().map(String::as_str));
+            // `python3.11@x86_64`: the short name is not a target, but `python3.11-x86_64` is a node.
+            if let Some(t) = shorts.iter().find(|s| s.as_str() == target) {
+                if graph.nodes.contains_key(name) {
+                    suggestions.insert(0, format!("{name}-{t}"));
+                }
+            }
+            return Err(PlanError::UnknownTarget {
+                spec: spec.into(),
                 target: target.into(),
-                known: graph.config.targets.keys().map(|k| k.to_string()).collect(),
-            }));
+                known,
+                suggestions,
+            });
         }
         if !graph.nodes.contains_key(name) {
-            return Err(PlanError::UnknownName { spec: spec.into() });
+            let names: Vec<&str> = graph.nodes.keys().map(|n| n.as_str()).collect();
+            let suggestions = closest(name, names).into_iter().map(|n| format!("{n}@{target}")).collect();
+            return Err(PlanError::UnknownName {
+                spec: spec.into(),
+                suggestions,
+            });
         }
         return Ok(NodeKey {
             name: name.into(),
@@ -322,7 +381,11 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
             });
         }
     }
-    Err(PlanError::UnknownName { spec: spec.into() })
+    let all = spellings(graph);
+    Err(PlanError::UnknownName {
+        spec: spec.into(),
+        suggestions: closest(spec, all.iter().map(String::as_str)),
+    })
 }
 
 /// The name `spy list` shows for a key: `zlib-x86_64`.
@@ -523,12 +586,10 @@ impl<'g> Names<'g> {
         let (n, t) = ix;
         let mut deps: Vec<u32> = Vec::new();
         for d in self.deps_of(ix) {
-            deps.push(
-                *self
-                    .node_ix
-                    .get(d.as_str())
-                    .ok_or_else(|| PlanError::UnknownName { spec: d.to_string() })?,
-            );
+            deps.push(*self.node_ix.get(d.as_str()).ok_or_else(|| PlanError::UnknownName {
+                spec: d.to_string(),
+                suggestions: Vec::new(),
+            })?);
         }
         let kind = self.nodes[n as usize].recipe.kind.unwrap_or_default();
         if kind == Kind::Build && !self.implicit.is_empty() && !self.stdenv_closure(t).contains(&n) {
@@ -566,7 +627,10 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
     let mut done: std::collections::HashSet<Ix> = std::collections::HashSet::new();
     let mut order: Vec<(Ix, Vec<Ix>)> = Vec::new();
     for root in roots {
-        let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName { spec: root.to_string() })?;
+        let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName {
+            spec: root.to_string(),
+            suggestions: Vec::new(),
+        })?;
         if !names.nodes[root_ix.0 as usize].has_target(&root.target, names.config) {
             return Err(PlanError::NotForTarget {
                 name: root.name.clone(),

@@ -229,3 +229,37 @@ fn git_exclude_paths_are_plain_relative_paths() {
     let err = resolve_all(&g, &mut ProbeCache::in_memory()).err().unwrap().to_string();
     assert!(err.contains("twice"), "{err}");
 }
+
+#[test]
+fn a_misspelt_node_or_target_gets_the_closest_spellings() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "python3.11.toml", "name = \"python3.11\"\nversion = \"3.11.2\"\n");
+    write(d.path(), "python2.7.toml", "name = \"python2.7\"\nversion = \"2.7.18\"\n");
+    let g = fixture(d.path(), &lib(""));
+    let msg = |spec: &str| parse_spec(&g, spec).unwrap_err().to_string();
+    // A typo of a `spy list` name: one suggestion, the right one first.
+    let m = msg("pyhton3.11-x86_64");
+    assert!(
+        m.starts_with("`pyhton3.11-x86_64` names no node; did you mean `python3.11-x86_64`"),
+        "{m}"
+    );
+    assert!(!m.contains("spy list"), "the hint belongs to the CLI, once: {m}");
+    // name@target: the name is corrected, the target kept.
+    let m = msg("pyton2.7@x86_64-linux-musl");
+    assert!(m.contains("did you mean `python2.7@x86_64-linux-musl`"), "{m}");
+    // A target's short name after `@` is a command-line error, not a recipe's, and the node as
+    // `spy list` names it is suggested.
+    let e = parse_spec(&g, "python3.11@x86_64").unwrap_err();
+    assert!(matches!(e, PlanError::UnknownTarget { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains("no target `x86_64`") && m.contains("did you mean `python3.11-x86_64`"),
+        "{m}"
+    );
+    assert!(!m.contains("spy.toml"), "{m}");
+    // A misspelt target is suggested too.
+    assert!(msg("lib@x86_64-linux-mus").contains("`x86_64-linux-musl`"));
+    // Nothing close: no suggestion at all.
+    let m = msg("zzzzzzzz");
+    assert_eq!(m, "`zzzzzzzz` names no node");
+}
