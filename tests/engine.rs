@@ -745,3 +745,24 @@ fn http_urls_are_streamed_and_verified() {
         "no download left behind"
     );
 }
+
+#[test]
+fn verify_of_an_unbuilt_node_and_a_store_along_a_missing_path_are_errors() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    // Nothing built: verifying the node is an error naming it, not "0 problems".
+    let err = f.fails(&["verify", "hello"]);
+    assert!(err.contains("not built, nothing to verify") && err.contains("-hello-1.0"), "{err}");
+    f.ok(&["realize", "hello"]);
+    let (_, err) = f.ok(&["verify", "hello"]);
+    assert!(err.contains("verified 1 entr(ies), 0 problem(s)"), "{err}");
+    // --store along a path whose parent does not exist: refused, and nothing is made there.
+    let missing = f.root().join("no/such/dir/store");
+    let err = f.fails(&["--store", missing.to_str().unwrap(), "list"]);
+    assert!(err.contains("parent directory") && err.contains("does not exist"), "{err}");
+    assert!(!f.root().join("no").exists());
+    // A new store inside an existing directory is made where asked.
+    let fresh = f.root().join("fresh-store");
+    f.ok(&["--store", fresh.to_str().unwrap(), "list"]);
+    assert!(fresh.join(".spy").is_dir());
+}

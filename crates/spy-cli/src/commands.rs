@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use spy_plan::display_name;
-use spy_store::VerifyOutcome;
+use spy_store::{StoreName, VerifyOutcome};
 
 use crate::ctx::{realize_options, Ctx};
 use crate::{Cli, Command};
@@ -133,6 +133,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Some(roots.iter().map(|&r| plan.node(r).store_name()).collect::<Vec<_>>())
             };
             let results = ctx.store.verify(only.as_deref())?;
+            // A node asked for by name that has no entry has nothing to verify: say so and fail,
+            // rather than report "0 problems" for it.
+            if let Some(names) = &only {
+                let unbuilt: Vec<&StoreName> = names.iter().filter(|n| !results.iter().any(|(m, _)| &m.store_name == *n)).collect();
+                if !unbuilt.is_empty() {
+                    let list: Vec<String> = unbuilt.iter().map(|n| n.to_string()).collect();
+                    bail!("not built, nothing to verify: {} (`spy realize` builds it)", list.join(", "));
+                }
+            }
             let mut bad = 0;
             for (m, o) in &results {
                 match o {

@@ -1,7 +1,7 @@
 //! What every command starts from: the graph, the store, the host-tool cache and the settings of
 //! the command line, and the options of a realize. Wiring only: each step is a library call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -84,6 +84,20 @@ impl Ctx {
                 .map(|p| p.join("store"))
                 .unwrap_or_else(|| PathBuf::from("store")),
         };
+        // A store is made where one is asked for, never along a mistyped path: the directory may
+        // be new, its parent must exist.
+        if let Some(asked) = &cli.store {
+            if !asked.exists() {
+                let parent = asked.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                if !parent.is_dir() {
+                    bail!(
+                        "store {}: its parent directory {} does not exist (a new store is made only inside an existing directory)",
+                        asked.display(),
+                        parent.display()
+                    );
+                }
+            }
+        }
         let store = Store::open(&store_dir)?;
         let probes = ProbeCache::open(&store);
         let mut mirrors = env_paths("SPY_MIRRORS");
