@@ -116,10 +116,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{verb} {}", ctx.store.root().join(n).display());
             }
             eprintln!(
-                "spy: {verb} {} entr(ies), {:.1} MiB; {} live; {} stale root(s)",
+                "spy: {verb} {} entr(ies), {:.1} MiB; kept {} live entr(ies), {:.1} MiB; {} stale root(s)",
                 r.removed.len(),
                 r.freed_bytes as f64 / 1048576.0,
                 r.live.len(),
+                r.live_bytes as f64 / 1048576.0,
                 r.stale_roots.len()
             );
             Ok(ExitCode::SUCCESS)

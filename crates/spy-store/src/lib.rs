@@ -142,7 +142,11 @@ pub enum Scratch {
 
 #[derive(Debug, Default)]
 pub struct GcReport {
+    /// The entries kept: those in the closure of a root (names a closure mentions that have no
+    /// entry, such as bootstrap inputs, are not counted).
     pub live: BTreeSet<String>,
+    /// Their total size, as recorded in their metadata.
+    pub live_bytes: u64,
     pub removed: Vec<String>,
     pub freed_bytes: u64,
     pub stale_roots: Vec<PathBuf>,
@@ -514,12 +518,13 @@ impl Store {
             }
         }
         let mut report = GcReport {
-            live: live.clone(),
             stale_roots: stale.clone(),
             ..Default::default()
         };
         for m in &entries {
             if live.contains(m.store_name.as_str()) {
+                report.live.insert(m.store_name.to_string());
+                report.live_bytes += m.size;
                 continue;
             }
             report.freed_bytes += m.size;
@@ -925,6 +930,12 @@ mod tests {
         let r = store.gc(true).unwrap();
         assert_eq!(r.removed.len(), 2);
         assert!(store.is_valid(&c));
+        // What is kept is counted in entries that exist, with their recorded sizes; kept and
+        // removed add up to the store.
+        assert_eq!(r.live, [a.to_string(), b.to_string()].into_iter().collect());
+        let size = |n: &StoreName| store.entries().unwrap().iter().find(|m| &m.store_name == n).unwrap().size;
+        assert_eq!(r.live_bytes, size(&a) + size(&b));
+        assert_eq!(r.live.len() + 1, store.entries().unwrap().len());
         let r = store.gc(false).unwrap();
         assert_eq!(r.removed.len(), 2, "{r:?}");
         assert!(store.is_valid(&a) && store.is_valid(&b) && !store.is_valid(&c));
