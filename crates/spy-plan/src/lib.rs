@@ -335,13 +335,10 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
     if let Some((name, target)) = spec.split_once('@') {
         if !graph.config.targets.contains_key(target) {
             let known: Vec<String> = graph.config.targets.keys().map(|k| k.to_string()).collect();
-            let shorts: Vec<String> = graph.config.targets.values().map(|t| t.short.to_string()).collect();
             let mut suggestions = closest(target, known.iter().map(String::as_str));
             // `python3.11@x86_64`: the short name is not a target, but `python3.11-x86_64` is a node.
-            if let Some(t) = shorts.iter().find(|s| s.as_str() == target) {
-                if graph.nodes.contains_key(name) {
-                    suggestions.insert(0, format!("{name}-{t}"));
-                }
+            if graph.nodes.contains_key(name) && graph.config.targets.values().any(|t| t.short.as_str() == target) {
+                suggestions.insert(0, format!("{name}-{target}"));
             }
             return Err(PlanError::UnknownTarget {
                 spec: spec.into(),

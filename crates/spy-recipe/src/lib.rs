@@ -442,12 +442,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
             return Err(invalid("variants", "`variants` is empty"));
         }
         // The family's own list edits apply to each variant's lists once the variant's keys are in.
-        let family_edits = PartialRecipe {
-            extra_deps: partial.extra_deps.take(),
-            extra_patches: partial.extra_patches.take(),
-            remove_tools: partial.remove_tools.take(),
-            ..PartialRecipe::default()
-        };
+        let family_edits = partial.take_edits();
         let mut out = Vec::with_capacity(variants.len());
         for (name, v) in variants {
             if v.variants.is_some() || v.name.is_some() {
@@ -455,7 +450,7 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
             }
             let mut node = partial.clone();
             node.merge(v);
-            node.merge(family_edits.clone());
+            node.apply_edits(&family_edits);
             node.name = Some(name.clone());
             check_targets(&node, config, path, &text)?;
             absolutize_patches(&mut node, dir);
@@ -466,7 +461,8 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
     let Some(name) = partial.name.clone() else {
         return Err(invalid("name", "a recipe needs `name` (or `[variants.NAME]` tables)"));
     };
-    partial.settle_edits();
+    let edits = partial.take_edits();
+    partial.apply_edits(&edits);
     check_targets(&partial, config, path, &text)?;
     absolutize_patches(&mut partial, dir);
     Ok(vec![(name.into_string(), partial, path.to_path_buf())])

@@ -269,7 +269,7 @@ pub struct PartialTargetRecipe {
 
 /// The list edits a recipe, variant, overlay or target table may make without restating a list.
 #[derive(Debug, Clone, Default)]
-struct ListEdits {
+pub(crate) struct ListEdits {
     extra_deps: Option<Vec<NodeName>>,
     extra_patches: Option<Vec<PathBuf>>,
     remove_tools: Option<Vec<ToolName>>,
@@ -357,7 +357,8 @@ impl PartialTargetRecipe {
 
 impl PartialRecipe {
     /// The one merge rule: tables (env, phases, target) merge key by key, anything else replaces.
-    pub fn merge(&mut self, o: PartialRecipe) {
+    pub fn merge(&mut self, mut o: PartialRecipe) {
+        let edits = o.take_edits();
         replace(&mut self.name, o.name);
         replace(&mut self.kind, o.kind);
         replace(&mut self.description, o.description);
@@ -388,28 +389,23 @@ impl PartialRecipe {
                 mine.entry(t).or_default().merge(over);
             }
         }
-        self.apply_edits(ListEdits {
-            extra_deps: o.extra_deps,
-            extra_patches: o.extra_patches,
-            remove_tools: o.remove_tools,
-        });
+        self.apply_edits(&edits);
     }
 
-    /// Applies this recipe's own list edits (`extra_deps`... at its top level) to its lists, once
-    /// its other keys are final: a plain recipe's when it is loaded, a variant's family's after the
-    /// variant's own keys.
-    pub(crate) fn settle_edits(&mut self) {
-        let edits = ListEdits {
+    /// Takes this recipe's own list edits (`extra_deps`... at its top level) out of it, to be
+    /// applied once its other keys are final: a plain recipe's when it is loaded, a variant's
+    /// family's after the variant's own keys.
+    pub(crate) fn take_edits(&mut self) -> ListEdits {
+        ListEdits {
             extra_deps: self.extra_deps.take(),
             extra_patches: self.extra_patches.take(),
             remove_tools: self.remove_tools.take(),
-        };
-        self.apply_edits(edits);
+        }
     }
 
     /// The edits reach the top-level lists and every per-target list that replaces them (a
     /// per-target list that is not there inherits the edited top-level one).
-    fn apply_edits(&mut self, edits: ListEdits) {
+    pub(crate) fn apply_edits(&mut self, edits: &ListEdits) {
         edits.apply(&mut self.deps, &mut self.patches, &mut self.tools);
         for t in self.target.iter_mut().flat_map(|t| t.values_mut()) {
             let (mut deps, mut patches, mut tools) = (t.deps.take(), t.patches.take(), t.tools.take());

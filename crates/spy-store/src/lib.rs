@@ -540,7 +540,13 @@ impl Store {
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
                 remove_tree(&self.entry(&m.store_name))?;
-                let _ = fs_err::remove_file(self.log_path(&m.store_name));
+                // An entry without a log (substituted, or its log already gone) is not an error.
+                let log = self.log_path(&m.store_name);
+                if let Err(e) = std::fs::remove_file(&log) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(io(&log)(e));
+                    }
+                }
             }
         }
         // Debris: entry-like directories without metadata (an in-place build that died), and build
