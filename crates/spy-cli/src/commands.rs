@@ -188,20 +188,16 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let mut opts = realize_options(ctx, args.jobs, args.no_sandbox, args.offline)?;
     opts.keep_going = args.keep_going;
     let _temp_roots = spy_sched::realize_rooted(&ctx.store, &plan, &roots, &opts, &spy_sched::Progress::new(ctx.quiet))?;
-    for (i, &r) in roots.iter().enumerate() {
+    let names: Vec<String> = keys.iter().map(|k| display_name(&ctx.graph, k)).collect();
+    let links = spy_plan::result_links(args.out_link.as_deref(), &names);
+    for (&r, link) in roots.iter().zip(&links) {
         let name = plan.node(r).store_name();
         println!("{}", ctx.store.entry(&name).display());
         if args.no_out_link {
             continue;
         }
-        let link = match (&args.out_link, roots.len()) {
-            (Some(l), 1) => l.clone(),
-            (Some(l), _) => PathBuf::from(format!("{}-{}", l.display(), display_name(&ctx.graph, &keys[i]))),
-            (None, 1) => PathBuf::from("result"),
-            (None, _) => PathBuf::from(format!("result-{}", display_name(&ctx.graph, &keys[i]))),
-        };
         ctx.store
-            .add_root(&link, &name)
+            .add_root(link, &name)
             .with_context(|| format!("creating the result link {}", link.display()))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! What every command starts from: the graph, the store, the host-tool cache and the settings of
 //! the command line, and the options of a realize. Wiring only: each step is a library call.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -65,9 +65,7 @@ impl Ctx {
         let cwd = std::env::current_dir().context("current directory")?;
         let graph_dir = match &cli.graph {
             Some(g) => g.clone(),
-            None => {
-                crate::find_graph(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?
-            }
+            None => Graph::discover(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?,
         };
         let mut overlays = env_paths("SPY_OVERLAYS");
         overlays.extend(cli.overlays.iter().cloned());
@@ -77,28 +75,10 @@ impl Ctx {
             }
         }
         let graph = Graph::load(&graph_dir, &overlays)?;
-        let store_dir = match &cli.store {
-            Some(s) => s.clone(),
-            None => graph_dir
-                .parent()
-                .map(|p| p.join("store"))
-                .unwrap_or_else(|| PathBuf::from("store")),
+        let store = match &cli.store {
+            Some(asked) => Store::open_named(asked)?,
+            None => Store::open(&Graph::default_store_dir(&graph_dir))?,
         };
-        // A store is made where one is asked for, never along a mistyped path: the directory may
-        // be new, its parent must exist.
-        if let Some(asked) = &cli.store {
-            if !asked.exists() {
-                let parent = asked.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                if !parent.is_dir() {
-                    bail!(
-                        "store {}: its parent directory {} does not exist (a new store is made only inside an existing directory)",
-                        asked.display(),
-                        parent.display()
-                    );
-                }
-            }
-        }
-        let store = Store::open(&store_dir)?;
         let probes = ProbeCache::open(&store);
         let mut mirrors = env_paths("SPY_MIRRORS");
         mirrors.extend(cli.mirrors.iter().cloned());

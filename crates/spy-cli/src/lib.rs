@@ -8,7 +8,7 @@ mod check;
 mod commands;
 mod ctx;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -190,9 +190,4 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         });
     }
     None
-}
-
-/// The nearest `graph/spy.toml` at or above `start`.
-fn find_graph(start: &Path) -> Option<PathBuf> {
-    start.ancestors().map(|a| a.join("graph")).find(|g| g.join("spy.toml").is_file())
 }

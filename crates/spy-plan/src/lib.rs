@@ -18,7 +18,7 @@ mod realize;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use spy_hash::{NodeId, Sha256};
@@ -390,6 +390,16 @@ pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
     match graph.config.targets.get(key.target.as_str()) {
         Some(t) => format!("{}-{}", key.name, t.short),
         None => key.to_string(),
+    }
+}
+
+/// The result links of a realize of `names` (each root's display name), in their order: `LINK`
+/// (default `result`) for one root, `LINK-NAME` for each of several, as nix-build names them.
+pub fn result_links(out_link: Option<&Path>, names: &[String]) -> Vec<PathBuf> {
+    let base = out_link.unwrap_or(Path::new("result"));
+    match names {
+        [_] => vec![base.to_path_buf()],
+        _ => names.iter().map(|n| PathBuf::from(format!("{}-{n}", base.display()))).collect(),
     }
 }
 

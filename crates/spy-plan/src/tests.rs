@@ -263,3 +263,20 @@ fn a_misspelt_node_or_target_gets_the_closest_spellings() {
     let m = msg("zzzzzzzz");
     assert_eq!(m, "`zzzzzzzz` names no node");
 }
+
+#[test]
+fn result_links_name_one_root_plainly_and_several_by_name() {
+    use std::path::{Path, PathBuf};
+    let one = vec!["python3.11-x86_64".to_string()];
+    let two = vec!["python3.11-x86_64".to_string(), "python2.7-i686".to_string()];
+    assert_eq!(crate::result_links(None, &one), vec![PathBuf::from("result")]);
+    assert_eq!(crate::result_links(Some(Path::new("out/py")), &one), vec![PathBuf::from("out/py")]);
+    assert_eq!(
+        crate::result_links(None, &two),
+        vec![PathBuf::from("result-python3.11-x86_64"), PathBuf::from("result-python2.7-i686")]
+    );
+    assert_eq!(
+        crate::result_links(Some(Path::new("r")), &two),
+        vec![PathBuf::from("r-python3.11-x86_64"), PathBuf::from("r-python2.7-i686")]
+    );
+}

@@ -103,6 +103,17 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The graph a command run in `start` means: the nearest `graph/spy.toml` at or above it (as
+    /// cargo finds its workspace), so spy works from any subdirectory of a checkout.
+    pub fn discover(start: &Path) -> Option<PathBuf> {
+        start.ancestors().map(|a| a.join("graph")).find(|g| g.join("spy.toml").is_file())
+    }
+
+    /// Where the store of the graph in `graph_dir` is when none is named: `store/` beside it.
+    pub fn default_store_dir(graph_dir: &Path) -> PathBuf {
+        graph_dir.parent().map(|p| p.join("store")).unwrap_or_else(|| PathBuf::from("store"))
+    }
+
     /// Names of the nodes whose recipe (for any target) pins a source to this sha256 (hex).
     pub fn nodes_pinning(&self, sha256: &str) -> Vec<String> {
         let pins = |sources: &Option<Vec<SourceSpec>>| sources.iter().flatten().any(|s| s.sha256.as_deref() == Some(sha256));

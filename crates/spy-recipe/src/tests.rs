@@ -419,3 +419,17 @@ fn nodes_pinning_a_sha256_are_found_in_any_target() {
     assert_eq!(graph.nodes_pinning(&y), ["b"]);
     assert!(graph.nodes_pinning(&"c".repeat(64)).is_empty());
 }
+
+#[test]
+fn the_graph_is_found_from_any_subdirectory_and_its_store_beside_it() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "graph/spy.toml", "format = 1\n");
+    std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+    assert_eq!(Graph::discover(&d.path().join("a/b")), Some(d.path().join("graph")));
+    assert_eq!(Graph::discover(d.path()), Some(d.path().join("graph")));
+    // A `graph/` directory without spy.toml is not a graph.
+    let e = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(e.path().join("graph")).unwrap();
+    assert_eq!(Graph::discover(e.path()), None);
+    assert_eq!(Graph::default_store_dir(&d.path().join("graph")), d.path().join("store"));
+}

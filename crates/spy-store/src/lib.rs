@@ -161,6 +161,24 @@ pub enum VerifyOutcome {
 }
 
 impl Store {
+    /// Opens the store a user named: an existing one, or a new one made in an existing directory,
+    /// never along a mistyped path (`/srv/stroe/x` would otherwise make `/srv/stroe` too).
+    pub fn open_named(root: &Path) -> Result<Store, StoreError> {
+        if !root.exists() {
+            let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(StoreError::Io {
+                    path: root.to_path_buf(),
+                    message: format!(
+                        "its parent directory {} does not exist (a new store is made only inside an existing directory)",
+                        parent.display()
+                    ),
+                });
+            }
+        }
+        Store::open(root)
+    }
+
     /// Opens (and creates if needed) a store at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         for sub in ["meta", "logs", "locks", "tmp", "sources", "roots", "temproots"] {
@@ -763,6 +781,20 @@ pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_store_is_made_only_inside_an_existing_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let typo = d.path().join("stroe").join("s");
+        let e = Store::open_named(&typo).unwrap_err().to_string();
+        assert!(e.contains("parent directory") && e.contains("stroe"), "{e}");
+        assert!(!d.path().join("stroe").exists());
+        let fresh = d.path().join("s");
+        Store::open_named(&fresh).unwrap();
+        assert!(fresh.join(".spy/meta").is_dir());
+        // An existing store opens wherever it is.
+        Store::open_named(&fresh).unwrap();
+    }
 
     fn build(store: &Store, id: u8, name: &str, inputs: Vec<StoreName>) -> StoreName {
         build_with(store, id, name, inputs, |out| std::fs::write(out.join("file"), name))
