@@ -1,4 +1,5 @@
-//! The `spy` command line. It parses arguments, finds the graph and the store (`ctx.rs`), calls
+//! The `spy` command line. It parses arguments, asks spy-recipe and spy-store for the graph and
+//! the store (`ctx.rs`: flags, environment variables), calls
 //! the crates and prints what they return; anything a test would want to call lives in those
 //! crates, not here. `commands` dispatches to `cache` and `check`, which import only `ctx` (and
 //! the crate root): no module imports one that imports it.
