@@ -31,6 +31,9 @@ pub struct RealizeArgs {
     /// Use only local origins for sources.
     #[arg(long)]
     offline: bool,
+    /// Print the results as one JSON object (docs/json.md); progress stays on stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -68,11 +71,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List { target, targets } => list(&mut ctx, target, targets),
-        Command::Show { node } => show(&mut ctx, &node),
-        Command::Path { node } => {
+        Command::List { target, targets, json } => list(&mut ctx, target, targets, json),
+        Command::Show { node, json } => show(&mut ctx, &node, json),
+        Command::Path { node, json } => {
             let (plan, n) = ctx.one(&node)?;
             let name = plan.node(n).store_name();
+            if json {
+                let key = &plan.node(n).key;
+                print_json(&serde_json::json!({
+                    "node": display_name(&ctx.graph, key),
+                    "key": key.to_string(),
+                    "path": ctx.store.entry(&name),
+                    "built": ctx.store.is_valid(&name),
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{}", ctx.store.entry(&name).display());
             if !ctx.store.is_valid(&name) && !ctx.quiet {
                 eprintln!("spy: note: {} is not built yet (`spy realize {node}`)", plan.node(n).key);
@@ -108,8 +121,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Gc { dry_run } => {
+        Command::Gc { dry_run, json } => {
             let r = ctx.store.gc(dry_run)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "dry_run": dry_run,
+                    "removed": r.removed.iter().map(|n| ctx.store.root().join(n)).collect::<Vec<_>>(),
+                    "freed_bytes": r.freed_bytes,
+                    "live": r.live.len(),
+                    "live_bytes": r.live_bytes,
+                    "stale_roots": r.stale_roots,
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let verb = if dry_run { "would delete" } else { "deleted" };
             for n in &r.removed {
                 // Paths relative to the store root, as the store reports them.
@@ -125,7 +149,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { nodes } => {
+        Command::Verify { nodes, json } => {
             let only = if nodes.is_empty() {
                 None
             } else {
@@ -142,6 +166,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     let list: Vec<String> = unbuilt.iter().map(|n| n.to_string()).collect();
                     bail!("not built, nothing to verify: {} (`spy realize` builds it)", list.join(", "));
                 }
+            }
+            if json {
+                let problems: Vec<serde_json::Value> = results
+                    .iter()
+                    .filter_map(|(m, o)| {
+                        let path = ctx.store.entry(&m.store_name);
+                        let (problem, detail) = match o {
+                            VerifyOutcome::Ok => return None,
+                            VerifyOutcome::Mismatch { expected, actual } => ("modified", format!("recorded {expected}, now {actual}")),
+                            VerifyOutcome::Missing => ("missing", String::new()),
+                            VerifyOutcome::Error(e) => ("error", e.clone()),
+                        };
+                        Some(serde_json::json!({ "path": path, "problem": problem, "detail": detail }))
+                    })
+                    .collect();
+                let ok = problems.is_empty();
+                print_json(&serde_json::json!({ "entries": results.len(), "problems": problems }))?;
+                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
             let mut bad = 0;
             for (m, o) in &results {
@@ -190,20 +232,43 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let _temp_roots = spy_sched::realize_rooted(&ctx.store, &plan, &roots, &opts, &spy_sched::Progress::new(ctx.quiet))?;
     let names: Vec<String> = keys.iter().map(|k| display_name(&ctx.graph, k)).collect();
     let links = spy_plan::result_links(args.out_link.as_deref(), &names);
-    for (&r, link) in roots.iter().zip(&links) {
+    let mut results = Vec::new();
+    for ((&r, link), node) in roots.iter().zip(&links).zip(&names) {
         let name = plan.node(r).store_name();
-        println!("{}", ctx.store.entry(&name).display());
-        if args.no_out_link {
-            continue;
+        if !args.json {
+            println!("{}", ctx.store.entry(&name).display());
         }
-        ctx.store
-            .add_root(link, &name)
-            .with_context(|| format!("creating the result link {}", link.display()))?;
+        let link = (!args.no_out_link).then_some(link);
+        if let Some(link) = link {
+            ctx.store
+                .add_root(link, &name)
+                .with_context(|| format!("creating the result link {}", link.display()))?;
+        }
+        results.push(serde_json::json!({
+            "node": node,
+            "key": plan.node(r).key.to_string(),
+            "path": ctx.store.entry(&name),
+            "link": link,
+        }));
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "results": results }))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<ExitCode> {
+fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool, json: bool) -> Result<ExitCode> {
+    if targets && json {
+        let list: Vec<serde_json::Value> = ctx
+            .graph
+            .config
+            .targets
+            .iter()
+            .map(|(t, c)| serde_json::json!({ "target": t.as_str(), "short": c.short, "description": c.description }))
+            .collect();
+        print_json(&serde_json::json!(list))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if targets {
         for (t, c) in &ctx.graph.config.targets {
             println!("{:<24} {:<10} {}", t, c.short, c.description);
@@ -220,11 +285,34 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
     }
     let plan = spy_plan::resolve_all(&ctx.graph, &mut ctx.probes)?;
     ctx.probes.save();
-    let mut rows: Vec<(String, String, &str, bool)> = plan
+    let mut nodes: Vec<&spy_plan::PlanNode> = plan
         .dag
         .node_indices()
         .map(|i| plan.node(i))
         .filter(|n| only_target.as_ref().is_none_or(|t| &n.key.target == t))
+        .collect();
+    nodes.sort_by_cached_key(|n| display_name(&ctx.graph, &n.key));
+    if json {
+        let list: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "node": display_name(&ctx.graph, &n.key),
+                    "key": n.key.to_string(),
+                    "name": n.key.name,
+                    "target": n.key.target,
+                    "version": n.version,
+                    "kind": n.kind.as_str(),
+                    "built": ctx.store.is_valid(&n.store_name()),
+                    "path": ctx.store.entry(&n.store_name()),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!(list))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<(String, String, &str, bool)> = nodes
+        .iter()
         .map(|n| {
             (
                 display_name(&ctx.graph, &n.key),
@@ -234,7 +322,6 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
             )
         })
         .collect();
-    rows.sort();
     let tty = std::io::stdout().is_terminal();
     if tty {
         println!("{:<36} {:<14} {:<10} STATE", "NODE", "VERSION", "KIND");
@@ -245,11 +332,30 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(ctx: &mut Ctx, spec: &str) -> Result<ExitCode> {
+fn show(ctx: &mut Ctx, spec: &str, json: bool) -> Result<ExitCode> {
     let (plan, n) = ctx.one(spec)?;
     let node = plan.node(n);
     let name = node.store_name();
     let meta = ctx.store.lookup(&name)?;
+    if json {
+        let mut v = node_json(ctx, &plan, n);
+        v["node"] = display_name(&ctx.graph, &node.key).into();
+        v["description"] = node.description.clone().into();
+        v["license"] = node.license.clone().into();
+        v["recipe"] = serde_json::json!(node.file);
+        v["state"] = match &meta {
+            Some(m) => serde_json::json!({
+                "files": m.files,
+                "size": m.size,
+                "tree_hash": m.tree_hash.to_string(),
+                "build_seconds": m.build_seconds,
+                "sandboxed": m.sandboxed,
+            }),
+            None => serde_json::Value::Null,
+        };
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("node:        {} ({})", node.key, display_name(&ctx.graph, &node.key));
     println!("version:     {}", node.version);
     println!("kind:        {}", node.kind.as_str());
@@ -331,40 +437,43 @@ fn graph(ctx: &mut Ctx, spec: &str, format: GraphFormat) -> Result<ExitCode> {
             println!("}}");
         }
         GraphFormat::Json => {
-            let list: Vec<serde_json::Value> = nodes
-                .iter()
-                .map(|&n| {
-                    let node = plan.node(n);
-                    serde_json::json!({
-                        "key": node.key.to_string(),
-                        "name": node.key.name,
-                        "target": node.key.target,
-                        "version": node.version,
-                        "kind": node.kind.as_str(),
-                        "id": node.id.to_hex(),
-                        "path": ctx.store.entry(&node.store_name()),
-                        "built": ctx.store.is_valid(&node.store_name()),
-                        "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
-                        "var": node.var_name(),
-                        "env": node.env,
-                        "phases": node.phases.iter().map(|(p, body)| (p.as_str(), body)).collect::<std::collections::BTreeMap<_, _>>(),
-                        "sources": node.sources.iter().map(|s| serde_json::json!({
-                            "file": s.file,
-                            "pin": s.pin.to_string(),
-                            "var": s.var,
-                            "unpack": s.unpack,
-                            "cached": s.cached_in(&ctx.store),
-                        })).collect::<Vec<_>>(),
-                        "patches": node.patches.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
-                        "tools": node.tools,
-                    })
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "root": plan.node(root).key.to_string(), "nodes": list }))?
-            );
+            let list: Vec<serde_json::Value> = nodes.iter().map(|&n| node_json(ctx, &plan, n)).collect();
+            print_json(&serde_json::json!({ "root": plan.node(root).key.to_string(), "nodes": list }))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A node as `graph --format json` and `show --json` print it (docs/json.md).
+fn node_json(ctx: &Ctx, plan: &spy_plan::Plan, n: petgraph::graph::NodeIndex) -> serde_json::Value {
+    let node = plan.node(n);
+    serde_json::json!({
+        "key": node.key.to_string(),
+        "name": node.key.name,
+        "target": node.key.target,
+        "version": node.version,
+        "kind": node.kind.as_str(),
+        "id": node.id.to_hex(),
+        "path": ctx.store.entry(&node.store_name()),
+        "built": ctx.store.is_valid(&node.store_name()),
+        "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
+        "var": node.var_name(),
+        "env": node.env,
+        "phases": node.phases.iter().map(|(p, body)| (p.as_str(), body)).collect::<std::collections::BTreeMap<_, _>>(),
+        "sources": node.sources.iter().map(|s| serde_json::json!({
+            "file": s.file,
+            "pin": s.pin.to_string(),
+            "var": s.var,
+            "unpack": s.unpack,
+            "cached": s.cached_in(&ctx.store),
+        })).collect::<Vec<_>>(),
+        "patches": node.patches.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+        "tools": node.tools,
+    })
+}
+
+/// One JSON document on stdout, pretty-printed, ending with a newline.
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }

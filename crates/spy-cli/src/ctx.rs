@@ -65,7 +65,9 @@ impl Ctx {
         let cwd = std::env::current_dir().context("current directory")?;
         let graph_dir = match &cli.graph {
             Some(g) => g.clone(),
-            None => Graph::discover(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?,
+            None => {
+                Graph::discover(&cwd).context("no graph found: no `graph/spy.toml` here or above; pass --graph DIR or set SPY_GRAPH")?
+            }
         };
         let mut overlays = env_paths("SPY_OVERLAYS");
         overlays.extend(cli.overlays.iter().cloned());

@@ -72,11 +72,24 @@ enum Command {
         /// Also list targets.
         #[arg(long)]
         targets: bool,
+        /// One JSON array for scripts (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Show a node: id, store path, state, dependencies, sources, phases, host tools.
-    Show { node: String },
+    Show {
+        node: String,
+        /// One JSON object for scripts (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the store path of a node (built or not).
-    Path { node: String },
+    Path {
+        node: String,
+        /// One JSON object for scripts (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the build log of a node.
     Log { node: String },
     /// Print a node's dependency graph.
@@ -92,11 +105,17 @@ enum Command {
         /// Only say what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// One JSON object for scripts (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash store entries and compare with their recorded output hash.
     Verify {
         /// Only these nodes (default: every entry).
         nodes: Vec<String>,
+        /// One JSON object for scripts (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Put local files into the store's source cache (for sources no origin here can supply).
     AddSource {

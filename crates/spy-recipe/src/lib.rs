@@ -111,7 +111,10 @@ impl Graph {
 
     /// Where the store of the graph in `graph_dir` is when none is named: `store/` beside it.
     pub fn default_store_dir(graph_dir: &Path) -> PathBuf {
-        graph_dir.parent().map(|p| p.join("store")).unwrap_or_else(|| PathBuf::from("store"))
+        graph_dir
+            .parent()
+            .map(|p| p.join("store"))
+            .unwrap_or_else(|| PathBuf::from("store"))
     }
 
     /// Names of the nodes whose recipe (for any target) pins a source to this sha256 (hex).
