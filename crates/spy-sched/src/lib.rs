@@ -240,6 +240,9 @@ impl Runner for RealJobs<'_> {
     fn build(&self, n: NodeIndex, client: &jobserver::Client, cancel: &AtomicBool, on_wait: &dyn Fn()) -> Result<Outcome, JobError> {
         build_node(self.store, self.plan, n, self.opts, client, cancel, on_wait).map_err(JobError::Build)
     }
+    fn log_path(&self, n: NodeIndex) -> Option<PathBuf> {
+        Some(self.store.log_path(&self.plan.node(n).store_name()))
+    }
 }
 
 /// Substitutes one node. Nothing is registered unless the archive matches its signed hash and the

@@ -43,6 +43,10 @@ pub(crate) trait Runner: Sync {
     fn substitute(&self, n: NodeIndex, on_wait: &dyn Fn()) -> Result<Outcome, JobError>;
     /// A build holding one jobserver token; it stops when `cancel` is set.
     fn build(&self, n: NodeIndex, client: &jobserver::Client, cancel: &AtomicBool, on_wait: &dyn Fn()) -> Result<Outcome, JobError>;
+    /// Where a build of `n` writes its log, for the progress line (none for stand-ins).
+    fn log_path(&self, _n: NodeIndex) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// How a queue run ended (an error only for the jobserver).
@@ -144,7 +148,7 @@ pub(crate) fn run(
                     let Some((_, std::cmp::Reverse(ix))) = ready.pop() else { continue };
                     let n = NodeIndex::new(ix);
                     running.insert(n, token);
-                    ui.started(&label(n), "building");
+                    ui.started_with_log(&label(n), "building", runner.log_path(n));
                     let tx = tx.clone();
                     let (client, cancel) = (&client, &cancel);
                     scope.spawn(move || {
