@@ -26,20 +26,21 @@ if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-s
   rm -f "$tmp" "${tmp}.list"
 fi
 
-# Debian 11 ("bullseye") sources too: the last Debian release with Python 2.7 (2.7.18). Same
-# entries as the machine's main Debian one, with the suite changed.
-OLD_LIST=/etc/apt/sources.list.d/spy-deb-src-bullseye.sources
-if [ ! -e "$OLD_LIST" ]; then
-  main=$(grep -ls 'debian-archive-keyring' /etc/apt/sources.list.d/*.sources | head -n1 || true)
-  if [ -n "$main" ]; then
+# Other Debian suites' sources too, each the same entry as the machine's main Debian one with the
+# suite changed: Debian 11 ("bullseye") has the last Python 2.7 (2.7.18); Debian 13 ("trixie") and
+# unstable ("sid") carry the current CPython, OpenSSL 3.5 and the newest libraries.
+main=$(grep -ls 'debian-archive-keyring' /etc/apt/sources.list.d/*.sources | head -n1 || true)
+for suite in bullseye trixie sid; do
+  list=/etc/apt/sources.list.d/spy-deb-src-$suite.sources
+  if [ -n "$main" ] && [ ! -e "$list" ]; then
     tmp=$(mktemp)
-    # Only the first stanza (the main archive), as deb-src for bullseye.
+    # Only the first stanza (the main archive), as deb-src for the suite.
     awk 'BEGIN { RS = ""; ORS = "\n\n" } NR == 1 { print }' "$main" \
-      | sed -e 's/^Types:.*$/Types: deb-src/' -e 's/^Suites:.*$/Suites: bullseye/' > "$tmp"
-    $SUDO cp "$tmp" "$OLD_LIST"
+      | sed -e 's/^Types:.*$/Types: deb-src/' -e "s/^Suites:.*\$/Suites: $suite/" > "$tmp"
+    $SUDO cp "$tmp" "$list"
     rm -f "$tmp"
   fi
-fi
+done
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

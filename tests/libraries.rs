@@ -81,7 +81,7 @@ int main(void) {
   return 0;
 }"#;
     let bin = probe("zlib", &[], t, src, "-I$zlib/include -L$zlib/lib -lz");
-    assert_eq!(run_static(&bin, t).trim(), "zlib 1.2.13");
+    assert_eq!(run_static(&bin, t).trim(), "zlib 1.3.2");
 }
 
 fn openssl(t: &Target) {
@@ -102,7 +102,7 @@ int main(void) {
     let bin = probe("openssl", &[], t, src, "-I$openssl/include -L$openssl/lib -lssl -lcrypto -pthread");
     let out = run_static(&bin, t);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("OpenSSL 3.0.20 "), "{out}");
+    assert!(lines[0].starts_with("OpenSSL 3.5.7 "), "{out}");
     assert_eq!(lines[1], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_eq!(lines[2], "OPENSSLDIR: \"/etc/ssl\"");
 }
@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
         src,
         "-I$readline/include -I$ncurses/include -L$readline/lib -L$ncurses/lib -lreadline -lncursesw",
     );
-    assert_eq!(run_static(&bin, t).trim(), "readline 8.2");
+    assert_eq!(run_static(&bin, t).trim(), "readline 8.3");
     bin
 }
 
@@ -148,7 +148,7 @@ int main(void) {
   return 0;
 }"#;
     let bin = probe("ncurses", &[], t, src, "-I$ncurses/include -L$ncurses/lib -lncursesw");
-    assert_eq!(run_static(&bin, t).trim(), "ncurses 6.4.20221231 colors=256");
+    assert_eq!(run_static(&bin, t).trim(), "ncurses 6.6.20260608 colors=256");
 }
 
 fn bzip2(t: &Target) {
@@ -164,7 +164,7 @@ fn xz(t: &Target) {
 #include <lzma.h>
 int main(void) { printf("xz %s\n", lzma_version_string()); return 0; }"#;
     let bin = probe("xz", &[], t, src, "-I$xz/include -L$xz/lib -llzma -pthread");
-    assert_eq!(run_static(&bin, t).trim(), "xz 5.4.1");
+    assert_eq!(run_static(&bin, t).trim(), "xz 5.8.4");
 }
 
 fn sqlite(t: &Target) {
@@ -179,7 +179,7 @@ int main(void) {
   return sqlite3_close(db);
 }"#;
     let bin = probe("sqlite", &[], t, src, "-I$sqlite/include -L$sqlite/lib -lsqlite3 -pthread -lm");
-    assert_eq!(run_static(&bin, t).trim(), "sqlite 3.40.1\n42");
+    assert_eq!(run_static(&bin, t).trim(), "sqlite 3.53.4\n42");
 }
 
 fn libffi(t: &Target) {
@@ -213,7 +213,7 @@ int main(void) {
   return 0;
 }"#;
     let bin = probe("expat", &[], t, src, "-I$expat/include -L$expat/lib -lexpat");
-    assert_eq!(run_static(&bin, t).trim(), "expat_2.5.0 elements=4");
+    assert_eq!(run_static(&bin, t).trim(), "expat_2.8.3 elements=4");
 }
 
 fn libevent(t: &Target) {
@@ -232,7 +232,7 @@ int main(void) {
     let bin = probe("libevent", &[], t, src, "-I$libevent/include -L$libevent/lib -levent");
     let out = run_static(&bin, t);
     assert!(
-        out.starts_with("libevent 2.1.12-stable ") && out.trim().ends_with("fired=1"),
+        out.starts_with("libevent 2.1.13-stable ") && out.trim().ends_with("fired=1"),
         "{out}"
     );
 }

@@ -68,3 +68,18 @@ fn fetches_python_2_7_from_the_bullseye_sources() {
     assert!(err.contains("apt-get source --download-only python2.7=2.7.18"), "{err}");
     assert!(f.store().join(".spy/sources").join(sha).is_file());
 }
+
+#[test]
+fn takes_the_pinned_file_when_apt_fails_on_another_file_of_the_package() {
+    // sid's zlib 1:1.3.dfsg+really1.3.2-4: its orig tarball is in the archive, its .dsc was not
+    // (apt-get source exits non-zero). scripts/setup-host.sh adds sid's deb-src entry.
+    let f = Fixture::new();
+    let sha = "7b6903eb019983987b7112eccf90f1703f1c6c0e0cede36564bf611d19ca579d";
+    f.write(
+        "graph/z.toml",
+        &format!("name = \"z\"\nversion = \"1.3.2\"\n[[sources]]\nfile = \"zlib_1.3.dfsg+really1.3.2.orig.tar.gz\"\nsha256 = \"{sha}\"\ndebian = \"zlib\"\n"),
+    );
+    let (_, err) = f.ok(&["fetch", "z"]);
+    assert!(err.contains("apt-get source --download-only zlib="), "{err}");
+    assert!(f.store().join(".spy/sources").join(sha).is_file());
+}

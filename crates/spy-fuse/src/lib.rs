@@ -126,6 +126,16 @@ struct Component {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     modules: Vec<String>,
     sources: Vec<SourceRecord>,
+    /// The recipe's patches, in the order they were applied (a CPython with its distribution's
+    /// security fixes names each), with the blake3 of each file as its id has it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    patches: Vec<PatchRecord>,
+}
+
+#[derive(Serialize)]
+struct PatchRecord {
+    name: String,
+    blake3: String,
 }
 
 #[derive(Serialize)]
@@ -347,6 +357,14 @@ fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) ->
         id: c.id.to_hex(),
         static_libraries,
         modules: Vec::new(),
+        patches: c
+            .patches
+            .iter()
+            .map(|p| PatchRecord {
+                name: p.name.clone(),
+                blake3: p.blake3.to_hex(),
+            })
+            .collect(),
         sources: c
             .sources
             .iter()

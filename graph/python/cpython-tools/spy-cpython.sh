@@ -53,9 +53,10 @@ MK
 # Compiles the standard library the way zipimport reads it: each .pyc beside its source.
 #   spy_cpython_compile_stdlib PYTHON STDLIB
 # PYTHON is the interpreter of the same version (the build's own, or the build Python of a cross
-# build). The excluded files are test data that is not valid Python on purpose.
+# build). The excluded files are test data that is not valid Python on purpose (in test/, and from
+# 3.13 on in test/tokenizedata/ and test/test_future_stmt/).
 spy_cpython_compile_stdlib() {
-  local py="$1" stdlib="$2" exclude='(lib2to3/tests/data/|test/bad_coding|test/badsyntax_)' version
+  local py="$1" stdlib="$2" exclude='(lib2to3/tests/data/|/bad_coding|/badsyntax_)' version
   version=$("$py" -E -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   if [ "${version%%.*}" = 2 ]; then
     # 2.7's .pyc record their source's mtime. The build's own .pyc go, and every source gets
@@ -63,7 +64,9 @@ spy_cpython_compile_stdlib() {
     # the time of the build: `spy check` found it), so the .pyc are the same in every build.
     find "$stdlib" -name '*.py[co]' -type f -delete
     find "$stdlib" -name '*.py' -type f -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
-    "$py" -E -S -m compileall -q -x "$exclude" "$stdlib"
+    # `-d ''`: names relative to the stdlib (os.py, email/utils.py), as for 3.x, instead of the
+    # build's store path, which carried cpython2.7's id into every .pyc of every flavor.
+    "$py" -E -S -m compileall -q -d '' -x "$exclude" "$stdlib"
     return
   fi
   # Timestamp-based caches of what the build's python imported are not part of the output;
