@@ -1,6 +1,8 @@
-//! The real package set through caches and checks: `python3.11-x86_64` rebuilt in a fresh store
+//! The real package set through caches and checks: `python3.13-x86_64` rebuilt in a fresh store
 //! by `spy check` is bit-for-bit identical; pushed to a signed cache it is substituted into an
-//! empty store with zero builds; `spy release` writes verifiable release files for it.
+//! empty store with zero builds; `spy release` writes verifiable release files for it: the binary,
+//! its manifest, a CycloneDX SBOM that CycloneDX's own validator (cyclonedx-python-lib, from PyPI)
+//! accepts, and `.tar.gz`/`.tar.zst` archives that unpack to a binary that runs.
 
 mod common;
 
@@ -18,10 +20,10 @@ fn ok_spy(store: &Path, args: &[&str]) -> (String, String) {
 }
 
 #[test]
-fn python311_checks_identical_substitutes_and_releases() {
+fn python313_checks_identical_substitutes_and_releases() {
     let store = common::e2e_store();
-    let built = common::realize_real("python3.11-x86_64", &[]);
-    let release_name = "python3.11-x86_64";
+    let built = common::realize_real("python3.13-x86_64", &[]);
+    let release_name = "python3.13-x86_64";
     let (_, err) = ok_spy(&store, &["check", "-j2", release_name]);
     assert!(err.contains("1 node(s) rebuilt, all bit-for-bit identical"), "{err}");
 
@@ -45,7 +47,7 @@ fn python311_checks_identical_substitutes_and_releases() {
         ],
     );
     assert!(common::built_lines(&err).is_empty(), "zero builds:\n{err}");
-    assert!(err.contains("substituted python3.11@x86_64-linux-musl"), "{err}");
+    assert!(err.contains("substituted python3.13@x86_64-linux-musl"), "{err}");
     let bin_a = built.join("bin").join(release_name);
     let bin_b = Path::new(out.trim()).join("bin").join(release_name);
     assert_eq!(common::sha256(&bin_a), common::sha256(&bin_b));
@@ -61,4 +63,64 @@ fn python311_checks_identical_substitutes_and_releases() {
     let (v, _) = ok_spy(&store, &["key", "verify", "--key", public.trim(), &format!("{dist}/SHA256SUMS")]);
     assert!(v.contains("good signature"), "{v}");
     assert_eq!(common::sha256(&Path::new(&dist).join(release_name)), common::sha256(&bin_a));
+    let sums = std::fs::read_to_string(Path::new(&dist).join("SHA256SUMS")).unwrap();
+    for suffix in ["", ".manifest.json", ".cdx.json", ".tar.gz", ".tar.zst"] {
+        assert!(
+            sums.contains(&format!("  {release_name}{suffix}\n")),
+            "{release_name}{suffix} not in SHA256SUMS:\n{sums}"
+        );
+    }
+    cyclonedx_validator_accepts(&Path::new(&dist).join(format!("{release_name}.cdx.json")));
+    // Each archive unpacks to NAME/bin/NAME (the same bytes, and it runs), the manifest and the SBOM.
+    for (archive, flag) in [(".tar.gz", "-z"), (".tar.zst", "--zstd")] {
+        let x = tmp.path().join(format!("x{archive}"));
+        std::fs::create_dir_all(&x).unwrap();
+        let o = Command::new(common::host_tool("tar"))
+            .args(["-x", flag, "-f"])
+            .arg(Path::new(&dist).join(format!("{release_name}{archive}")))
+            .arg("-C")
+            .arg(&x)
+            .output()
+            .unwrap();
+        common::ok(&o);
+        let inner = x.join(release_name).join("bin").join(release_name);
+        assert_eq!(common::sha256(&inner), common::sha256(&bin_a), "{archive}");
+        assert!(x.join(release_name).join("manifest.json").is_file() && x.join(release_name).join("sbom.cdx.json").is_file());
+        let run = Command::new(&inner).args(["-c", "print(6 * 7)"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "42\n", "{archive}");
+    }
+    // A second release of the same binary writes the same archive bytes.
+    let dist2 = format!("{t}/dist2");
+    ok_spy(&store, &["release", release_name, "--out", &dist2]);
+    for suffix in [".cdx.json", ".tar.gz", ".tar.zst"] {
+        let name = format!("{release_name}{suffix}");
+        assert_eq!(
+            common::sha256(&Path::new(&dist).join(&name)),
+            common::sha256(&Path::new(&dist2).join(&name)),
+            "{name}"
+        );
+    }
+}
+
+/// CycloneDX's reference library validates the SBOM against the 1.6 JSON schema (strict: no
+/// unknown fields). Installed once into a venv of the host's Python from PyPI, with pip.
+fn cyclonedx_validator_accepts(sbom: &Path) {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cyclonedx-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        common::ok(&Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv).output().unwrap());
+        common::ok(
+            &Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "cyclonedx-python-lib[json-validation]==11.12.0"])
+                .output()
+                .unwrap(),
+        );
+    }
+    let check = "import sys\n\
+        from cyclonedx.schema import SchemaVersion\n\
+        from cyclonedx.validation.json import JsonStrictValidator\n\
+        error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+        print(error if error else 'valid')\n";
+    let o = Command::new(&python).args(["-c", check]).arg(sbom).output().unwrap();
+    assert_eq!(common::ok(&o).trim(), "valid", "{}", sbom.display());
 }

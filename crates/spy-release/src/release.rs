@@ -1,6 +1,7 @@
 //! `spy release`: the files of a release. For each fuse node, its binaries (`bin/*`) and, beside
-//! each, its manifest (`<binary>.manifest.json`); then `SHA256SUMS` over every file written and,
-//! with a key, `SHA256SUMS.sig`.
+//! each, its manifest (`<binary>.manifest.json`), its CycloneDX SBOM (`<binary>.cdx.json`) and the
+//! archives `<binary>.tar.gz` and `<binary>.tar.zst` of the three (`archive.rs`); then
+//! `SHA256SUMS` over every file written and, with a key, `SHA256SUMS.sig`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,19 @@ pub fn release_files(entry: &Path, out: &Path) -> Result<Vec<String>, ReleaseErr
         if manifest.is_file() {
             let m = format!("{name}.manifest.json");
             copy_replacing(&manifest, &out.join(&m), 0o644)?;
-            written.push(m);
+            written.push(m.clone());
+            let text = fs_err::read_to_string(&manifest).map_err(io(&manifest))?;
+            let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReleaseError::Io {
+                path: manifest.clone(),
+                message: format!("not a manifest: {e}"),
+            })?;
+            let sbom = format!("{name}.cdx.json");
+            let sbom_path = out.join(&sbom);
+            let bom = serde_json::to_string_pretty(&crate::archive::cyclonedx(&name, &parsed)).expect("JSON values serialize");
+            fs_err::write(&sbom_path, bom + "\n").map_err(io(&sbom_path))?;
+            written.push(sbom);
+            let archives = crate::archive::write_archives(out, &name, &out.join(&name), &out.join(&m), &sbom_path).map_err(io(out))?;
+            written.extend(archives);
         }
     }
     Ok(written)
@@ -146,7 +159,16 @@ mod tests {
         std::fs::write(out.join("python3.11-x86_64"), "old").unwrap();
         std::fs::set_permissions(out.join("python3.11-x86_64"), std::fs::Permissions::from_mode(0o444)).unwrap();
         let files = release_files(&entry, &out).unwrap();
-        assert_eq!(files, ["python3.11-x86_64", "python3.11-x86_64.manifest.json"]);
+        assert_eq!(
+            files,
+            [
+                "python3.11-x86_64",
+                "python3.11-x86_64.manifest.json",
+                "python3.11-x86_64.cdx.json",
+                "python3.11-x86_64.tar.gz",
+                "python3.11-x86_64.tar.zst"
+            ]
+        );
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(std::fs::read_to_string(out.join("python3.11-x86_64")).unwrap(), "ELF");
         assert_eq!((mode(&out.join(&files[0])), mode(&out.join(&files[1]))), (0o755, 0o644));
@@ -156,7 +178,7 @@ mod tests {
         let sums = std::fs::read_to_string(&r.sums).unwrap();
         let elf_sha = spy_hash::sha256_file(&out.join("python3.11-x86_64")).unwrap();
         assert!(sums.starts_with(&format!("{elf_sha}  python3.11-x86_64\n")), "{sums}");
-        assert_eq!(sums.lines().count(), 2);
+        assert_eq!(sums.lines().count(), 5);
         let sig = std::fs::read_to_string(r.signature.unwrap()).unwrap();
         assert_eq!(key.public().verify(sums.as_bytes(), sig.trim()), Some(true));
         assert!(write_sums(&out, vec![], None).unwrap().signature.is_none());
