@@ -562,15 +562,78 @@ for i in range(N):
 replies = sorted(results.receive() for _ in range(N))
 print "echo", replies == sorted("HELLO %d\n" % i for i in range(N)), len(set(handlers))
 print "echo seconds %.2f" % (time.time() - t0)
-# Syncless's own TLS (nbsslsocket) is built on _ssl.sslwrap, gone since Python 2.7.9: a clean
-# AttributeError, not a hang (docs/packages.md).
-idle = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
-idle.bind(("127.0.0.1", 0))
-idle.listen(1)
-try:
-    coio.nbsslsocket(coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)).connect(idle.getsockname())
-except AttributeError as e:
-    print "nbsslsocket", e
+"#;
+
+/// Syncless's own TLS over 127.0.0.1 (docs/packages.md): an nbsocket server whose handlers, each on
+/// its own tasklet, wrap what it accepts in an `nbsslsocket(server_side=True)` (the certificate of
+/// the root); 30 `nbsslsocket` clients on tasklets, all connected at once (every handler sleeps
+/// 0.1 s before answering); then one client through `sslwrap_simple` (nbsslobj), and a listening
+/// `ssl_wrap_socket` whose accept() does the server handshake, read through `makefile_samefd()`.
+const SYNCLESS_TLS_PROBE: &str = r#"
+import time, socket, stackless
+from syncless import coio
+N = 30
+server = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(N + 1)
+addr = server.getsockname()
+handlers = []
+def handle(conn):
+    handlers.append(stackless.getcurrent())
+    s = coio.nbsslsocket(conn, server_side=True, certfile="/cert.pem", keyfile="/key.pem")
+    data = ""
+    while not data.endswith("\n"):
+        data += s.recv(100)
+    coio.sleep(0.1)
+    s.sendall(data.upper())
+    s.close()
+def accept_all():
+    for _ in range(N + 1):
+        conn, _ = server.accept()
+        stackless.tasklet(handle)(conn)
+results = stackless.channel()
+versions = set()
+def client(i):
+    c = coio.nbsslsocket(coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM))
+    c.connect(addr)
+    versions.add(c.cipher()[1])
+    c.sendall("hello %d\n" % i)
+    data = ""
+    while not data.endswith("\n"):
+        data += c.recv(100)
+    c.close()
+    results.send(data)
+stackless.tasklet(accept_all)()
+t0 = time.time()
+for i in range(N):
+    stackless.tasklet(client)(i)
+replies = sorted(results.receive() for _ in range(N))
+print "tls echo", replies == sorted("HELLO %d\n" % i for i in range(N)), len(set(handlers)), sorted(versions)
+print "tls seconds %.2f" % (time.time() - t0)
+s = coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM)
+s.connect(addr)
+o = coio.sslwrap_simple(s)
+o.write("simple\n")
+print "sslwrap_simple", repr(o.read(100))
+listener = coio.ssl_wrap_socket(coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM),
+                                certfile="/cert.pem", keyfile="/key.pem", server_side=True)
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+def serve_one():
+    conn, _ = listener.accept()
+    f = conn.makefile_samefd()
+    f.write(f.readline().upper())
+    f.flush()
+    conn.close()
+stackless.tasklet(serve_one)()
+c = coio.nbsslsocket(coio.nbsocket(socket.AF_INET, socket.SOCK_STREAM))
+c.settimeout(10)
+c.connect(listener.getsockname())
+f = c.makefile_samefd()
+f.write("accepted\n")
+f.flush()
+print "ssl accept", repr(f.readline())
 "#;
 
 /// A Concurrence echo server and 50 clients on tasklets; a msgpack round trip of nested data;
@@ -651,7 +714,23 @@ fn syncless_seed_example_and_tcp_echo(short: &str) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no echo time:\n{text}"));
     assert!(seconds < 5.0, "100 clients were not served at once ({seconds} s):\n{text}");
-    assert!(text.contains("nbsslsocket 'module' object has no attribute 'sslwrap'"), "{text}");
+}
+
+/// Syncless's own TLS (coio.nbsslsocket, sslwrap_simple, ssl_wrap_socket) between tasklets, alone
+/// in an empty root.
+fn syncless_tls_echo(short: &str) {
+    let (bin, _, _) = release(&STACKLESSCO27, short);
+    let root = root_with(&bin, &[]);
+    let text = run_probe(root.path(), SYNCLESS_TLS_PROBE);
+    assert!(text.contains("tls echo True 30 ['TLSv1.3']"), "{text}");
+    let seconds: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tls seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no echo time:\n{text}"));
+    assert!(seconds < 2.5, "30 TLS clients were not served at once ({seconds} s):\n{text}");
+    assert!(text.contains("sslwrap_simple 'SIMPLE\\n'"), "{text}");
+    assert!(text.contains("ssl accept 'ACCEPTED\\n'"), "{text}");
 }
 
 /// Syncless's test modules that fail, with the tests that fail in each (docs/packages.md says why:
@@ -817,6 +896,10 @@ macro_rules! coroutine_stack_tests {
             #[test] $(#[$attr])?
             fn syncless_seed_example_and_tcp_echo() {
                 super::syncless_seed_example_and_tcp_echo($short);
+            }
+            #[test] $(#[$attr])?
+            fn syncless_tls_echo() {
+                super::syncless_tls_echo($short);
             }
             #[test] $(#[$attr])?
             fn syncless_own_tests() {
