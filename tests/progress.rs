@@ -47,4 +47,6 @@ fn a_terminal_shows_the_phase_and_the_last_log_line_of_a_running_build() {
     std::fs::write(&seen, b"").unwrap();
     let screen_after = pty.wait_for_within("SPY-EXIT=", 120);
     assert!(screen_after.contains("SPY-EXIT=0"), "{screen}\n---\n{screen_after}");
+    // The live line is gone once the realize is done.
+    assert!(!screen_after.contains("[build] compiling"), "{screen_after}");
 }

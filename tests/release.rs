@@ -64,14 +64,27 @@ fn release_writes_binaries_manifests_sums_and_signature() {
     names.sort();
     assert_eq!(
         names,
-        ["SHA256SUMS", "SHA256SUMS.sig", "fused-x86_64", "fused-x86_64.manifest.json"]
+        [
+            "SHA256SUMS",
+            "SHA256SUMS.sig",
+            "fused-x86_64",
+            "fused-x86_64.cdx.json",
+            "fused-x86_64.manifest.json",
+            "fused-x86_64.tar.gz",
+            "fused-x86_64.tar.zst"
+        ]
     );
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
-    assert_eq!(sums.lines().count(), 2, "{sums}");
+    assert_eq!(sums.lines().count(), 5, "{sums}");
+    // The SBOM's subject is the binary, by its sha256 (tests/reproducible.rs validates a real one).
+    let bom: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("fused-x86_64.cdx.json")).unwrap()).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["metadata"]["component"]["name"], "fused-x86_64");
     common::sha256sums_check(&out);
     // The manifest's sha256 is the binary's.
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("fused-x86_64.manifest.json")).unwrap()).unwrap();
     assert!(sums.contains(manifest["binary"]["sha256"].as_str().unwrap()), "{sums}\n{manifest}");
+    assert_eq!(bom["metadata"]["component"]["hashes"][0]["content"], manifest["binary"]["sha256"]);
     let (ok, _) = f.ok(&["key", "verify", "--key", public.trim(), "dist/SHA256SUMS"]);
     assert!(ok.contains("good signature by release-1"), "{ok}");
     std::fs::write(out.join("SHA256SUMS"), sums.replace("fused-x86_64\n", "fused-x86_64-2\n")).unwrap();

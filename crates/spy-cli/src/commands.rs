@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&serde_json::json!({
                     "node": display_name(&ctx.graph, key),
                     "key": key.to_string(),
-                    "path": ctx.store.entry(&name),
+                    "path": path_str(&ctx.store.entry(&name)),
                     "built": ctx.store.is_valid(&name),
                 }))?;
                 return Ok(ExitCode::SUCCESS);
@@ -126,11 +126,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&serde_json::json!({
                     "dry_run": dry_run,
-                    "removed": r.removed.iter().map(|n| ctx.store.root().join(n)).collect::<Vec<_>>(),
+                    "removed": r.removed.iter().map(|n| path_str(&ctx.store.root().join(n))).collect::<Vec<_>>(),
                     "freed_bytes": r.freed_bytes,
                     "live": r.live.len(),
                     "live_bytes": r.live_bytes,
-                    "stale_roots": r.stale_roots,
+                    "stale_roots": r.stale_roots.iter().map(|p| path_str(p)).collect::<Vec<_>>(),
                 }))?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -178,7 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                             VerifyOutcome::Missing => ("missing", String::new()),
                             VerifyOutcome::Error(e) => ("error", e.clone()),
                         };
-                        Some(serde_json::json!({ "path": path, "problem": problem, "detail": detail }))
+                        Some(serde_json::json!({ "path": path_str(&path), "problem": problem, "detail": detail }))
                     })
                     .collect();
                 let ok = problems.is_empty();
@@ -247,8 +247,8 @@ fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
         results.push(serde_json::json!({
             "node": node,
             "key": plan.node(r).key.to_string(),
-            "path": ctx.store.entry(&name),
-            "link": link,
+            "path": path_str(&ctx.store.entry(&name)),
+            "link": link.map(|l| path_str(l)),
         }));
     }
     if args.json {
@@ -304,7 +304,7 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool, json: bool) -
                     "version": n.version,
                     "kind": n.kind.as_str(),
                     "built": ctx.store.is_valid(&n.store_name()),
-                    "path": ctx.store.entry(&n.store_name()),
+                    "path": path_str(&ctx.store.entry(&n.store_name())),
                 })
             })
             .collect();
@@ -342,7 +342,7 @@ fn show(ctx: &mut Ctx, spec: &str, json: bool) -> Result<ExitCode> {
         v["node"] = display_name(&ctx.graph, &node.key).into();
         v["description"] = node.description.clone().into();
         v["license"] = node.license.clone().into();
-        v["recipe"] = serde_json::json!(node.file);
+        v["recipe"] = path_str(&node.file).into();
         v["state"] = match &meta {
             Some(m) => serde_json::json!({
                 "files": m.files,
@@ -454,7 +454,7 @@ fn node_json(ctx: &Ctx, plan: &spy_plan::Plan, n: petgraph::graph::NodeIndex) ->
         "version": node.version,
         "kind": node.kind.as_str(),
         "id": node.id.to_hex(),
-        "path": ctx.store.entry(&node.store_name()),
+        "path": path_str(&ctx.store.entry(&node.store_name())),
         "built": ctx.store.is_valid(&node.store_name()),
         "deps": node.deps.iter().map(|&d| plan.node(d).key.to_string()).collect::<Vec<_>>(),
         "var": node.var_name(),
@@ -465,11 +465,17 @@ fn node_json(ctx: &Ctx, plan: &spy_plan::Plan, n: petgraph::graph::NodeIndex) ->
             "pin": s.pin.to_string(),
             "var": s.var,
             "unpack": s.unpack,
-            "cached": s.cached_in(&ctx.store),
+            "cached": s.cached_in(&ctx.store).map(|p| path_str(&p)),
         })).collect::<Vec<_>>(),
-        "patches": node.patches.iter().map(|p| p.path.clone()).collect::<Vec<_>>(),
+        "patches": node.patches.iter().map(|p| path_str(&p.path)).collect::<Vec<_>>(),
         "tools": node.tools,
     })
+}
+
+/// A path as JSON shows it: serde refuses paths that are not UTF-8 (a store under such a
+/// directory), which `json!` would turn into a panic; those are shown lossily.
+fn path_str(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 /// One JSON document on stdout, pretty-printed, ending with a newline.

@@ -53,10 +53,34 @@ fn write_tar<W: Write>(out: W, members: &[(String, &Path, u32)]) -> io::Result<W
         let f = std::fs::File::open(file)?;
         let len = f.metadata()?.len();
         let mut h = header(tar::EntryType::Regular, *mode, len);
-        // take(len): a file that grew while being read cannot make the entry longer than its header.
-        b.append_data(&mut h, path, f.take(len))?;
+        b.append_data(&mut h, path, Exact { inner: f, remaining: len })?;
     }
     b.into_inner()
+}
+
+/// Exactly `remaining` bytes of `inner`: a file that grows while it is archived cannot make its
+/// entry longer than its header says, and one that shrinks is an error, not a short entry.
+struct Exact<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was archived",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -77,25 +101,44 @@ pub fn write_archives(out_dir: &Path, name: &str, binary: &Path, manifest: &Path
     let zst_name = format!("{name}.tar.zst");
     replace_with(&out_dir.join(&gz_name), |f| {
         let gz = flate2::GzBuilder::new().mtime(0).write(f, flate2::Compression::best());
-        write_tar(gz, &m)?.finish().map(drop)
+        write_tar(gz, &m)?.finish()
     })?;
     replace_with(&out_dir.join(&zst_name), |f| {
         let mut z = zstd::stream::write::Encoder::new(f, ZSTD_LEVEL)?;
         z.include_checksum(true)?;
-        write_tar(z, &m)?.finish().map(drop)
+        write_tar(z, &m)?.finish()
     })?;
     Ok([gz_name, zst_name])
 }
 
-/// Writes `to` through a temporary file beside it, renamed into place when complete.
-fn replace_with(to: &Path, write: impl FnOnce(io::BufWriter<std::fs::File>) -> io::Result<()>) -> io::Result<()> {
-    let tmp = to.with_extension("spy-tmp");
+/// Writes `to` through a temporary file beside it (`.NAME.spy-tmp`), flushed and synced before
+/// it is renamed into place: a failed write (a full disk) leaves the old file, never a short one.
+pub(crate) fn replace_with(
+    to: &Path,
+    write: impl FnOnce(io::BufWriter<std::fs::File>) -> io::Result<io::BufWriter<std::fs::File>>,
+) -> io::Result<()> {
+    let tmp = temp_beside(to);
     match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    write(io::BufWriter::new(std::fs::File::create(&tmp)?))?;
-    std::fs::rename(&tmp, to)
+    let done = write(io::BufWriter::new(std::fs::File::create(&tmp)?))
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+        .and_then(|f| f.sync_all());
+    match done {
+        Ok(()) => std::fs::rename(&tmp, to),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `DIR/.NAME.spy-tmp` for `DIR/NAME`: one temporary name per file (`with_extension` would give
+/// `python3.13-x86_64.tar.gz` and `.tar.zst` the same one).
+pub(crate) fn temp_beside(to: &Path) -> std::path::PathBuf {
+    let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    to.with_file_name(format!(".{name}.spy-tmp"))
 }
 
 /// The CycloneDX 1.6 SBOM of a release binary, from its manifest (`manifest.json`, spy-fuse's
@@ -103,16 +146,14 @@ fn replace_with(to: &Path, write: impl FnOnce(io::BufWriter<std::fs::File>) -> i
 /// as a library or tool with its version, license expression, spy node id and pinned sources, and
 /// the dependency of the binary on each linked component. No time stamp, and a serial number made
 /// from the binary's sha256: the same binary gives the same SBOM.
-pub fn cyclonedx(name: &str, manifest: &Value) -> Value {
-    let binary_sha = manifest["binary"]["sha256"].as_str().unwrap_or_default();
+pub fn cyclonedx(name: &str, manifest: &Value) -> Result<Value, String> {
+    let binary_sha = manifest["binary"]["sha256"]
+        .as_str()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or("the manifest names no sha256 of its binary")?;
     let version = manifest["interpreter"]["version"].as_str().unwrap_or_default();
-    let bom_ref = |c: &Value| {
-        format!(
-            "{}@{}",
-            c["name"].as_str().unwrap_or_default(),
-            c["version"].as_str().unwrap_or_default()
-        )
-    };
+    // A component's node id is unique in the manifest (its name and version need not be).
+    let bom_ref = |c: &Value| format!("spy-node:{}", c["id"].as_str().unwrap_or_default());
     let components: Vec<Value> = manifest["components"]
         .as_array()
         .into_iter()
@@ -171,7 +212,7 @@ pub fn cyclonedx(name: &str, manifest: &Value) -> Value {
         .filter(|c| c["role"] != "build")
         .map(|c| json!(bom_ref(c)))
         .collect();
-    json!({
+    Ok(json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
         "serialNumber": format!("urn:uuid:{}", uuid_from(binary_sha)),
@@ -188,7 +229,7 @@ pub fn cyclonedx(name: &str, manifest: &Value) -> Value {
         },
         "components": components,
         "dependencies": [{ "ref": name, "dependsOn": linked }],
-    })
+    }))
 }
 
 /// A version-4-shaped UUID from the first 16 bytes of a hex digest (random bits replaced by the
@@ -271,7 +312,7 @@ mod tests {
                 {"name": "cython-py3.13", "version": "3.3.1", "license": "Apache-2.0", "role": "build", "id": "03".repeat(32), "sources": []},
             ],
         });
-        let bom = cyclonedx("python3.13-x86_64", &manifest);
+        let bom = cyclonedx("python3.13-x86_64", &manifest).unwrap();
         assert_eq!(bom["specVersion"], "1.6");
         assert_eq!(bom["serialNumber"], "urn:uuid:abababab-abab-4bab-abab-abababababab");
         assert_eq!(bom["metadata"]["component"]["hashes"][0]["content"], "ab".repeat(32));
@@ -284,6 +325,12 @@ mod tests {
             "CVE-2023-24329-strip-control-chars-urlsplit.patch"
         );
         assert_eq!(c[2]["scope"], "excluded");
-        assert_eq!(bom["dependencies"][0]["dependsOn"], json!(["openssl@3.5.7", "cpython3.11@3.11.2"]));
+        assert_eq!(c[0]["bom-ref"], format!("spy-node:{}", "cd".repeat(32)));
+        assert_eq!(
+            bom["dependencies"][0]["dependsOn"],
+            json!([format!("spy-node:{}", "cd".repeat(32)), format!("spy-node:{}", "01".repeat(32))])
+        );
+        // No binary hash, no SBOM (an empty hash and a shared serial number otherwise).
+        assert!(cyclonedx("x", &json!({"components": []})).is_err());
     }
 }

@@ -96,7 +96,11 @@ pub fn release_files(entry: &Path, out: &Path) -> Result<Vec<String>, ReleaseErr
             })?;
             let sbom = format!("{name}.cdx.json");
             let sbom_path = out.join(&sbom);
-            let bom = serde_json::to_string_pretty(&crate::archive::cyclonedx(&name, &parsed)).expect("JSON values serialize");
+            let bom = crate::archive::cyclonedx(&name, &parsed).map_err(|message| ReleaseError::Io {
+                path: manifest.clone(),
+                message,
+            })?;
+            let bom = serde_json::to_string_pretty(&bom).expect("JSON values serialize");
             fs_err::write(&sbom_path, bom + "\n").map_err(io(&sbom_path))?;
             written.push(sbom);
             let archives = crate::archive::write_archives(out, &name, &out.join(&name), &out.join(&m), &sbom_path).map_err(io(out))?;
@@ -133,14 +137,12 @@ pub fn write_sums(out: &Path, files: Vec<String>, key: Option<&SecretKey>) -> Re
 
 /// Replaces `to` by a copy of `from` with `mode`, through a temporary file beside it.
 fn copy_replacing(from: &Path, to: &Path, mode: u32) -> Result<(), ReleaseError> {
-    let tmp = to.with_extension("spy-tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
-        _ => {}
-    }
-    fs_err::copy(from, &tmp).map_err(io(&tmp))?;
-    fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
-    fs_err::rename(&tmp, to).map_err(io(to))
+    crate::archive::replace_with(to, |mut w| {
+        std::io::copy(&mut std::fs::File::open(from)?, &mut w)?;
+        w.get_ref().set_permissions(std::fs::Permissions::from_mode(mode))?;
+        Ok(w)
+    })
+    .map_err(io(to))
 }
 
 #[cfg(test)]
@@ -154,7 +156,11 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(entry.join("bin/python3.11-x86_64"), "ELF").unwrap();
         std::fs::set_permissions(entry.join("bin/python3.11-x86_64"), std::fs::Permissions::from_mode(0o555)).unwrap();
-        std::fs::write(entry.join("manifest.json"), "{}\n").unwrap();
+        std::fs::write(
+            entry.join("manifest.json"),
+            format!("{{\"binary\": {{\"sha256\": \"{}\"}}}}\n", "a".repeat(64)),
+        )
+        .unwrap();
         // An older release file of the same name is replaced, read-only or not.
         std::fs::write(out.join("python3.11-x86_64"), "old").unwrap();
         std::fs::set_permissions(out.join("python3.11-x86_64"), std::fs::Permissions::from_mode(0o444)).unwrap();

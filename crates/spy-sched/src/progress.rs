@@ -41,21 +41,41 @@ pub struct LogTail {
 /// At most this much of a log is read per refresh: a build that writes faster is shown from the
 /// newest part (its phase line may then be skipped; the next one is seen).
 const TAIL_READ: u64 = 64 * 1024;
+/// An unfinished line is kept up to this size (the newest part of it), and a shown line is cut to
+/// this many characters: a build that writes without newlines cannot make the follower grow.
+const LINE_MAX: usize = 4096;
+const SHOWN_MAX: usize = 200;
+
+/// A line of build output as the terminal may show it: control characters (escape sequences a
+/// build could send to the user's terminal, carriage returns) become spaces, and it is cut.
+fn printable(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(SHOWN_MAX)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
 
 impl LogTail {
     pub fn feed(&mut self, chunk: &str) {
         let text = std::mem::take(&mut self.partial) + chunk;
-        let mut lines: Vec<&str> = text.split('\n').collect();
-        let rest = lines.pop().unwrap_or_default().to_string();
+        // A carriage return ends a line too (progress meters redraw one line with it).
+        let mut lines: Vec<&str> = text.split(['\n', '\r']).collect();
+        let rest = lines.pop().unwrap_or_default();
         for line in lines {
-            let line = line.trim_end_matches('\r').trim();
+            let line = line.trim();
             if let Some(phase) = line.strip_prefix("spy: phase ") {
-                self.phase = Some(phase.to_string());
+                self.phase = Some(printable(phase));
             } else if !line.is_empty() {
-                self.last_line = Some(line.to_string());
+                self.last_line = Some(printable(line));
             }
         }
-        self.partial = rest;
+        let mut cut = rest.len().saturating_sub(LINE_MAX);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        self.partial = rest[cut..].to_string();
     }
 
     /// Reads what `path` gained since the last call (bounded by [`TAIL_READ`]).
@@ -154,22 +174,43 @@ impl Progress {
         }
     }
 
-    /// Every half second, what the running builds' logs gained goes into the live line.
+    /// Every half second, what the running builds' logs gained goes into the live line. The logs
+    /// are read with the list unlocked, so a slow file system never holds up the scheduler.
     fn follow_logs(&self, bar: ProgressBar) {
         let Ok(mut follower) = self.follower.lock() else { return };
-        if follower.is_some() {
+        if follower.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
+        // A later round (substitutes refused, then built) follows its logs again.
+        self.stop.store(false, Ordering::Relaxed);
         let (running, stop) = (self.running.clone(), self.stop.clone());
         *follower = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(mut r) = running.lock() {
-                    for n in r.iter_mut() {
-                        if let Some(log) = n.log.clone() {
-                            n.tail.follow(&log);
+                let followed: Vec<(String, PathBuf, LogTail)> = running
+                    .lock()
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|n| Some((n.label.clone(), n.log.clone()?, n.tail.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let read: Vec<(String, LogTail)> = followed
+                    .into_iter()
+                    .map(|(label, log, mut tail)| {
+                        tail.follow(&log);
+                        (label, tail)
+                    })
+                    .collect();
+                let msg = running.lock().map(|mut r| {
+                    for (label, tail) in read {
+                        if let Some(n) = r.iter_mut().find(|n| n.label == label) {
+                            n.tail = tail;
                         }
                     }
-                    bar.set_message(message(&r));
+                    message(&r)
+                });
+                if let Ok(msg) = msg {
+                    bar.set_message(msg);
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -238,6 +279,12 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.stop_following();
+        // A realize that ended early (an error before `done`) leaves no live line behind.
+        if let Some(b) = &self.bar {
+            if !b.is_finished() {
+                b.finish_and_clear();
+            }
+        }
     }
 }
 
@@ -257,6 +304,21 @@ mod tests {
         assert_eq!(t.last_line.as_deref(), Some("checking for cc... gcc"));
         t.feed("make[1]: Entering directory '/build/x'\r\n");
         assert_eq!(t.describe(), " [build] make[1]: Entering directory '/build/x'");
+        // A progress meter redrawn with carriage returns: its newest state.
+        t.feed("10%\r55%\r");
+        assert_eq!(t.last_line.as_deref(), Some("55%"));
+        // A build's escape sequences never reach the terminal, and a shown line is cut.
+        t.feed(&format!("\x1b]0;pwned\x07{}\n", "x".repeat(500)));
+        let shown = t.last_line.clone().unwrap();
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07') && shown.chars().count() <= SHOWN_MAX,
+            "{shown:?}"
+        );
+        // Output without any line end is kept only up to LINE_MAX.
+        for _ in 0..100 {
+            t.feed(&"y".repeat(10_000));
+        }
+        assert!(t.partial.len() <= LINE_MAX);
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Origin for DebianOrigin {
             match (pick_matching(store, dir.path(), src, &format!("apt-get source {what}"))?, ran) {
                 (Attempt::Stored(p), _) => return Ok(Attempt::Stored(p)),
                 (Attempt::Missed(why), Ok(())) => failures.push(format!("{what}: {why}")),
-                (Attempt::Missed(_), Err(e)) => failures.push(format!("{what}: {e}")),
+                (Attempt::Missed(why), Err(e)) => failures.push(format!("{what}: {e}; {why}")),
             }
         }
         Ok(Attempt::Missed(format!(
