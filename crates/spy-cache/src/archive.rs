@@ -87,7 +87,9 @@ fn write_tar<W: Write>(root: &Path, out: W) -> io::Result<W> {
     b.into_inner()
 }
 
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+/// A tar header that says nothing about where or when it was made: mtime 0, owner 0 (spy-release's
+/// archives use it too).
+pub fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(mode);

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
+use spy_cache::archive::header;
 
 /// zstd level 17: on python3.13-x86_64's archive 2% larger than 19 (10.19 against 9.97 MB) and
 /// compressed with about 30 MB less memory, which keeps `spy release` under 100 MiB of peak RSS
@@ -81,17 +82,6 @@ impl<R: Read> Read for Exact<R> {
         self.remaining -= n as u64;
         Ok(n)
     }
-}
-
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h
 }
 
 /// Writes `out_dir/NAME.tar.gz` and `out_dir/NAME.tar.zst`; returns their file names.
