@@ -545,16 +545,17 @@ impl Store {
                 report.live_bytes += m.size;
                 continue;
             }
-            report.freed_bytes += m.size;
-            report.removed.push(m.store_name.to_string());
             if !dry_run {
-                // A node being rebuilt right now (its lock is held) is left alone.
+                // A node being rebuilt right now (its lock is held) is left alone, and not reported
+                // as deleted.
                 let Ok(_l) = flock(
                     &self.spy("locks").join(format!("{}.lock", m.node.id)),
                     FlockArg::LockExclusiveNonblock,
                 ) else {
                     continue;
                 };
+                report.freed_bytes += m.size;
+                report.removed.push(m.store_name.to_string());
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
                 remove_tree(&self.entry(&m.store_name))?;
@@ -565,6 +566,9 @@ impl Store {
                         return Err(io(&log)(e));
                     }
                 }
+            } else {
+                report.freed_bytes += m.size;
+                report.removed.push(m.store_name.to_string());
             }
         }
         // Debris: entry-like directories without metadata (an in-place build that died), and build
@@ -990,5 +994,25 @@ mod tests {
         let r = store.gc(false).unwrap();
         assert_eq!(r.removed.len(), 2);
         assert_eq!(r.stale_roots.len(), 1);
+    }
+
+    #[test]
+    fn gc_reports_only_what_it_deleted_and_leaves_an_entry_whose_lock_is_held() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let a = build(&store, 1, "a", vec![]);
+        let b = build(&store, 2, "b", vec![]);
+        // Another spy is rebuilding b: its node lock is held.
+        let _held = flock(
+            &store.spy("locks").join(format!("{}.lock", NodeId([2; 32]))),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        assert_eq!(store.gc(true).unwrap().removed.len(), 2, "a dry run names every dead entry");
+        let size_a = store.entries().unwrap().iter().find(|m| m.store_name == a).unwrap().size;
+        let r = store.gc(false).unwrap();
+        assert_eq!(r.removed, [a.to_string()]);
+        assert_eq!(r.freed_bytes, size_a, "{r:?}");
+        assert!(!store.is_valid(&a) && store.is_valid(&b));
     }
 }
