@@ -167,47 +167,42 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     bail!("not built, nothing to verify: {} (`spy realize` builds it)", list.join(", "));
                 }
             }
+            // Each entry that failed: what is wrong and the detail, for the text and the JSON report.
+            let problems: Vec<(&StoreName, &str, String)> = results
+                .iter()
+                .filter_map(|(m, o)| match o {
+                    VerifyOutcome::Ok => None,
+                    VerifyOutcome::Mismatch { expected, actual } => {
+                        Some((&m.store_name, "modified", format!("recorded {expected}, now {actual}")))
+                    }
+                    VerifyOutcome::Missing => Some((&m.store_name, "missing", String::new())),
+                    VerifyOutcome::Error(e) => Some((&m.store_name, "error", e.clone())),
+                })
+                .collect();
+            let status = if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
             if json {
-                let problems: Vec<serde_json::Value> = results
+                let problems: Vec<serde_json::Value> = problems
                     .iter()
-                    .filter_map(|(m, o)| {
-                        let path = ctx.store.entry(&m.store_name);
-                        let (problem, detail) = match o {
-                            VerifyOutcome::Ok => return None,
-                            VerifyOutcome::Mismatch { expected, actual } => ("modified", format!("recorded {expected}, now {actual}")),
-                            VerifyOutcome::Missing => ("missing", String::new()),
-                            VerifyOutcome::Error(e) => ("error", e.clone()),
-                        };
-                        Some(serde_json::json!({ "path": path_str(&path), "problem": problem, "detail": detail }))
+                    .map(|(name, problem, detail)| {
+                        serde_json::json!({ "path": path_str(&ctx.store.entry(name)), "problem": problem, "detail": detail })
                     })
                     .collect();
-                let ok = problems.is_empty();
                 print_json(&serde_json::json!({ "entries": results.len(), "problems": problems }))?;
-                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(status);
             }
-            let mut bad = 0;
-            for (m, o) in &results {
-                match o {
-                    VerifyOutcome::Ok => {}
-                    VerifyOutcome::Mismatch { expected, actual } => {
-                        bad += 1;
-                        println!(
-                            "MODIFIED {} (recorded {expected}, now {actual})",
-                            ctx.store.entry(&m.store_name).display()
-                        );
-                    }
-                    VerifyOutcome::Missing => {
-                        bad += 1;
-                        println!("MISSING {}", ctx.store.entry(&m.store_name).display());
-                    }
-                    VerifyOutcome::Error(e) => {
-                        bad += 1;
-                        println!("ERROR {}: {e}", m.store_name);
-                    }
+            for (name, problem, detail) in &problems {
+                match *problem {
+                    "modified" => println!("MODIFIED {} ({detail})", ctx.store.entry(name).display()),
+                    "missing" => println!("MISSING {}", ctx.store.entry(name).display()),
+                    _ => println!("ERROR {name}: {detail}"),
                 }
             }
-            eprintln!("spy: verified {} entr(ies), {bad} problem(s)", results.len());
-            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            eprintln!("spy: verified {} entr(ies), {} problem(s)", results.len(), problems.len());
+            Ok(status)
         }
         Command::AddSource { files } => {
             for f in files {

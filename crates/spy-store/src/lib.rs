@@ -276,7 +276,7 @@ impl Store {
     /// Blocks until this process holds the node's lock. `on_wait` is called once if another
     /// process holds it, so the caller can say why it is waiting.
     fn lock(&self, id: &NodeId, on_wait: impl FnOnce()) -> Result<NodeLock, StoreError> {
-        let p = self.spy("locks").join(format!("{id}.lock"));
+        let p = self.lock_path(id);
         match flock(&p, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(NodeLock { _lock: l }),
             Err(_) => {
@@ -286,6 +286,11 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// The file whose flock is the node's lock (builds, substitution, gc).
+    fn lock_path(&self, id: &NodeId) -> PathBuf {
+        self.spy("locks").join(format!("{id}.lock"))
     }
 
     fn write_meta(&self, meta: &EntryMeta) -> Result<(), StoreError> {
@@ -548,14 +553,9 @@ impl Store {
             if !dry_run {
                 // A node being rebuilt right now (its lock is held) is left alone, and not reported
                 // as deleted.
-                let Ok(_l) = flock(
-                    &self.spy("locks").join(format!("{}.lock", m.node.id)),
-                    FlockArg::LockExclusiveNonblock,
-                ) else {
+                let Ok(_l) = flock(&self.lock_path(&m.node.id), FlockArg::LockExclusiveNonblock) else {
                     continue;
                 };
-                report.freed_bytes += m.size;
-                report.removed.push(m.store_name.to_string());
                 // Metadata first: from here on the entry no longer exists, even if removal is cut short.
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
                 remove_tree(&self.entry(&m.store_name))?;
@@ -566,10 +566,9 @@ impl Store {
                         return Err(io(&log)(e));
                     }
                 }
-            } else {
-                report.freed_bytes += m.size;
-                report.removed.push(m.store_name.to_string());
             }
+            report.freed_bytes += m.size;
+            report.removed.push(m.store_name.to_string());
         }
         // Debris: entry-like directories without metadata (an in-place build that died), and build
         // directories and downloads left in `.spy/tmp` by a killed spy. A build still running holds
@@ -1003,11 +1002,7 @@ mod tests {
         let a = build(&store, 1, "a", vec![]);
         let b = build(&store, 2, "b", vec![]);
         // Another spy is rebuilding b: its node lock is held.
-        let _held = flock(
-            &store.spy("locks").join(format!("{}.lock", NodeId([2; 32]))),
-            FlockArg::LockExclusiveNonblock,
-        )
-        .unwrap();
+        let _held = flock(&store.lock_path(&NodeId([2; 32])), FlockArg::LockExclusiveNonblock).unwrap();
         assert_eq!(store.gc(true).unwrap().removed.len(), 2, "a dry run names every dead entry");
         let size_a = store.entries().unwrap().iter().find(|m| m.store_name == a).unwrap().size;
         let r = store.gc(false).unwrap();
