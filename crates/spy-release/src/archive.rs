@@ -117,16 +117,21 @@ pub(crate) fn replace_with(
         .and_then(|f| f.sync_all());
     match done {
         Ok(()) => std::fs::rename(&tmp, to),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+        // The write's error is the one to report; a partial file that cannot be removed is named
+        // in it.
+        Err(e) => match std::fs::remove_file(&tmp) {
+            Ok(()) => Err(e),
+            Err(r) => Err(io::Error::new(
+                e.kind(),
+                format!("{e} (and the partial file {} remains: {r})", tmp.display()),
+            )),
+        },
     }
 }
 
 /// `DIR/.NAME.spy-tmp` for `DIR/NAME`: one temporary name per file (`with_extension` would give
 /// `python3.13-x86_64.tar.gz` and `.tar.zst` the same one).
-pub(crate) fn temp_beside(to: &Path) -> std::path::PathBuf {
+fn temp_beside(to: &Path) -> std::path::PathBuf {
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     to.with_file_name(format!(".{name}.spy-tmp"))
 }

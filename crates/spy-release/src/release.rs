@@ -3,6 +3,7 @@
 //! archives `<binary>.tar.gz` and `<binary>.tar.zst` of the three (`archive.rs`); then
 //! `SHA256SUMS` over every file written and, with a key, `SHA256SUMS.sig`.
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -72,40 +73,49 @@ pub fn releasable(plan: &Plan, roots: &[NodeIndex]) -> Result<(), ReleaseError> 
     }
 }
 
-/// Copies a fuse entry's binaries and manifest into `out`; returns the file names written.
+/// Copies a fuse entry's binaries and manifest into `out`, with each binary's SBOM and archives;
+/// returns the file names written.
 pub fn release_files(entry: &Path, out: &Path) -> Result<Vec<String>, ReleaseError> {
     let mut written = Vec::new();
     let bin = entry.join("bin");
     let mut binaries: Vec<PathBuf> = fs_err::read_dir(&bin).map_err(io(&bin))?.flatten().map(|e| e.path()).collect();
     binaries.sort();
+    // One manifest per entry, read once for all its binaries.
+    let manifest = entry.join("manifest.json");
+    let parsed: Option<serde_json::Value> = if manifest.is_file() {
+        let text = fs_err::read_to_string(&manifest).map_err(io(&manifest))?;
+        Some(serde_json::from_str(&text).map_err(|e| ReleaseError::Io {
+            path: manifest.clone(),
+            message: format!("not a manifest: {e}"),
+        })?)
+    } else {
+        None
+    };
     for b in binaries {
         let Some(name) = b.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
         copy_replacing(&b, &out.join(&name), 0o755)?;
         written.push(name.clone());
-        let manifest = entry.join("manifest.json");
-        if manifest.is_file() {
-            let m = format!("{name}.manifest.json");
-            copy_replacing(&manifest, &out.join(&m), 0o644)?;
-            written.push(m.clone());
-            let text = fs_err::read_to_string(&manifest).map_err(io(&manifest))?;
-            let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReleaseError::Io {
-                path: manifest.clone(),
-                message: format!("not a manifest: {e}"),
-            })?;
-            let sbom = format!("{name}.cdx.json");
-            let sbom_path = out.join(&sbom);
-            let bom = crate::archive::cyclonedx(&name, &parsed).map_err(|message| ReleaseError::Io {
-                path: manifest.clone(),
-                message,
-            })?;
-            let bom = serde_json::to_string_pretty(&bom).expect("JSON values serialize");
-            fs_err::write(&sbom_path, bom + "\n").map_err(io(&sbom_path))?;
-            written.push(sbom);
-            let archives = crate::archive::write_archives(out, &name, &out.join(&name), &out.join(&m), &sbom_path).map_err(io(out))?;
-            written.extend(archives);
-        }
+        let Some(parsed) = &parsed else { continue };
+        let m = format!("{name}.manifest.json");
+        copy_replacing(&manifest, &out.join(&m), 0o644)?;
+        written.push(m.clone());
+        let bom = crate::archive::cyclonedx(&name, parsed).map_err(|message| ReleaseError::Io {
+            path: manifest.clone(),
+            message,
+        })?;
+        let sbom = format!("{name}.cdx.json");
+        let sbom_path = out.join(&sbom);
+        crate::archive::replace_with(&sbom_path, |mut w| {
+            serde_json::to_writer_pretty(&mut w, &bom)?;
+            w.write_all(b"\n")?;
+            Ok(w)
+        })
+        .map_err(io(&sbom_path))?;
+        written.push(sbom);
+        let archives = crate::archive::write_archives(out, &name, &out.join(&name), &out.join(&m), &sbom_path).map_err(io(out))?;
+        written.extend(archives);
     }
     Ok(written)
 }
