@@ -542,7 +542,14 @@ fn sandbox_spec(job: &BuildJob, w: &Work, env: Vec<(String, String)>, workdir: &
     }
 }
 
-/// Last `n` lines of a log, for failure reports.
+/// A line of build output as it may reach the user's terminal: every control character (the escape
+/// sequences a hostile build could write to its log, carriage returns, tabs) becomes a space.
+/// Failure reports (`log_tail`) and the live progress line both show build output through it.
+pub fn terminal_safe(line: &str) -> String {
+    line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Last `n` lines of a log, for failure reports, made [`terminal_safe`].
 pub fn log_tail(log: &Path, n: usize) -> String {
     use std::io::{Read, Seek, SeekFrom};
     // Only the end of the file is read (logs can be large), and each line is cut short: a compiler
@@ -559,9 +566,12 @@ pub fn log_tail(log: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| match l.char_indices().nth(WIDTH) {
-            Some((i, _)) => format!("{} […]", &l[..i]),
-            None => l.to_string(),
+        .map(|l| {
+            let l = terminal_safe(l);
+            match l.char_indices().nth(WIDTH) {
+                Some((i, _)) => format!("{} […]", &l[..i]),
+                None => l,
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -587,5 +597,8 @@ mod tests {
         assert!(lines[1].ends_with(" […]") && lines[1].chars().count() < 320, "{}", lines[1]);
         assert_eq!(lines[2], "error: the real cause");
         assert_eq!(super::log_tail(&dir.path().join("missing.log"), 3), "");
+        // A build's escape sequences are not passed on to the terminal.
+        std::fs::write(&log, "ok\n\x1b]0;title\x07\x1b[2Jerror\n").unwrap();
+        assert_eq!(super::log_tail(&log, 1), " ]0;title  [2Jerror");
     }
 }

@@ -46,11 +46,10 @@ const TAIL_READ: u64 = 64 * 1024;
 const LINE_MAX: usize = 4096;
 const SHOWN_MAX: usize = 200;
 
-/// A line of build output as the terminal may show it: control characters (escape sequences a
-/// build could send to the user's terminal, carriage returns) become spaces, and it is cut.
+/// A line of build output as the progress line shows it: terminal-safe, cut to [`SHOWN_MAX`].
 fn printable(line: &str) -> String {
-    line.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+    spy_build::terminal_safe(line)
+        .chars()
         .take(SHOWN_MAX)
         .collect::<String>()
         .trim()
