@@ -47,12 +47,14 @@ $SUDO apt-get update -qq
 # Stage 0 of the graph (graph/bootstrap/stage0.toml) and what the tests use (nginx: the WebDAV
 # binary cache of tests/cache.rs; diffoscope: `spy check` reports; python3-venv: the CycloneDX
 # validator of tests/reproducible.rs; zstd: unpacking release archives; python3.11-dev: tests/darwin.rs
-# compiles the darwin getpath's C check against the host's Python headers).
+# compiles the darwin getpath's C check against the host's Python headers; chromium and a font:
+# tests/browse.rs looks at `spy serve`'s pages in a headless browser).
 $SUDO apt-get install -y -qq --no-install-recommends \
   bash coreutils gcc g++ gcc-multilib binutils make patch perl m4 pkg-config \
   sed grep mawk findutils diffutils tar gzip bzip2 xz-utils hostname debianutils \
   ncurses-bin tcl cmake git time python3-pip ca-certificates tmux openssl util-linux \
-  nginx diffoscope-minimal python3.11-dev python3-venv zstd strace >/dev/null
+  nginx diffoscope-minimal python3.11-dev python3-venv zstd strace \
+  chromium fonts-dejavu-core >/dev/null
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -1,6 +1,7 @@
-//! `spy serve`: a store, read-only, as an HTTP binary cache. An entry is packed the first time a
-//! client asks for its metadata, into a cache directory of the server's own (by default inside the
-//! store's `.spy/`), and served from there afterwards; the store itself is never written.
+//! `spy serve`: a store, read-only, as an HTTP binary cache and as pages for people. An entry is
+//! packed the first time a client asks for its metadata, into a cache directory of the server's own
+//! (by default inside the store's `.spy/`), and served from there afterwards; the store itself is
+//! never written. Every other path is a page of [`spy_browse`]. Each request is logged on stderr.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,45 +62,90 @@ pub fn serve(store: Store, opts: ServeOptions, ready: impl FnOnce(&str)) -> Resu
     Ok(())
 }
 
+type Response = tiny_http::ResponseBox;
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
+}
+
+/// A response of `content_type`. Pages show text builds wrote: no script may ever run, and
+/// browsers must not guess another type for a log.
+fn typed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>, content_type: &str) -> Response {
+    r.with_header(header("Content-Type", content_type))
+        .with_header(header("X-Content-Type-Options", "nosniff"))
+        .with_header(header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"))
+        .boxed()
+}
+
+fn text(status: u16, body: String) -> Response {
+    typed(tiny_http::Response::from_data(body.into_bytes()).with_status_code(status), "text/plain; charset=utf-8")
+}
+
 impl Server {
     fn answer(&self, req: tiny_http::Request) {
+        let started = std::time::Instant::now();
         let method = req.method().clone();
-        let path = req.url().split('?').next().unwrap_or("").trim_start_matches('/').to_string();
-        if method != tiny_http::Method::Get && method != tiny_http::Method::Head {
-            let _ = req.respond(tiny_http::Response::from_string("this cache is read-only\n").with_status_code(405));
-            return;
-        }
-        let result = if path == "spy-cache.json" {
-            let info = serde_json::json!({ "format": crate::CACHE_FORMAT, "read_only": true });
-            Ok(Some(tiny_http::Response::from_string(info.to_string()).boxed()))
-        } else if let Some(id) = path.strip_prefix("meta/").and_then(|p| p.strip_suffix(".json")) {
-            self.meta(id)
-        } else if path.starts_with("archives/") && !path.contains("..") && !path[9..].contains('/') {
-            self.file(&path)
+        let url = req.url().to_string();
+        let path = url.split('?').next().unwrap_or("").trim_start_matches('/').to_string();
+        let resp = if method != tiny_http::Method::Get && method != tiny_http::Method::Head {
+            text(405, "this cache is read-only\n".into())
         } else {
-            Ok(None)
-        };
-        let resp = match result {
-            Ok(Some(r)) => r,
-            Ok(None) => tiny_http::Response::from_string("not found\n").with_status_code(404).boxed(),
-            Err(e) => {
-                eprintln!("spy serve: {path}: {e}");
-                tiny_http::Response::from_string(format!("{e}\n")).with_status_code(500).boxed()
+            match self.route(&path) {
+                Ok(Some(r)) => r,
+                Ok(None) => text(404, "not found\n".into()),
+                Err(e) => {
+                    eprintln!("spy serve: {path}: {e}");
+                    text(500, format!("{e}\n"))
+                }
             }
         };
+        let status = resp.status_code().0;
+        let peer = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "-".into());
         let _ = req.respond(resp);
+        // A URL is the client's text: shown on the operator's terminal only once made harmless.
+        let shown: String = url.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect();
+        eprintln!("{peer} {method} {shown} {status} {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     }
 
-    fn file(&self, rel: &str) -> Result<Option<tiny_http::ResponseBox>, crate::CacheError> {
+    fn route(&self, path: &str) -> Result<Option<Response>, String> {
+        if path == "spy-cache.json" {
+            return Ok(Some(typed(tiny_http::Response::from_data(self.info().into_bytes()), "application/json")));
+        }
+        if let Some(id) = path.strip_prefix("meta/").and_then(|p| p.strip_suffix(".json")) {
+            return self.meta(id).map_err(|e| e.to_string());
+        }
+        if let Some(name) = path.strip_prefix("archives/") {
+            return Ok(if name.contains("..") || name.contains('/') { None } else { self.file(path) });
+        }
+        Ok(spy_browse::page(&self.store, path).map_err(|e| e.to_string())?.map(|p| match p {
+            spy_browse::Page::Html(s) => typed(tiny_http::Response::from_data(s.into_bytes()), "text/html; charset=utf-8"),
+            spy_browse::Page::Svg(s) => typed(tiny_http::Response::from_data(s.into_bytes()), "image/svg+xml"),
+            spy_browse::Page::File { file, content_type } => typed(tiny_http::Response::from_file(file), content_type),
+        }))
+    }
+
+    /// The cache-info document (`/spy-cache.json`): what a client needs before asking for entries.
+    fn info(&self) -> String {
+        let info = serde_json::json!({
+            "format": crate::CACHE_FORMAT,
+            "read_only": true,
+            "signed_by": self.opts.key.as_ref().map(|k| k.name.clone()),
+            "compression": self.opts.compression.as_str(),
+            "meta": "meta/<node id>.json",
+            "entries": self.store.entries().map(|e| e.len()).ok(),
+        });
+        serde_json::to_string_pretty(&info).expect("json") + "\n"
+    }
+
+    fn file(&self, rel: &str) -> Option<Response> {
         let p = self.opts.cache_dir.join(rel);
         // A FIFO planted in the cache directory must not hang a worker.
-        match crate::backend::open_regular(&p) {
-            Ok(f) => Ok(Some(tiny_http::Response::from_file(f).boxed())),
-            Err(_) => Ok(None),
-        }
+        let f = crate::backend::open_regular(&p).ok()?;
+        let kind = if rel.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+        Some(typed(tiny_http::Response::from_file(f), kind))
     }
 
-    fn meta(&self, id: &str) -> Result<Option<tiny_http::ResponseBox>, crate::CacheError> {
+    fn meta(&self, id: &str) -> Result<Option<Response>, crate::CacheError> {
         let Ok(id) = id.parse::<NodeId>() else { return Ok(None) };
         let Some(entry) = self.store.lookup_id(&id)? else {
             return Ok(None);
@@ -118,6 +164,6 @@ impl Server {
             self.opts.compression,
             &self.opts.cache_dir,
         )?;
-        self.file(&crate::meta_path(&id))
+        Ok(self.file(&crate::meta_path(&id)))
     }
 }

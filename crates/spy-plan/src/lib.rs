@@ -256,6 +256,7 @@ impl Plan {
                 name: node.key.name.clone(),
                 version: node.version.clone(),
                 target: node.key.target.clone(),
+                license: node.license.clone(),
             },
             inputs: node.deps.iter().map(|&d| self.node(d).store_name()).collect(),
             sources: node.sources.iter().map(|s| s.pin.to_string()).collect(),

@@ -69,6 +69,10 @@ pub struct EntryNode {
     pub name: String,
     pub version: String,
     pub target: String,
+    /// The recipe's license expression, for people browsing the store (`spy serve`); not part of
+    /// the id, empty when the recipe names none or the entry predates it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub license: String,
 }
 
 /// What the store records about an entry (`.spy/meta/<entry>.json`).
@@ -208,6 +212,22 @@ impl Store {
     /// An entry's build log (written by its transaction; kept when the build fails).
     pub fn log_path(&self, name: &StoreName) -> PathBuf {
         self.spy("logs").join(format!("{name}.log"))
+    }
+
+    /// Opens `file_name`, a file at the top of entry `name` that a build wrote (its
+    /// `manifest.json`), for reading: only a regular file, never through a symlink the build left
+    /// there, never blocking on a FIFO. `None` if there is no such file.
+    pub fn open_entry_file(&self, name: &StoreName, file_name: &str) -> Result<Option<File>, StoreError> {
+        let path = self.entry(name).join(file_name);
+        if file_name.is_empty() || file_name.contains('/') || file_name.starts_with('.') {
+            return Err(StoreError::Io { path, message: "not a file name at the top of an entry".into() });
+        }
+        open_regular_nofollow(&path)
+    }
+
+    /// Opens entry `name`'s build log for reading, if it is a regular file; `None` if it has none.
+    pub fn open_log(&self, name: &StoreName) -> Result<Option<File>, StoreError> {
+        open_regular_nofollow(&self.log_path(name))
     }
     /// `.spy/tmp`: build directories and staging files in progress.
     pub fn tmp_dir(&self) -> PathBuf {
@@ -707,6 +727,23 @@ pub fn staging_abandoned(path: &Path) -> bool {
     }
 }
 
+fn open_regular_nofollow(path: &Path) -> Result<Option<File>, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let f = match opened {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.map_err(io(path))?,
+    };
+    let kind = f.metadata().map_err(io(path))?.file_type();
+    if !kind.is_file() {
+        return Err(StoreError::Io { path: path.to_path_buf(), message: format!("not a regular file ({kind:?}); refusing to read it") });
+    }
+    Ok(Some(f))
+}
+
 /// Creates `d` (its parent exists) with mode 0700, whatever the umask.
 fn private_dir(d: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
@@ -811,6 +848,7 @@ mod tests {
                 name: name.into(),
                 version: "1".into(),
                 target: "t".into(),
+                license: String::new(),
             },
             inputs,
             sources: vec![],
@@ -900,6 +938,7 @@ mod tests {
                 name: "inplace".into(),
                 version: "1".into(),
                 target: "t".into(),
+                license: String::new(),
             },
             inputs: vec![],
             sources: vec![],
@@ -1009,5 +1048,28 @@ mod tests {
         assert_eq!(r.removed, [a.to_string()]);
         assert_eq!(r.freed_bytes, size_a, "{r:?}");
         assert!(!store.is_valid(&a) && store.is_valid(&b));
+    }
+
+    #[test]
+    fn an_entry_file_is_opened_only_as_a_regular_file_not_through_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, "root's secret").unwrap();
+        let e = build_with(&store, 1, "e", vec![], |out| {
+            std::fs::write(out.join("manifest.json"), "{}")?;
+            std::os::unix::fs::symlink(&secret, out.join("evil.json"))?;
+            std::fs::create_dir(out.join("dir"))
+        });
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut store.open_entry_file(&e, "manifest.json").unwrap().unwrap(), &mut text).unwrap();
+        assert_eq!(text, "{}");
+        assert!(store.open_entry_file(&e, "missing.json").unwrap().is_none());
+        assert!(store.open_entry_file(&e, "evil.json").is_err(), "a symlink is never followed");
+        assert!(store.open_entry_file(&e, "dir").unwrap_err().to_string().contains("not a regular file"));
+        assert!(store.open_entry_file(&e, "../e/manifest.json").is_err());
+        assert!(store.open_log(&e).unwrap().is_none(), "no builder ran, so no log");
+        std::os::unix::fs::symlink(&secret, store.log_path(&e)).unwrap();
+        assert!(store.open_log(&e).is_err(), "a symlink is never followed");
     }
 }

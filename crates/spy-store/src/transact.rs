@@ -307,6 +307,7 @@ mod tests {
                 name: name.into(),
                 version: "1".into(),
                 target: "t".into(),
+                license: String::new(),
             },
             inputs: vec![],
             sources: vec![],
