@@ -121,6 +121,17 @@ fn cycles_missing_dependencies_unknown_keys_and_targets_are_load_errors() {
     assert!(err.contains("sparc-linux"), "{err}");
     let err = f.fails(&["realize", "nosuchnode"]);
     assert!(err.contains("nosuchnode") && err.contains("spy list"), "{err}");
+
+    // A node whose recipe limits its targets: asked for another target on the command line, the
+    // error is about the command line; needed by a recipe for that target, about the recipe.
+    f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\ntargets = [\"x86_64-linux-musl\"]\n");
+    f.write("graph/a.toml", "name = \"a\"\nversion = \"1\"\ndeps = [\"b\"]\n");
+    let err = f.fails(&["realize", "b-i686"]);
+    assert!(err.contains("`b` is not made for target `i686-linux-musl`: its recipe is for x86_64-linux-musl"), "{err}");
+    assert!(err.contains("hint: `spy list --target i686-linux-musl`") && !err.contains("fix the recipe"), "{err}");
+    let err = f.fails(&["realize", "a-i686"]);
+    assert!(err.contains("a.toml: `a` depends on `b`, which is not made for target `i686-linux-musl`"), "{err}");
+    assert!(err.contains("fix the recipe"), "{err}");
 }
 
 #[test]

@@ -206,6 +206,7 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         return Some(match p {
             spy_plan::PlanError::UnknownName { .. } => "`spy list` shows every node name".into(),
             spy_plan::PlanError::UnknownTarget { .. } => "`spy list --targets` shows the targets and their short names".into(),
+            spy_plan::PlanError::NotForTarget { target, .. } => format!("`spy list --target {target}` shows what is made for `{target}`"),
             _ => "fix the recipe named above".into(),
         });
     }

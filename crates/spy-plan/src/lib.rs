@@ -46,8 +46,10 @@ pub enum PlanError {
         known: Vec<String>,
         suggestions: Vec<String>,
     },
-    #[error("node `{name}` does not exist for target `{target}` (its recipe limits `targets`)")]
-    NotForTarget { name: String, target: String },
+    #[error("`{name}` is not made for target `{target}`: its recipe is for {}", if made_for.is_empty() { "no target of this graph".to_string() } else { made_for.join(", ") })]
+    NotForTarget { name: String, target: String, made_for: Vec<String> },
+    #[error("{}: `{needed_by}` depends on `{name}`, which is not made for target `{target}` (its recipe limits `targets`)", file.display())]
+    DepNotForTarget { file: PathBuf, needed_by: String, name: String, target: String },
     #[error("{file}: node `{node}`, source {index}: {message}")]
     BadSource {
         file: PathBuf,
@@ -613,7 +615,10 @@ impl<'g> Names<'g> {
                 if node.has_target(target, self.config) {
                     Ok((d, t))
                 } else {
-                    Err(PlanError::NotForTarget {
+                    let user = self.nodes[n as usize];
+                    Err(PlanError::DepNotForTarget {
+                        file: user.file.clone(),
+                        needed_by: user.name.clone(),
                         name: name.clone(),
                         target: target.to_string(),
                     })
@@ -639,10 +644,12 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
             spec: root.to_string(),
             suggestions: Vec::new(),
         })?;
-        if !names.nodes[root_ix.0 as usize].has_target(&root.target, names.config) {
+        let node = names.nodes[root_ix.0 as usize];
+        if !node.has_target(&root.target, names.config) {
             return Err(PlanError::NotForTarget {
                 name: root.name.clone(),
                 target: root.target.clone(),
+                made_for: names.config.targets.keys().filter(|t| node.has_target(t.as_str(), names.config)).map(|t| t.to_string()).collect(),
             });
         }
         let mut on_path: HashMap<Ix, usize> = HashMap::new();
