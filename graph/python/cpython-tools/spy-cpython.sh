@@ -58,6 +58,20 @@ MK
 spy_cpython_compile_stdlib() {
   local py="$1" stdlib="$2" exclude='(lib2to3/tests/data/|/bad_coding|/badsyntax_)' version
   version=$("$py" -E -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  # What `patch` left beside a file it applied with an offset is not part of the library.
+  find "$stdlib" \( -name '*.orig' -o -name '*.rej' \) -type f -delete
+  # lib2to3 reads its grammars from pickles beside Grammar.txt, named for the interpreter's exact
+  # version; inside the single file it can read them but never write them, so they are made here,
+  # by this interpreter (or, cross-built, by the build Python of the same version).
+  if [ -f "$stdlib/lib2to3/Grammar.txt" ]; then
+    "$py" -E -S -c 'import os, sys
+sys.path.insert(0, sys.argv[1])
+from lib2to3.pgen2 import driver
+for g in ("Grammar.txt", "PatternGrammar.txt"):
+    driver.load_grammar(os.path.join(sys.argv[1], "lib2to3", g), save=True, force=True)
+' "$stdlib"
+    ls "$stdlib"/lib2to3/*.pickle
+  fi
   if [ "${version%%.*}" = 2 ]; then
     # 2.7's .pyc record their source's mtime. The build's own .pyc go, and every source gets
     # SOURCE_DATE_EPOCH as its mtime (patched files and _sysconfigdata.py would otherwise carry
