@@ -323,9 +323,11 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     for member in py.members {
         assert!(listing.lines().any(|l| l == *member), "{member} missing from the stdlib ZIP");
     }
-    for gone in ["test/", "idlelib/", "tkinter/", "lib-tk/", "ensurepip/", "turtle.pyc"] {
+    for gone in ["test/", "idlelib/", "tkinter/", "lib-tk/", "turtle.pyc"] {
         assert!(!listing.lines().any(|l| l.starts_with(gone)), "{gone} should be excluded");
     }
+    // ensurepip stays, with its wheels: venv and `-m ensurepip` install pip from them.
+    assert!(listing.lines().any(|l| l.starts_with("ensurepip/_bundled/pip-") && l.ends_with(".whl")), "no pip wheel");
     assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
     // Modules: everything named is built in; what is not built is listed with a reason.
     let builtin = common::builtin_modules(&m);
@@ -511,8 +513,12 @@ fn prompt_edits_a_line_without_terminfo(py: &Py, t: &Target) {
     let (bin, _, release) = realize(py, t);
     let root = empty_root(&bin, &release, &[]);
     let pty = common::PtySession::start_in_root(&format!("{}-{}", py.node, t.short), root.path(), &format!("/{release}"), 12);
+    edit_a_line(&pty);
+}
+
+/// At the prompt: "6*9", two steps left, backspace (the 6 goes), 7: 7*9 = 63. Then Up recalls it.
+fn edit_a_line(pty: &common::PtySession) {
     pty.wait_for(">>>");
-    // "6*9", two steps left, backspace (the 6 goes), 7: 7*9 = 63. Then Up recalls it.
     pty.send_keys(&[
         &["-l", "6*9"],
         &["Left"],
@@ -528,6 +534,212 @@ fn prompt_edits_a_line_without_terminfo(py: &Py, t: &Target) {
     // History: Up replaced the partial line with the previous one.
     let screen2 = pty.wait_for(">>> 7*9\n63\n>>> 7*9");
     assert!(!screen2.contains("edited"), "{screen2}");
+}
+
+/// A terminal description made by the host's tic for a terminal no library knows (`spyterm`), and
+/// an `xterm` that says 99 columns where the compiled-in one says 80: a directory for `tic -o`.
+fn terminfo_dir(dir: &Path) {
+    let src = dir.join("spyterm.src");
+    std::fs::write(
+        &src,
+        "spyterm|spy test terminal,\n\tam, cols#77, lines#21, clear=\\E[SPY, cup=\\E[%i%p1%d;%p2%dH,\n\
+         xterm|an xterm of this machine,\n\tam, cols#99, lines#24, clear=\\E[H\\E[2J, cup=\\E[%i%p1%d;%p2%dH,\n",
+    )
+    .unwrap();
+    let o = Command::new(common::host_tool("tic")).arg("-o").arg(dir.join("ti")).arg(&src).output().unwrap();
+    common::ok(&o);
+}
+
+/// curses (and readline, through ncurses) read the machine's terminfo database the usual ways, and
+/// use the compiled-in entries only for a terminal no directory has.
+fn curses_reads_the_machines_terminfo(py: &Py, t: &Target) {
+    let (bin, _, release) = realize(py, t);
+    let exe = format!("/{release}");
+    let made = tempfile::tempdir().unwrap();
+    terminfo_dir(made.path());
+    let files: Vec<(String, Vec<u8>)> = walk(&made.path().join("ti"))
+        .into_iter()
+        .map(|p| (p.strip_prefix(made.path().join("ti")).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    let probe = "import curses\ntry:\n curses.setupterm()\n print('%s %r' % (curses.tigetnum('cols'), curses.tigetstr('clear')))\nexcept curses.error as e:\n print('error')";
+    let run = |dir: &str, env: &[(&str, &str)]| -> String {
+        let placed: Vec<(String, &[u8])> = files.iter().map(|(r, b)| (format!("{dir}/{r}"), &b[..])).collect();
+        let refs: Vec<(&str, &[u8])> = placed.iter().map(|(r, b)| (r.as_str(), *b)).collect();
+        let root = empty_root(&bin, &release, if dir.is_empty() { &[] } else { &refs });
+        common::ok(&common::run_in_root(root.path(), env, &[&exe, "-c", probe])).trim().to_string()
+    };
+    let spy = "77 b'\\x1b[SPY'";
+    let spy = if py.version.starts_with('2') { "77 '\\x1b[SPY'" } else { spy };
+    // Nowhere: spyterm is unknown, xterm is compiled in.
+    assert_eq!(run("", &[("TERM", "spyterm")]), "error");
+    assert!(run("", &[("TERM", "xterm")]).starts_with("80 "));
+    // $TERMINFO, $TERMINFO_DIRS, ~/.terminfo and each system directory.
+    assert_eq!(run("mine", &[("TERM", "spyterm"), ("TERMINFO", "/mine")]), spy);
+    assert_eq!(run("mine", &[("TERM", "spyterm"), ("TERMINFO_DIRS", "/nowhere:/mine")]), spy);
+    assert_eq!(run("home/.terminfo", &[("TERM", "spyterm"), ("HOME", "/home")]), spy);
+    for system in ["etc/terminfo", "lib/terminfo", "usr/share/terminfo"] {
+        assert_eq!(run(system, &[("TERM", "spyterm")]), spy, "{system}");
+    }
+    // The machine's entry wins over the compiled-in one of the same name.
+    assert!(run("usr/share/terminfo", &[("TERM", "xterm")]).starts_with("99 "));
+
+    // Line editing on a terminal only the machine knows: TERM=ansi, with the host's entry.
+    let ansi = ["/usr/share/terminfo/a/ansi", "/lib/terminfo/a/ansi"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .map(|p| std::fs::read(p).unwrap())
+        .expect("the host's ansi terminfo entry (ncurses-base)");
+    let root = empty_root(&bin, &release, &[("usr/share/terminfo/a/ansi", &ansi)]);
+    let o = common::run_in_root(root.path(), &[("TERM", "ansi")], &[&exe, "-c", "import curses; curses.setupterm(); print(curses.tigetnum('cols'))"]);
+    assert_eq!(common::ok(&o).trim(), "80");
+    let pty = common::PtySession::start_in_root_as(&format!("{}-{}-ansi", py.node, t.short), root.path(), &exe, 12, "ansi");
+    edit_a_line(&pty);
+}
+
+/// Every data file of the standard library is in the ZIP or left out on purpose (the manifest's
+/// `excluded`, documented in graph/python/releases-*.toml), nothing patch left behind is; lib2to3,
+/// which reads its grammars as data, works alone in an empty root.
+fn stdlib_data_is_in_the_zip(py: &Py, t: &Target) {
+    let (bin, out, release) = realize(py, t);
+    let interp = common::realize_real(&format!("{}-interp-{}", py.node, t.short), &[]);
+    let stdlib = interp.join("lib").join(py.stdlib);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let excluded: Vec<&str> = m["binary"]["stdlib_zip"]["excluded"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let zip = zip::ZipArchive::new(std::fs::File::open(&bin).unwrap()).unwrap();
+    let members: std::collections::BTreeSet<&str> = zip.file_names().collect();
+    let mut data = 0;
+    for p in walk(&stdlib) {
+        let rel = p.strip_prefix(&stdlib).unwrap().display().to_string();
+        if rel.ends_with(".py") || rel.ends_with(".pyc") || rel.contains("__pycache__/") {
+            continue;
+        }
+        let left_out = excluded.iter().any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
+        assert!(left_out || members.contains(rel.as_str()), "{rel}: a data file of the stdlib, neither in the ZIP nor excluded");
+        data += usize::from(!left_out);
+    }
+    assert!(data > 5, "only {data} data files");
+    assert!(!members.iter().any(|n| n.ends_with(".orig") || n.ends_with(".rej")), "patch leftovers in the ZIP");
+    if stdlib.join("lib2to3").is_dir() {
+        let pickles = members.iter().filter(|n| n.starts_with("lib2to3/") && n.ends_with(".pickle")).count();
+        assert_eq!(pickles, 2, "lib2to3's grammar pickles");
+        let root = empty_root(&bin, &release, &[]);
+        let fix = "from lib2to3 import refactor\nt = refactor.RefactoringTool(['lib2to3.fixes.fix_print'])\nprint(str(t.refactor_string(u'print \"hi\"\\n', '<s>')).strip())";
+        let o = common::run_in_root(root.path(), &[], &[&format!("/{release}"), "-W", "ignore", "-c", fix]);
+        assert_eq!(common::ok(&o).trim(), "print(\"hi\")");
+    }
+}
+
+/// zoneinfo in an empty root: no /usr/share/zoneinfo, the tzdata package built in answers.
+fn zoneinfo_works_in_an_empty_root(py: &Py, t: &Target) {
+    let (bin, _, release) = realize(py, t);
+    let root = empty_root(&bin, &release, &[]);
+    let probe = "import zoneinfo, datetime, tzdata\nassert not any(__import__('os').path.exists(p) for p in zoneinfo.TZPATH)\n\
+        z = zoneinfo.ZoneInfo('Europe/Paris')\nprint(datetime.datetime(2026, 7, 1, tzinfo=z).utcoffset(), datetime.datetime(2026, 1, 1, tzinfo=z).utcoffset(), len(zoneinfo.available_timezones()) > 400)";
+    let o = common::run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]);
+    assert_eq!(common::ok(&o).trim(), "2:00:00 1:00:00 True");
+}
+
+/// SQLite has the compile-time options of the host's (Debian's) SQLite, but for those a static
+/// binary cannot or need not have (graph/libs/sqlite.toml), and they work.
+fn sqlite_has_debians_options(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let options = "import sqlite3\nprint(' '.join(r[0] for r in sqlite3.connect(':memory:').execute('pragma compile_options')))";
+    let host = common::ok(&Command::new("/usr/bin/python3").args(["-c", options]).output().unwrap());
+    let ours = common::ok(&Command::new(&bin).args(["-c", options]).output().unwrap());
+    let ours: Vec<&str> = ours.split_whitespace().collect();
+    for opt in host.split_whitespace().filter(|o| o.starts_with("ENABLE_") || *o == "SECURE_DELETE" || *o == "SOUNDEX") {
+        if ["ENABLE_SESSION", "ENABLE_PREUPDATE_HOOK", "ENABLE_LOAD_EXTENSION"].contains(&opt) {
+            continue;
+        }
+        assert!(ours.contains(&opt), "{opt} is in the host's SQLite, not in ours: {ours:?}");
+    }
+    let work = "import sqlite3\ndb = sqlite3.connect(':memory:')\n\
+        db.execute('create virtual table f using fts5(body)'); db.execute(\"insert into f values ('static single file python')\")\n\
+        db.execute('create virtual table f4 using fts4(body)')\n\
+        db.execute('create virtual table r using rtree(id, x0, x1)'); db.execute('insert into r values (1, 0, 10)')\n\
+        print(db.execute(\"select count(*) from f where f match 'single'\").fetchone()[0], db.execute('select id from r where x0 < 5').fetchone()[0],\n\
+        db.execute(\"select json_extract('{\\\"a\\\": 7}', '$.a'), sqrt(16)\").fetchone())";
+    assert_eq!(common::ok(&Command::new(&bin).args(["-c", work]).output().unwrap()).trim(), "1 1 (7, 4.0)");
+}
+
+/// A pure-Python wheel made here (`spyhello`), for pip to install offline.
+fn make_wheel(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("spyhello-1.0-py2.py3-none-any.whl");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, text) in [
+        ("spyhello/__init__.py", "GREETING = 'hello from a wheel'\n"),
+        ("spyhello-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: spyhello\nVersion: 1.0\n"),
+        ("spyhello-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: spy-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n"),
+        ("spyhello-1.0.dist-info/RECORD", "spyhello/__init__.py,,\nspyhello-1.0.dist-info/METADATA,,\nspyhello-1.0.dist-info/WHEEL,,\nspyhello-1.0.dist-info/RECORD,,\n"),
+    ] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+    path
+}
+
+/// The prefix, venv and pip as python-build-standalone's users know them. The single file at
+/// `<dir>/py/bin/` has `<dir>/py` as its prefix, and site, sysconfig and pip agree; `-m ensurepip
+/// --user` installs pip from the bundled wheel and `pip install --user` puts a wheel made here in
+/// the usual user site, offline. 3.x: `-m venv` makes a venv whose python is the single file and
+/// whose pip installs the wheel into the venv.
+fn venv_and_pip_install_a_wheel(py: &Py, t: &Target) {
+    let (bin, _, release) = realize(py, t);
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    std::fs::create_dir_all(dir.join("py/bin")).unwrap();
+    let python = dir.join("py/bin").join(&release);
+    std::fs::copy(&bin, &python).unwrap();
+    let wheel = make_wheel(dir);
+    let wheel = wheel.to_str().unwrap();
+    let home = dir.join("home");
+    let run = |exe: &Path, args: &[&str]| {
+        let o = Command::new(exe)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_INDEX", "1")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        common::ok(&o)
+    };
+    let layout = run(&python, &["-c", "import sys, sysconfig, site; print(sys.prefix); print(sysconfig.get_paths()['purelib']); print(site.getusersitepackages())"]);
+    let user_site = home.join(".local/lib").join(py.stdlib).join("site-packages");
+    let expected = [
+        dir.join("py").display().to_string(),
+        dir.join("py/lib").join(py.stdlib).join("site-packages").display().to_string(),
+        user_site.display().to_string(),
+    ];
+    assert_eq!(layout.lines().collect::<Vec<_>>(), expected);
+
+    let show = "import spyhello, sys; print(spyhello.GREETING); print(spyhello.__file__)";
+    run(&python, &["-m", "ensurepip", "--user"]);
+    run(&python, &["-m", "pip", "install", "--user", wheel]);
+    let text = run(&python, &["-c", show]);
+    assert!(text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()), "{text}");
+    std::fs::remove_dir_all(&home).unwrap();
+    if py.version.starts_with('2') {
+        return;
+    }
+
+    run(&python, &["-m", "venv", "v"]);
+    let vpy = dir.join("v/bin/python");
+    assert_eq!(std::fs::canonicalize(&vpy).unwrap(), python.canonicalize().unwrap(), "the venv's python is the single file");
+    let pip = run(&dir.join("v/bin/pip"), &["--version"]);
+    assert!(pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()), "{pip}");
+    run(&dir.join("v/bin/pip"), &["install", wheel]);
+    let text = run(&vpy, &["-c", show]);
+    let site = dir.join("v/lib").join(py.stdlib).join("site-packages/spyhello");
+    assert!(text.starts_with("hello from a wheel\n") && text.contains(&site.display().to_string()), "{text}");
+    // Only the venv has it.
+    let o = Command::new(&python).args(["-c", "import spyhello"]).env_clear().env("HOME", &home).output().unwrap();
+    assert!(!o.status.success());
 }
 
 /// The tests from CPython's own `Lib/test` (shipped in the cpython3.11 entry, not in the binary)
@@ -584,7 +796,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The six checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
+/// The checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
 macro_rules! checks {
     ($module:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
         mod $module {
@@ -613,11 +825,41 @@ macro_rules! checks {
             fn passes_a_cpython_test_subset() {
                 super::passes_a_cpython_test_subset(&$py, &$target);
             }
+            #[test] $(#[$attr])?
+            fn curses_reads_the_machines_terminfo() {
+                super::curses_reads_the_machines_terminfo(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn stdlib_data_is_in_the_zip() {
+                super::stdlib_data_is_in_the_zip(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn sqlite_has_debians_options() {
+                super::sqlite_has_debians_options(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn venv_and_pip_install_a_wheel() {
+                super::venv_and_pip_install_a_wheel(&$py, &$target);
+            }
         }
     };
 }
 
 checks!(python3_13_x86_64, PY313, X86_64);
+
+/// zoneinfo (3.9 and later) for each CPython 3 and target.
+macro_rules! zoneinfo {
+    ($name:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
+        #[test] $(#[$attr])?
+        fn $name() {
+            zoneinfo_works_in_an_empty_root(&$py, &$target);
+        }
+    };
+}
+zoneinfo!(python3_13_x86_64_zoneinfo_works_in_an_empty_root, PY313, X86_64);
+zoneinfo!(python3_13_i686_zoneinfo_works_in_an_empty_root, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
+zoneinfo!(python3_11_x86_64_zoneinfo_works_in_an_empty_root, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
+zoneinfo!(python3_11_i686_zoneinfo_works_in_an_empty_root, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_13_i686, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_11_x86_64, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_11_i686, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);

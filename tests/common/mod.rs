@@ -342,11 +342,16 @@ pub struct PtySession {
 impl PtySession {
     /// Starts `argv` (paths inside `root`) in a `height`-line window; `name` keeps sockets apart.
     pub fn start_in_root(name: &str, root: &Path, argv: &str, height: u32) -> PtySession {
+        Self::start_in_root_as(name, root, argv, height, "xterm")
+    }
+
+    /// [`PtySession::start_in_root`] with another `TERM`.
+    pub fn start_in_root_as(name: &str, root: &Path, argv: &str, height: u32, term: &str) -> PtySession {
         let s = PtySession {
             socket: format!("spy-{name}-{}", std::process::id()),
         };
         let cmd = format!(
-            "env -i TERM=xterm {} --user --map-root-user --mount {} {} {argv}; sleep 30",
+            "env -i TERM={term} {} --user --map-root-user --mount {} {} {argv}; sleep 30",
             host_tool("unshare"),
             host_tool("chroot"),
             root.display()
