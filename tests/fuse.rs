@@ -14,8 +14,7 @@ fn fixture() -> Fixture {
 }
 
 fn id_of(f: &Fixture, node: &str) -> String {
-    let (out, _) = f.ok(&["show", node]);
-    out.lines().find_map(|l| l.strip_prefix("id:")).unwrap().trim().to_string()
+    id_of_args(f, &["show", node])
 }
 
 #[test]
@@ -71,6 +70,44 @@ fn a_license_change_below_changes_the_fused_id_only() {
     );
     assert_eq!(id_of(&f, "interp"), interp, "a license does not change a build");
     assert_ne!(id_of(&f, "fused"), fused, "the manifest publishes licenses");
+}
+
+/// The ZIP's member names, and one member's text, by the host's Python.
+fn zip_names(bin: &std::path::Path) -> String {
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys, zipfile; print(' '.join(zipfile.ZipFile(sys.argv[1]).namelist()))"])
+        .arg(bin)
+        .output()
+        .unwrap();
+    common::ok(&o).trim().to_string()
+}
+
+#[test]
+fn sources_put_each_py_beside_its_pyc_in_another_node() {
+    let f = fixture();
+    let plain = id_of(&f, "fused");
+    // --py-sources: the same as `sources = true` in the [fuse] table, a node of its own.
+    let (out, _) = f.ok(&["--py-sources", "realize", "--no-out-link", "fused-x86_64"]);
+    let with_flag = id_of_args(&f, &["--py-sources", "show", "fused"]);
+    assert_ne!(with_flag, plain, "sources change the output, so the id");
+    let entry = std::path::PathBuf::from(out.trim());
+    assert_eq!(zip_names(&entry.join("bin/fused-x86_64")), "data.txt mod.py mod.pyc pkg/ pkg/__init__.py pkg/__init__.pyc");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["binary"]["stdlib_zip"]["sources"], true);
+    f.write("graph/fused.toml", &common::FUSE_FUSED.replace("[fuse]", "[fuse]\nsources = true"));
+    assert_eq!(id_of(&f, "fused"), with_flag, "the flag and the recipe key are one setting");
+    // Without: no sources, and the manifest says nothing of them (older manifests are unchanged).
+    f.write("graph/fused.toml", common::FUSE_FUSED);
+    let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let entry = std::path::PathBuf::from(out.trim());
+    assert_eq!(zip_names(&entry.join("bin/fused-x86_64")), "data.txt mod.pyc pkg/ pkg/__init__.pyc");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    assert!(m["binary"]["stdlib_zip"].get("sources").is_none());
+}
+
+fn id_of_args(f: &Fixture, args: &[&str]) -> String {
+    let (out, _) = f.ok(args);
+    out.lines().find_map(|l| l.strip_prefix("id:")).unwrap().trim().to_string()
 }
 
 #[test]

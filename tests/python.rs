@@ -742,6 +742,34 @@ fn venv_and_pip_install_a_wheel(py: &Py, t: &Target) {
     assert!(!o.status.success());
 }
 
+/// With `--py-sources` the stdlib's sources are in the ZIP: a traceback through `json` shows the
+/// line that raised, alone in an empty root, and `inspect.getsource` works; without, neither.
+fn sources_show_in_tracebacks(py: &Py, t: &Target) {
+    let release = format!("{}-{}", py.node, t.short);
+    let with = common::realize_real_with(&release, &[], &["--py-sources"]).join("bin").join(&release);
+    let (without, _, _) = realize(py, t);
+    let probe = "import json, inspect, sys\ntry:\n    json.loads('{')\nexcept ValueError:\n    import traceback; traceback.print_exc(file=sys.stdout)\n\
+        try:\n    print(len(inspect.getsource(json.loads)) > 100)\nexcept (OSError, IOError, TypeError):\n    print('no source')";
+    let run = |bin: &Path| {
+        let root = empty_root(bin, &release, &[]);
+        common::ok(&common::run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]))
+    };
+    // The line under the frame in json/decoder.py: its source line, if the traceback has one.
+    let source_line = |text: &str| -> Option<String> {
+        let mut lines = text.lines().skip_while(|l| !(l.trim_start().starts_with("File ") && l.contains("decoder.py")));
+        lines.next()?;
+        lines.next().filter(|l| l.starts_with("    ") && !l.trim_start().starts_with("File ")).map(str::to_string)
+    };
+    let text = run(&with);
+    assert!(source_line(&text).is_some_and(|l| l.contains("scan_once")), "{text}");
+    assert!(text.trim_end().ends_with("True"), "{text}");
+    let text = run(&without);
+    assert!(text.contains("decoder.py") && source_line(&text).is_none(), "{text}");
+    assert!(text.trim_end().ends_with("no source"), "{text}");
+    let (a, b) = (std::fs::metadata(&with).unwrap().len(), std::fs::metadata(&without).unwrap().len());
+    eprintln!("{release}: {b} bytes, with sources {a} (+{:.1} MB)", (a - b) as f64 / 1e6);
+}
+
 /// The tests from CPython's own `Lib/test` (shipped in the cpython3.11 entry, not in the binary)
 /// run by the single-file binary, workers included (`-j2` starts it again as subprocesses).
 fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
@@ -836,6 +864,10 @@ macro_rules! checks {
             #[test] $(#[$attr])?
             fn sqlite_has_debians_options() {
                 super::sqlite_has_debians_options(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn sources_show_in_tracebacks() {
+                super::sources_show_in_tracebacks(&$py, &$target);
             }
             #[test] $(#[$attr])?
             fn venv_and_pip_install_a_wheel() {

@@ -287,7 +287,13 @@ pub fn spy_on_repo(store: &Path, args: &[&str]) -> Output {
 /// Realizes a node of the repository's own graph into the store shared by the end-to-end tests
 /// ([`e2e_store`]), with optional overlays; returns its store path.
 pub fn realize_real(node: &str, overlays: &[&Path]) -> PathBuf {
-    let mut args: Vec<String> = ["realize", "--no-out-link", "-j2"].map(String::from).to_vec();
+    realize_real_with(node, overlays, &[])
+}
+
+/// [`realize_real`] with more of spy's flags (`--py-sources`).
+pub fn realize_real_with(node: &str, overlays: &[&Path], flags: &[&str]) -> PathBuf {
+    let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    args.extend(["realize", "--no-out-link", "-j2"].map(String::from));
     for o in overlays {
         args.extend(["--overlay".to_string(), o.display().to_string()]);
     }

@@ -76,7 +76,10 @@ impl Ctx {
                 bail!("overlay {} does not exist", o.display());
             }
         }
-        let graph = Graph::load(&graph_dir, &overlays)?;
+        let mut graph = Graph::load(&graph_dir, &overlays)?;
+        if cli.py_sources {
+            graph.set_fuse_sources();
+        }
         let store = match &cli.store {
             Some(asked) => Store::open_named(asked)?,
             None => Store::open(&Graph::default_store_dir(&graph_dir))?,

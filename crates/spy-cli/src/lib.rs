@@ -42,6 +42,11 @@ pub struct Cli {
     /// network origin (repeatable); a file is found by its name or its sha256.
     #[arg(long = "mirror", global = true, value_name = "DIR")]
     mirrors: Vec<PathBuf>,
+    /// Put each module's `.py` beside its `.pyc` in the single files' ZIP: tracebacks show source
+    /// lines and `inspect.getsource` works (a few MB larger; docs/packages.md). Same as `sources =
+    /// true` in every `[fuse]` table; such releases are other nodes, with ids of their own.
+    #[arg(long, global = true)]
+    py_sources: bool,
     /// Print less.
     #[arg(short, long, global = true)]
     quiet: bool,

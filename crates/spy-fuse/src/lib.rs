@@ -110,6 +110,9 @@ struct StdlibZip<'a> {
     entries: usize,
     compression: &'a str,
     excluded: &'a [String],
+    /// Written only when true: the manifests of releases without sources are unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sources: bool,
 }
 
 #[derive(Serialize)]
@@ -328,6 +331,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
                 entries: members.len(),
                 compression: spec.compression.as_str(),
                 excluded: &spec.exclude,
+                sources: spec.sources,
             },
         },
         modules,
@@ -418,8 +422,9 @@ enum MemberError {
     Uncompiled,
 }
 
-/// Walks the standard library: every file but sources (their `.pyc` stands for them; a source
-/// without one is an error), `__pycache__` and the excluded paths; sorted by archive name.
+/// Walks the standard library: every file but sources (their `.pyc` stands for them, and they come
+/// too only with `sources`; a source without one is an error), `__pycache__` and the excluded
+/// paths; sorted by archive name.
 fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
     let excluded = |rel: &str| {
         spec.exclude
@@ -450,6 +455,12 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
             } else if name.ends_with(".py") {
                 if !path.with_extension("pyc").is_file() {
                     return Err((path, MemberError::Uncompiled));
+                }
+                if spec.sources {
+                    out.push(Member {
+                        name: rel,
+                        file: Some(path),
+                    });
                 }
             } else {
                 out.push(Member {

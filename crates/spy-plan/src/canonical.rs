@@ -57,6 +57,9 @@ struct CanonFuse<'a> {
     licenses: &'a BTreeMap<String, String>,
     modules: Option<&'a str>,
     release: &'a str,
+    /// Left out when false, so that the ids of releases without sources are what they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sources: bool,
     stdlib: &'a str,
 }
 
@@ -115,6 +118,7 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
             licenses: &f.licenses,
             modules: f.spec.modules.as_deref(),
             release: &f.release,
+            sources: f.spec.sources,
             stdlib: &f.spec.stdlib,
         }),
         files: node

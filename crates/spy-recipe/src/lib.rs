@@ -195,6 +195,18 @@ impl Graph {
         Ok(graph)
     }
 
+    /// Sets `sources = true` in every `[fuse]` table (`spy --py-sources`), the target-specific
+    /// ones included.
+    pub fn set_fuse_sources(&mut self) {
+        for node in self.nodes.values_mut() {
+            let r = &mut node.recipe;
+            let tables = r.fuse.iter_mut().chain(r.target.iter_mut().flatten().filter_map(|(_, t)| t.fuse.as_mut()));
+            for fuse in tables {
+                fuse.sources = Some(true);
+            }
+        }
+    }
+
     /// Applies one overlay file: `[nodes.NAME]` tables merge into existing nodes or add new ones.
     pub fn apply_overlay(&mut self, path: &Path) -> Result<(), RecipeError> {
         let text = read(path)?;

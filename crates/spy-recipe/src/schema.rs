@@ -116,6 +116,9 @@ pub struct FuseSpec {
     pub compression: ZipCompression,
     /// What the manifest calls this build (`plain`, `co`, `stackless`...).
     pub flavor: String,
+    /// Whether each module's `.py` goes into the ZIP beside its `.pyc` (tracebacks then show
+    /// source lines, and `inspect.getsource` works).
+    pub sources: bool,
 }
 
 /// A `[fuse]` table as written: every key optional, merged key by key (a variant or an overlay sets
@@ -130,6 +133,7 @@ pub struct PartialFuse {
     pub exclude: Option<Vec<RelPath>>,
     pub compression: Option<ZipCompression>,
     pub flavor: Option<String>,
+    pub sources: Option<bool>,
 }
 
 impl PartialFuse {
@@ -141,6 +145,7 @@ impl PartialFuse {
         replace(&mut self.exclude, o.exclude);
         replace(&mut self.compression, o.compression);
         replace(&mut self.flavor, o.flavor);
+        replace(&mut self.sources, o.sources);
     }
 
     /// The complete spec, or the name of the first required key that is missing.
@@ -153,6 +158,7 @@ impl PartialFuse {
             exclude: self.exclude.unwrap_or_default().into_iter().map(Into::into).collect(),
             compression: self.compression.unwrap_or_default(),
             flavor: self.flavor.ok_or("flavor")?,
+            sources: self.sources.unwrap_or(false),
         })
     }
 }
