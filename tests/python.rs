@@ -770,6 +770,24 @@ fn sources_show_in_tracebacks(py: &Py, t: &Target) {
     eprintln!("{release}: {b} bytes, with sources {a} (+{:.1} MB)", (a - b) as f64 / 1e6);
 }
 
+/// With overlays/libedit.toml the readline module is libedit's: the manifest has libedit
+/// (BSD-3-Clause) and no GNU readline, and the prompt edits a line in an empty root.
+fn libedit_replaces_readline(py: &Py, t: &Target) {
+    let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/libedit.toml");
+    let release = format!("{}-{}", py.node, t.short);
+    let out = common::realize_real(&release, &[&overlay]);
+    let bin = out.join("bin").join(&release);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let comps = m["components"].as_array().unwrap();
+    assert!(comps.iter().any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
+    assert!(!comps.iter().any(|c| c["name"] == "readline"), "GNU readline is still linked");
+    let o = Command::new(&bin).args(["-c", "import readline; print('libedit' in (readline.__doc__ or '') or getattr(readline, 'backend', '') == 'editline')"]).output().unwrap();
+    assert_eq!(common::ok(&o).trim(), "True");
+    let root = empty_root(&bin, &release, &[]);
+    let pty = common::PtySession::start_in_root(&format!("{release}-libedit"), root.path(), &format!("/{release}"), 12);
+    edit_a_line(&pty);
+}
+
 /// The tests from CPython's own `Lib/test` (shipped in the cpython3.11 entry, not in the binary)
 /// run by the single-file binary, workers included (`-j2` starts it again as subprocesses).
 fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
@@ -889,6 +907,17 @@ macro_rules! zoneinfo {
     };
 }
 zoneinfo!(python3_13_x86_64_zoneinfo_works_in_an_empty_root, PY313, X86_64);
+
+#[test]
+fn python3_13_x86_64_libedit_replaces_readline() {
+    libedit_replaces_readline(&PY313, &X86_64);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn python3_11_x86_64_libedit_replaces_readline() {
+    libedit_replaces_readline(&PY311, &X86_64);
+}
 zoneinfo!(python3_13_i686_zoneinfo_works_in_an_empty_root, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
 zoneinfo!(python3_11_x86_64_zoneinfo_works_in_an_empty_root, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
 zoneinfo!(python3_11_i686_zoneinfo_works_in_an_empty_root, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);

@@ -239,6 +239,9 @@ pub struct PartialRecipe {
     /// Taken out of `tools` (and out of every per-target `tools`) when merged: how a bootstrap
     /// node's tool list loses a tool without being restated. Not kept after merging.
     pub remove_tools: Option<Vec<ToolName>>,
+    /// Taken out of `deps` (and out of every per-target `deps`) before `extra_deps` is appended:
+    /// how an overlay swaps one library for another (readline for libedit).
+    pub remove_deps: Option<Vec<NodeName>>,
     /// A file of variants: one node per key, each the file's other keys merged with its table.
     pub variants: Option<BTreeMap<NodeName, PartialRecipe>>,
 }
@@ -271,6 +274,7 @@ pub struct PartialTargetRecipe {
     #[serde(default, deserialize_with = "rel_paths")]
     pub extra_patches: Option<Vec<PathBuf>>,
     pub remove_tools: Option<Vec<ToolName>>,
+    pub remove_deps: Option<Vec<NodeName>>,
 }
 
 /// The list edits a recipe, variant, overlay or target table may make without restating a list.
@@ -279,12 +283,16 @@ pub(crate) struct ListEdits {
     extra_deps: Option<Vec<NodeName>>,
     extra_patches: Option<Vec<PathBuf>>,
     remove_tools: Option<Vec<ToolName>>,
+    remove_deps: Option<Vec<NodeName>>,
 }
 
 impl ListEdits {
     /// Applies the edits to one set of lists; a list that is not there is made when something is
     /// appended to it (the recipe inherits nothing else that could fill it).
     fn apply(&self, deps: &mut Option<Vec<NodeName>>, patches: &mut Option<Vec<PathBuf>>, tools: &mut Option<Vec<ToolName>>) {
+        if let (Some(list), Some(gone)) = (deps.as_mut(), &self.remove_deps) {
+            list.retain(|d| !gone.contains(d));
+        }
         append_new(deps, &self.extra_deps);
         append_new(patches, &self.extra_patches);
         if let (Some(list), Some(gone)) = (tools.as_mut(), &self.remove_tools) {
@@ -294,6 +302,11 @@ impl ListEdits {
 
     /// Two sets of edits made one after the other, as one.
     fn then(&mut self, o: ListEdits) {
+        // Removals apply before additions: what the first adds, the second may take out again.
+        if let (Some(added), Some(gone)) = (self.extra_deps.as_mut(), &o.remove_deps) {
+            added.retain(|d| !gone.contains(d));
+        }
+        append_new(&mut self.remove_deps, &o.remove_deps);
         append_new(&mut self.extra_deps, &o.extra_deps);
         append_new(&mut self.extra_patches, &o.extra_patches);
         append_new(&mut self.remove_tools, &o.remove_tools);
@@ -349,7 +362,8 @@ impl PartialTargetRecipe {
         merge_target_keys!(&mut *self, o);
         let mut mine = self.take_edits();
         mine.then(edits);
-        (self.extra_deps, self.extra_patches, self.remove_tools) = (mine.extra_deps, mine.extra_patches, mine.remove_tools);
+        (self.extra_deps, self.extra_patches, self.remove_tools, self.remove_deps) =
+            (mine.extra_deps, mine.extra_patches, mine.remove_tools, mine.remove_deps);
     }
 
     fn take_edits(&mut self) -> ListEdits {
@@ -357,6 +371,7 @@ impl PartialTargetRecipe {
             extra_deps: self.extra_deps.take(),
             extra_patches: self.extra_patches.take(),
             remove_tools: self.remove_tools.take(),
+            remove_deps: self.remove_deps.take(),
         }
     }
 }
@@ -387,8 +402,18 @@ impl PartialRecipe {
                 extra_deps: None,
                 extra_patches: None,
                 remove_tools: None,
+                remove_deps: None,
             }
         );
+        // A dependency taken out is also out of what this recipe's target tables add later (not
+        // out of what the merged tables themselves add: they come after).
+        if let Some(gone) = &edits.remove_deps {
+            for t in self.target.iter_mut().flat_map(|t| t.values_mut()) {
+                if let Some(added) = t.extra_deps.as_mut() {
+                    added.retain(|d| !gone.contains(d));
+                }
+            }
+        }
         if let Some(targets) = target {
             let mine = self.target.get_or_insert_with(BTreeMap::new);
             for (t, over) in targets {
@@ -406,6 +431,7 @@ impl PartialRecipe {
             extra_deps: self.extra_deps.take(),
             extra_patches: self.extra_patches.take(),
             remove_tools: self.remove_tools.take(),
+            remove_deps: self.remove_deps.take(),
         }
     }
 
@@ -447,6 +473,9 @@ impl PartialRecipe {
         for key in family.into_iter().chain([target]) {
             if let Some(t) = self.target.as_ref().and_then(|t| t.get(key)) {
                 replace(&mut deps, t.deps.clone());
+                if let (Some(list), Some(gone)) = (deps.as_mut(), &t.remove_deps) {
+                    list.retain(|d| !gone.contains(d));
+                }
                 append_new(&mut deps, &t.extra_deps);
             }
         }
@@ -474,6 +503,7 @@ impl PartialRecipe {
             extra_deps: None,
             extra_patches: None,
             remove_tools: None,
+            remove_deps: None,
             variants: None,
         }
     }

@@ -433,3 +433,48 @@ fn the_graph_is_found_from_any_subdirectory_and_its_store_beside_it() {
     assert_eq!(Graph::discover(e.path()), None);
     assert_eq!(Graph::default_store_dir(&d.path().join("graph")), d.path().join("store"));
 }
+
+#[test]
+fn an_overlay_swaps_a_dependency_with_remove_deps_and_extra_deps() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    for lib in ["readline", "libedit", "zlib"] {
+        write(&g, &format!("{lib}.toml"), &format!("name = \"{lib}\"\nversion = \"1\"\n"));
+    }
+    write(
+        &g,
+        "py.toml",
+        "name = \"py\"\nversion = \"1\"\ndeps = [\"zlib\", \"readline\"]\n[target.x86_64-linux-musl]\nextra_deps = [\"readline\"]\n",
+    );
+    write(d.path(), "edit.toml", "[nodes.py]\nremove_deps = [\"readline\"]\nextra_deps = [\"libedit\"]\n");
+    let graph = Graph::load(&g, &[d.path().join("edit.toml")]).unwrap();
+    let py = graph.recipe_for("py", "x86_64-linux-musl").unwrap();
+    assert_eq!(py.deps, ["zlib", "libedit"], "the overlay's removal reaches the target's list too");
+    assert_eq!(graph.nodes["py"].recipe.for_target_deps("x86_64-linux-musl", None), ["zlib", "libedit"]);
+    // A later overlay can take back what an earlier one added.
+    write(d.path(), "back.toml", "[nodes.py]\nremove_deps = [\"libedit\"]\nextra_deps = [\"readline\"]\n");
+    let graph = Graph::load(&g, &[d.path().join("edit.toml"), d.path().join("back.toml")]).unwrap();
+    assert_eq!(graph.recipe_for("py", "x86_64-linux-musl").unwrap().deps, ["zlib", "readline"]);
+}
+
+#[test]
+fn an_overlays_target_table_adds_back_what_its_top_level_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let g = d.path().join("graph");
+    write(&g, "spy.toml", CONFIG);
+    for lib in ["readline", "libedit"] {
+        write(&g, &format!("{lib}.toml"), &format!("name = \"{lib}\"\nversion = \"1\"\n"));
+    }
+    write(&g, "py.toml", "name = \"py\"\nversion = \"1\"\ndeps = [\"readline\"]\n");
+    write(
+        d.path(),
+        "edit.toml",
+        "[nodes.py]\nremove_deps = [\"readline\"]\nextra_deps = [\"libedit\"]\n\
+         [nodes.py.target.i686-linux-musl]\nremove_deps = [\"libedit\"]\nextra_deps = [\"readline\"]\n",
+    );
+    let graph = Graph::load(&g, &[d.path().join("edit.toml")]).unwrap();
+    assert_eq!(graph.recipe_for("py", "x86_64-linux-musl").unwrap().deps, ["libedit"]);
+    assert_eq!(graph.recipe_for("py", "i686-linux-musl").unwrap().deps, ["readline"]);
+    assert_eq!(graph.nodes["py"].recipe.for_target_deps("i686-linux-musl", None), ["readline"]);
+}
