@@ -51,6 +51,8 @@ fn fuses_an_executable_with_its_stdlib_and_writes_a_manifest() {
         ("linked".into(), "Zlib".into())
     );
     assert_eq!(comp("libz")["static_libraries"], serde_json::json!(["libz.a"]));
+    // The binary's licence: its parts', not the build tools'.
+    assert_eq!(m["license"], "PSF-2.0 AND Zlib");
     assert_eq!(comp("libz")["id"].as_str().unwrap().len(), 64);
     assert!(m["build_tools"].as_array().unwrap().iter().any(|t| t["name"] == "gcc"));
     // Same inputs, same bytes: a second store at another path gives the same binary.

@@ -357,6 +357,9 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         assert_eq!(c["sources"][0]["sha256"].as_str().unwrap().len(), 64, "{c}");
     }
     assert_eq!(comp("openssl")["role"], "linked");
+    // The binary's licence expression: GNU readline's GPL among its parts' licences.
+    let license = m["license"].as_str().unwrap();
+    assert!(license.contains("GPL-3.0-or-later") && license.contains("PSF-2.0") && license.contains("Apache-2.0"), "{license}");
     // The release fuses the plain flavor's relinked interpreter; CPython's link kit went into it.
     assert_eq!(comp(&format!("{}-interp", py.node))["role"], "interpreter");
     assert_eq!(comp(py.interpreter)["role"], "linked");
@@ -781,6 +784,8 @@ fn libedit_replaces_readline(py: &Py, t: &Target) {
     let comps = m["components"].as_array().unwrap();
     assert!(comps.iter().any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
     assert!(!comps.iter().any(|c| c["name"] == "readline"), "GNU readline is still linked");
+    let license = m["license"].as_str().unwrap();
+    assert!(license.contains("BSD-3-Clause") && !license.contains("GPL"), "{license}");
     let o = Command::new(&bin).args(["-c", "import readline; print('libedit' in (readline.__doc__ or '') or getattr(readline, 'backend', '') == 'editline')"]).output().unwrap();
     assert_eq!(common::ok(&o).trim(), "True");
     let root = empty_root(&bin, &release, &[]);

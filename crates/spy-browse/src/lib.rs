@@ -143,14 +143,13 @@ fn manifest(store: &Store, name: &StoreName) -> Result<Option<serde_json::Value>
 /// What the binary's licence is made of: the licences of every component that went into it
 /// (interpreter, linked libraries, packages), not of build tools.
 fn binary_licence(manifest: &serde_json::Value) -> String {
-    let parts: BTreeSet<&str> = manifest["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["role"].as_str() != Some("build"))
-        .filter_map(|c| c["license"].as_str().filter(|l| !l.is_empty()))
-        .collect();
-    parts.into_iter().map(|l| if l.contains(' ') { format!("({l})") } else { l.to_string() }).collect::<Vec<_>>().join(" AND ")
+    if let Some(l) = manifest["license"].as_str() {
+        return l.to_string();
+    }
+    // Manifests before FUSE_VERSION 6 have no expression: made the same way from the components.
+    spy_fuse::binary_license(manifest["components"].as_array().into_iter().flatten().map(|c| {
+        (c["role"].as_str().unwrap_or(""), c["license"].as_str().unwrap_or(""))
+    }))
 }
 
 fn index(store: &Store) -> Result<String, BrowseError> {

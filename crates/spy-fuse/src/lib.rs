@@ -62,6 +62,8 @@ struct Manifest<'a> {
     target: &'a str,
     flavor: &'a str,
     interpreter: Interpreter<'a>,
+    /// The binary's licence: every licence of what went into it (see [`binary_license`]).
+    license: String,
     binary: Binary<'a>,
     modules: serde_json::Value,
     components: Vec<Component>,
@@ -298,6 +300,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
     }
     components.sort_by(|a, b| a.name.cmp(&b.name));
     build_tools.sort_by(|a, b| a.name.cmp(b.name));
+    let license = binary_license(components.iter().map(|c| (c.role, c.license.as_str())));
     let manifest = Manifest {
         format: 1,
         release: &fplan.release,
@@ -311,6 +314,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
             name: &interp.key.name,
             version: &interp.version,
         },
+        license,
         binary: Binary {
             path: format!("bin/{}", fplan.release),
             size: file_size,
@@ -350,6 +354,22 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
         sha256,
         code_signature,
     })
+}
+
+/// The licence expression of a binary made of components given as (role, licence): the licences
+/// of all that went into it (interpreter, linked libraries, packages), not of build tools, each
+/// once, in order, compound ones in parentheses; joined with AND.
+pub fn binary_license<'a>(components: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let parts: std::collections::BTreeSet<&str> = components
+        .into_iter()
+        .filter(|(role, license)| *role != "build" && !license.is_empty())
+        .map(|(_, license)| license)
+        .collect();
+    parts
+        .into_iter()
+        .map(|l| if l.contains(" AND ") || l.contains(" OR ") { format!("({l})") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn component(c: &PlanNode, role: &'static str, static_libraries: Vec<String>) -> Component {

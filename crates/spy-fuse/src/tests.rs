@@ -9,6 +9,7 @@ fn spec(exclude: &[&str]) -> FuseSpec {
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         compression: ZipCompression::Stored,
         flavor: "plain".into(),
+        sources: false,
     }
 }
 
@@ -331,4 +332,19 @@ fn mach_o_errors_say_what_is_wrong() {
         Err(WriteError::MachO(e)) => assert!(e.to_string().contains("load commands"), "{e}"),
         _ => panic!("truncated header accepted"),
     }
+}
+
+#[test]
+fn a_binarys_license_is_its_parts_not_its_build_tools() {
+    let parts = [
+        ("linked", "Zlib"),
+        ("interpreter", "PSF-2.0"),
+        ("build", "GPL-2.0-only WITH Linux-syscall-note"),
+        ("linked", "MIT"),
+        ("package", "BSD-2-Clause AND Unlicense"),
+        ("linked", "Zlib"),
+        ("linked", ""),
+    ];
+    assert_eq!(binary_license(parts), "(BSD-2-Clause AND Unlicense) AND MIT AND PSF-2.0 AND Zlib");
+    assert_eq!(binary_license([]), "");
 }

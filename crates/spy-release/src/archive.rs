@@ -207,6 +207,17 @@ pub fn cyclonedx(name: &str, manifest: &Value) -> Result<Value, String> {
         .filter(|c| c["role"] != "build")
         .map(|c| json!(bom_ref(c)))
         .collect();
+    let mut binary = json!({
+        "type": "application",
+        "bom-ref": name,
+        "name": name,
+        "version": version,
+        "hashes": [{ "alg": "SHA-256", "content": binary_sha }],
+    });
+    // The binary's own licence expression (the manifest's, from FUSE_VERSION 6 on).
+    if let Some(l) = manifest["license"].as_str().filter(|l| !l.is_empty()) {
+        binary["licenses"] = json!([{ "expression": l }]);
+    }
     Ok(json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
@@ -214,13 +225,7 @@ pub fn cyclonedx(name: &str, manifest: &Value) -> Result<Value, String> {
         "version": 1,
         "metadata": {
             "tools": { "components": [{ "type": "application", "name": "spy", "version": env!("CARGO_PKG_VERSION") }] },
-            "component": {
-                "type": "application",
-                "bom-ref": name,
-                "name": name,
-                "version": version,
-                "hashes": [{ "alg": "SHA-256", "content": binary_sha }],
-            },
+            "component": binary,
         },
         "components": components,
         "dependencies": [{ "ref": name, "dependsOn": linked }],
@@ -299,6 +304,7 @@ mod tests {
             "release": "python3.13-x86_64",
             "interpreter": {"name": "python3.13-interp", "version": "3.13.15"},
             "binary": {"sha256": "ab".repeat(32)},
+            "license": "Apache-2.0 AND PSF-2.0",
             "components": [
                 {"name": "openssl", "version": "3.5.7", "license": "Apache-2.0", "role": "linked", "id": "cd".repeat(32),
                  "sources": [{"file": "openssl-3.5.7.tar.gz", "sha256": "ef".repeat(32)}]},
@@ -312,6 +318,7 @@ mod tests {
         assert_eq!(bom["serialNumber"], "urn:uuid:abababab-abab-4bab-abab-abababababab");
         assert_eq!(bom["metadata"]["component"]["hashes"][0]["content"], "ab".repeat(32));
         assert_eq!(bom["metadata"]["component"]["version"], "3.13.15");
+        assert_eq!(bom["metadata"]["component"]["licenses"][0]["expression"], "Apache-2.0 AND PSF-2.0");
         let c = &bom["components"];
         assert_eq!(c[0]["licenses"][0]["expression"], "Apache-2.0");
         assert_eq!(c[0]["externalReferences"][0]["hashes"][0]["content"], "ef".repeat(32));
