@@ -139,7 +139,22 @@ fn ctypes_finds_linked_in_symbols(node: &str, version: &str) {
     );
 }
 
+/// A flavor as Python users know it: its prefix and pip (and venv, 3.x), every stdlib data file
+/// in its ZIP (the checks of tests/python.rs, in tests/common).
+fn prefix_pip_and_data(node: &str, stdlib: &str) {
+    let (bin, _) = release(node, &[]);
+    let out = bin.parent().unwrap().parent().unwrap().to_path_buf();
+    let (flavor, short) = node.rsplit_once('-').unwrap();
+    let interp = common::realize_real(&format!("{flavor}-interp-{short}"), &[]);
+    common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(stdlib), node);
+    common::prefix_pip_and_venv(&bin, node, stdlib, stdlib == "python2.7");
+}
+
 mod pythonco2_7_x86_64 {
+    #[test]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco2.7-x86_64", "python2.7");
+    }
     #[test]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-x86_64", "0.13.8", "1.1.3");
@@ -170,6 +185,11 @@ mod pythonco2_7_x86_64 {
 mod pythonco2_7_i686 {
     #[test]
     #[ignore = "e2e: tests/e2e/run"]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco2.7-i686", "python2.7");
+    }
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco2.7-i686", "0.13.8", "1.1.3");
     }
@@ -181,6 +201,10 @@ mod pythonco2_7_i686 {
 }
 
 mod pythonco3_13_x86_64 {
+    #[test]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco3.13-x86_64", "python3.13");
+    }
     #[test]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco3.13-x86_64", "26.9.0", "3.5.6");
@@ -218,6 +242,11 @@ mod pythonco3_13_x86_64 {
 mod pythonco3_13_i686 {
     #[test]
     #[ignore = "e2e: tests/e2e/run"]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco3.13-i686", "python3.13");
+    }
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
         super::coroutines_tls_and_crypto_in_an_empty_root("pythonco3.13-i686", "26.9.0", "3.5.6");
     }
@@ -229,6 +258,11 @@ mod pythonco3_13_i686 {
 }
 
 mod pythonco3_11_x86_64 {
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco3.11-x86_64", "python3.11");
+    }
     #[test]
     #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {
@@ -267,6 +301,11 @@ mod pythonco3_11_x86_64 {
 }
 
 mod pythonco3_11_i686 {
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data("pythonco3.11-i686", "python3.11");
+    }
     #[test]
     #[ignore = "e2e: tests/e2e/run"]
     fn coroutines_tls_and_crypto_in_an_empty_root() {

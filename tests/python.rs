@@ -9,6 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{empty_root, walk};
+
 struct Target {
     short: &'static str,
     is_64: bool,
@@ -275,17 +277,6 @@ fn realize(py: &Py, t: &Target) -> (PathBuf, PathBuf, String) {
     (out.join("bin").join(&release), out, release)
 }
 
-/// A root directory holding only the binary (at `/<release>`) and `files`.
-fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::copy(bin, root.path().join(release)).unwrap();
-    for (rel, bytes) in files {
-        let p = root.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-    root
-}
 
 fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     let (bin, out, release) = realize(py, t);
@@ -599,37 +590,17 @@ fn curses_reads_the_machines_terminfo(py: &Py, t: &Target) {
     edit_a_line(&pty);
 }
 
-/// Every data file of the standard library is in the ZIP or left out on purpose (the manifest's
-/// `excluded`, documented in graph/python/releases-*.toml), nothing patch left behind is; lib2to3,
-/// which reads its grammars as data, works alone in an empty root.
+/// The prefix, venv and pip ([`common::prefix_pip_and_venv`]).
+fn venv_and_pip_install_a_wheel(py: &Py, t: &Target) {
+    let (bin, _, release) = realize(py, t);
+    common::prefix_pip_and_venv(&bin, &release, py.stdlib, py.version.starts_with('2'));
+}
+
+/// Every data file of the stdlib in the ZIP or excluded ([`common::stdlib_data_is_in_the_zip`]).
 fn stdlib_data_is_in_the_zip(py: &Py, t: &Target) {
     let (bin, out, release) = realize(py, t);
     let interp = common::realize_real(&format!("{}-interp-{}", py.node, t.short), &[]);
-    let stdlib = interp.join("lib").join(py.stdlib);
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    let excluded: Vec<&str> = m["binary"]["stdlib_zip"]["excluded"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    let zip = zip::ZipArchive::new(std::fs::File::open(&bin).unwrap()).unwrap();
-    let members: std::collections::BTreeSet<&str> = zip.file_names().collect();
-    let mut data = 0;
-    for p in walk(&stdlib) {
-        let rel = p.strip_prefix(&stdlib).unwrap().display().to_string();
-        if rel.ends_with(".py") || rel.ends_with(".pyc") || rel.contains("__pycache__/") {
-            continue;
-        }
-        let left_out = excluded.iter().any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
-        assert!(left_out || members.contains(rel.as_str()), "{rel}: a data file of the stdlib, neither in the ZIP nor excluded");
-        data += usize::from(!left_out);
-    }
-    assert!(data > 5, "only {data} data files");
-    assert!(!members.iter().any(|n| n.ends_with(".orig") || n.ends_with(".rej")), "patch leftovers in the ZIP");
-    if stdlib.join("lib2to3").is_dir() {
-        let pickles = members.iter().filter(|n| n.starts_with("lib2to3/") && n.ends_with(".pickle")).count();
-        assert_eq!(pickles, 2, "lib2to3's grammar pickles");
-        let root = empty_root(&bin, &release, &[]);
-        let fix = "from lib2to3 import refactor\nt = refactor.RefactoringTool(['lib2to3.fixes.fix_print'])\nprint(str(t.refactor_string(u'print \"hi\"\\n', '<s>')).strip())";
-        let o = common::run_in_root(root.path(), &[], &[&format!("/{release}"), "-W", "ignore", "-c", fix]);
-        assert_eq!(common::ok(&o).trim(), "print(\"hi\")");
-    }
+    common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(py.stdlib), &release);
 }
 
 /// zoneinfo in an empty root: no /usr/share/zoneinfo, the tzdata package built in answers.
@@ -663,86 +634,6 @@ fn sqlite_has_debians_options(py: &Py, t: &Target) {
         print('%d %d %r' % (db.execute(\"select count(*) from f where f match 'single'\").fetchone()[0], db.execute('select id from r where x0 < 5').fetchone()[0],\n\
         db.execute(\"select json_extract('{\\\"a\\\": 7}', '$.a'), sqrt(16)\").fetchone()))";
     assert_eq!(common::ok(&Command::new(&bin).args(["-c", work]).output().unwrap()).trim(), "1 1 (7, 4.0)");
-}
-
-/// A pure-Python wheel made here (`spyhello`), for pip to install offline.
-fn make_wheel(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("spyhello-1.0-py2.py3-none-any.whl");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default();
-    for (name, text) in [
-        ("spyhello/__init__.py", "GREETING = 'hello from a wheel'\n"),
-        ("spyhello-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: spyhello\nVersion: 1.0\n"),
-        ("spyhello-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: spy-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n"),
-        ("spyhello-1.0.dist-info/RECORD", "spyhello/__init__.py,,\nspyhello-1.0.dist-info/METADATA,,\nspyhello-1.0.dist-info/WHEEL,,\nspyhello-1.0.dist-info/RECORD,,\n"),
-    ] {
-        z.start_file(name, opts).unwrap();
-        z.write_all(text.as_bytes()).unwrap();
-    }
-    z.finish().unwrap();
-    path
-}
-
-/// The prefix, venv and pip as python-build-standalone's users know them. The single file at
-/// `<dir>/py/bin/` has `<dir>/py` as its prefix, and site, sysconfig and pip agree; `-m ensurepip
-/// --user` installs pip from the bundled wheel and `pip install --user` puts a wheel made here in
-/// the usual user site, offline. 3.x: `-m venv` makes a venv whose python is the single file and
-/// whose pip installs the wheel into the venv.
-fn venv_and_pip_install_a_wheel(py: &Py, t: &Target) {
-    let (bin, _, release) = realize(py, t);
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path();
-    std::fs::create_dir_all(dir.join("py/bin")).unwrap();
-    let python = dir.join("py/bin").join(&release);
-    std::fs::copy(&bin, &python).unwrap();
-    let wheel = make_wheel(dir);
-    let wheel = wheel.to_str().unwrap();
-    let home = dir.join("home");
-    let run = |exe: &Path, args: &[&str]| {
-        let o = Command::new(exe)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &home)
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .env("PIP_NO_INDEX", "1")
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        common::ok(&o)
-    };
-    let layout = run(&python, &["-c", "import sys, sysconfig, site; print(sys.prefix); print(sysconfig.get_paths()['purelib']); print(site.getusersitepackages())"]);
-    let user_site = home.join(".local/lib").join(py.stdlib).join("site-packages");
-    let expected = [
-        dir.join("py").display().to_string(),
-        dir.join("py/lib").join(py.stdlib).join("site-packages").display().to_string(),
-        user_site.display().to_string(),
-    ];
-    assert_eq!(layout.lines().collect::<Vec<_>>(), expected);
-
-    let show = "import spyhello, sys; print(spyhello.GREETING); print(spyhello.__file__)";
-    run(&python, &["-m", "ensurepip", "--user"]);
-    run(&python, &["-m", "pip", "install", "--user", wheel]);
-    let text = run(&python, &["-c", show]);
-    assert!(text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()), "{text}");
-    std::fs::remove_dir_all(&home).unwrap();
-    if py.version.starts_with('2') {
-        return;
-    }
-
-    run(&python, &["-m", "venv", "v"]);
-    let vpy = dir.join("v/bin/python");
-    assert_eq!(std::fs::canonicalize(&vpy).unwrap(), python.canonicalize().unwrap(), "the venv's python is the single file");
-    let pip = run(&dir.join("v/bin/pip"), &["--version"]);
-    assert!(pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()), "{pip}");
-    run(&dir.join("v/bin/pip"), &["install", wheel]);
-    let text = run(&vpy, &["-c", show]);
-    let site = dir.join("v/lib").join(py.stdlib).join("site-packages/spyhello");
-    assert!(text.starts_with("hello from a wheel\n") && text.contains(&site.display().to_string()), "{text}");
-    // Only the venv has it.
-    let o = Command::new(&python).args(["-c", "import spyhello"]).env_clear().env("HOME", &home).output().unwrap();
-    assert!(!o.status.success());
 }
 
 /// With `--py-sources` the stdlib's sources are in the ZIP: a traceback through `json` shows the
@@ -834,18 +725,6 @@ fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
     assert!(passed, "{text}");
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 /// The checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
 macro_rules! checks {

@@ -916,6 +916,15 @@ macro_rules! coroutine_stack_tests {
 coroutine_stack_tests!(stacklessco2_7_x86_64_coroutines, "x86_64");
 coroutine_stack_tests!(stacklessco2_7_i686_coroutines, "i686", #[ignore = "e2e: tests/e2e/run"]);
 
+/// A Stackless flavor as Python users know it: its prefix, pip (and venv, 3.7), every stdlib data
+/// file in its ZIP (the checks of tests/python.rs, in tests/common).
+fn prefix_pip_and_data(f: &Flavor, short: &str) {
+    let (bin, out, name) = release(f, short);
+    let interp = realize(&format!("{}-interp-{short}", f.node));
+    common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(f.stdlib), &name);
+    common::prefix_pip_and_venv(&bin, &name, f.stdlib, f.stdlib == "python2.7");
+}
+
 macro_rules! flavor_tests {
     ($module:ident, $flavor:ident, $short:literal $(, #[$attr:meta])?) => {
         mod $module {
@@ -931,6 +940,10 @@ macro_rules! flavor_tests {
             #[test] $(#[$attr])?
             fn passes_stackless_unittests() {
                 super::passes_stackless_unittests(&$flavor, $short);
+            }
+            #[test] $(#[$attr])?
+            fn prefix_pip_and_data() {
+                super::prefix_pip_and_data(&$flavor, $short);
             }
         }
     };
@@ -960,5 +973,10 @@ mod stackless2_7_i686 {
     #[ignore = "e2e: tests/e2e/run"]
     fn passes_stackless_unittests() {
         super::passes_stackless_unittests(&STACKLESS27, "i686");
+    }
+    #[test]
+    #[ignore = "e2e: tests/e2e/run"]
+    fn prefix_pip_and_data() {
+        super::prefix_pip_and_data(&STACKLESS27, "i686");
     }
 }

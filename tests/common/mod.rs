@@ -510,3 +510,138 @@ pub fn raw_tar_gz(path: &Path, entries: &[(&str, Option<&str>, u32)], data: &[u8
     }
     b.into_inner().unwrap().finish().unwrap();
 }
+
+/// A pure-Python wheel made here (`spyhello`), for pip to install offline.
+pub fn make_wheel(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("spyhello-1.0-py2.py3-none-any.whl");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, text) in [
+        ("spyhello/__init__.py", "GREETING = 'hello from a wheel'\n"),
+        ("spyhello-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: spyhello\nVersion: 1.0\n"),
+        ("spyhello-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: spy-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n"),
+        ("spyhello-1.0.dist-info/RECORD", "spyhello/__init__.py,,\nspyhello-1.0.dist-info/METADATA,,\nspyhello-1.0.dist-info/WHEEL,,\nspyhello-1.0.dist-info/RECORD,,\n"),
+    ] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+    path
+}
+
+/// The prefix, venv and pip as python-build-standalone's users know them. The single file at
+/// `<dir>/py/bin/` has `<dir>/py` as its prefix, and site, sysconfig and pip agree; `-m ensurepip
+/// --user` installs pip from the bundled wheel and `pip install --user` puts a wheel made here in
+/// the usual user site, offline. 3.x: `-m venv` makes a venv whose python is the single file and
+/// whose pip installs the wheel into the venv.
+pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    std::fs::create_dir_all(dir.join("py/bin")).unwrap();
+    let python = dir.join("py/bin").join(release);
+    std::fs::copy(bin, &python).unwrap();
+    let wheel = make_wheel(dir);
+    let wheel = wheel.to_str().unwrap();
+    let home = dir.join("home");
+    let run = |exe: &Path, args: &[&str]| {
+        let o = Command::new(exe)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_INDEX", "1")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        ok(&o)
+    };
+    let layout = run(&python, &["-c", "import sys, sysconfig, site; print(sys.prefix); print(sysconfig.get_paths()['purelib']); print(site.getusersitepackages())"]);
+    let user_site = home.join(".local/lib").join(stdlib).join("site-packages");
+    let expected = [
+        dir.join("py").display().to_string(),
+        dir.join("py/lib").join(stdlib).join("site-packages").display().to_string(),
+        user_site.display().to_string(),
+    ];
+    assert_eq!(layout.lines().collect::<Vec<_>>(), expected);
+
+    let show = "import spyhello, sys; print(spyhello.GREETING); print(spyhello.__file__)";
+    run(&python, &["-m", "ensurepip", "--user"]);
+    run(&python, &["-m", "pip", "install", "--user", wheel]);
+    let text = run(&python, &["-c", show]);
+    assert!(text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()), "{text}");
+    std::fs::remove_dir_all(&home).unwrap();
+    if py2 {
+        return;
+    }
+
+    run(&python, &["-m", "venv", "v"]);
+    let vpy = dir.join("v/bin/python");
+    assert_eq!(std::fs::canonicalize(&vpy).unwrap(), python.canonicalize().unwrap(), "the venv's python is the single file");
+    let pip = run(&dir.join("v/bin/pip"), &["--version"]);
+    assert!(pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()), "{pip}");
+    run(&dir.join("v/bin/pip"), &["install", wheel]);
+    let text = run(&vpy, &["-c", show]);
+    let site = dir.join("v/lib").join(stdlib).join("site-packages/spyhello");
+    assert!(text.starts_with("hello from a wheel\n") && text.contains(&site.display().to_string()), "{text}");
+    // Only the venv has it.
+    let o = Command::new(&python).args(["-c", "import spyhello"]).env_clear().env("HOME", &home).output().unwrap();
+    assert!(!o.status.success());
+}
+
+/// Every data file of the standard library is in the ZIP or left out on purpose (the manifest's
+/// `excluded`, documented in graph/python/releases-*.toml), nothing patch left behind is; lib2to3,
+/// which reads its grammars as data, works alone in an empty root.
+/// `stdlib` is the interpreter node's standard library directory, `out` the release's entry.
+pub fn stdlib_data_is_in_the_zip(bin: &Path, out: &Path, stdlib: &Path, release: &str) {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let excluded: Vec<&str> = m["binary"]["stdlib_zip"]["excluded"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let zip = zip::ZipArchive::new(std::fs::File::open(bin).unwrap()).unwrap();
+    let members: std::collections::BTreeSet<&str> = zip.file_names().collect();
+    let mut data = 0;
+    for p in walk(stdlib) {
+        let rel = p.strip_prefix(stdlib).unwrap().display().to_string();
+        if rel.ends_with(".py") || rel.ends_with(".pyc") || rel.contains("__pycache__/") {
+            continue;
+        }
+        let left_out = excluded.iter().any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
+        assert!(left_out || members.contains(rel.as_str()), "{rel}: a data file of the stdlib, neither in the ZIP nor excluded");
+        data += usize::from(!left_out);
+    }
+    assert!(data > 5, "only {data} data files");
+    assert!(!members.iter().any(|n| n.ends_with(".orig") || n.ends_with(".rej")), "patch leftovers in the ZIP");
+    if stdlib.join("lib2to3").is_dir() {
+        let pickles = members.iter().filter(|n| n.starts_with("lib2to3/") && n.ends_with(".pickle")).count();
+        assert_eq!(pickles, 2, "lib2to3's grammar pickles");
+        let root = empty_root(bin, release, &[]);
+        let fix = "from lib2to3 import refactor\nt = refactor.RefactoringTool(['lib2to3.fixes.fix_print'])\nprint(str(t.refactor_string(u'print \"hi\"\\n', '<s>')).strip())";
+        let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-W", "ignore", "-c", fix]);
+        assert_eq!(ok(&o).trim(), "print(\"hi\")");
+    }
+}
+
+/// A root directory holding only the binary (at `/<release>`) and `files`.
+pub fn empty_root(bin: &Path, release: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(bin, root.path().join(release)).unwrap();
+    for (rel, bytes) in files {
+        let p = root.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    root
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
