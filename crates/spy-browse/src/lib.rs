@@ -128,8 +128,10 @@ fn licence(meta: &EntryMeta) -> &str {
     }
 }
 
-/// A release's manifest (a fuse node's `manifest.json`), if the entry has one.
-fn manifest(store: &Store, name: &StoreName) -> Result<Option<serde_json::Value>, BrowseError> {
+/// A release's manifest (a fuse node's `manifest.json`), if the entry has one: the whole document
+/// (`serde_json::Value`) or only the fields of [`ReleaseSummary`] (the index reads every release's,
+/// and a whole manifest's tree is many small allocations).
+fn manifest<T: serde::de::DeserializeOwned>(store: &Store, name: &StoreName) -> Result<Option<T>, BrowseError> {
     let Some(file) = store.open_entry_file(name, "manifest.json")? else { return Ok(None) };
     let bad = |message: String| BrowseError::BadManifest { store_name: name.to_string(), message };
     let mut text = Vec::new();
@@ -140,16 +142,45 @@ fn manifest(store: &Store, name: &StoreName) -> Result<Option<serde_json::Value>
     serde_json::from_slice(&text).map(Some).map_err(|e| bad(e.to_string()))
 }
 
-/// What the binary's licence is made of: the licences of every component that went into it
-/// (interpreter, linked libraries, packages), not of build tools.
-fn binary_licence(manifest: &serde_json::Value) -> String {
-    if let Some(l) = manifest["license"].as_str() {
-        return l.to_string();
+/// What the index shows of a release's manifest.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ReleaseSummary {
+    release: Option<String>,
+    license: Option<String>,
+    interpreter: InterpreterVersion,
+    binary: BinarySize,
+    components: Vec<ComponentLicence>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct InterpreterVersion {
+    version: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct BinarySize {
+    size: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ComponentLicence {
+    role: String,
+    license: String,
+}
+
+impl ReleaseSummary {
+    /// The binary's licence: the manifest's expression, or for manifests before FUSE_VERSION 6,
+    /// made the same way from the components.
+    fn licence(&self) -> String {
+        match &self.license {
+            Some(l) => l.clone(),
+            None => spy_fuse::binary_license(self.components.iter().map(|c| (c.role.as_str(), c.license.as_str()))),
+        }
     }
-    // Manifests before FUSE_VERSION 6 have no expression: made the same way from the components.
-    spy_fuse::binary_license(manifest["components"].as_array().into_iter().flatten().map(|c| {
-        (c["role"].as_str().unwrap_or(""), c["license"].as_str().unwrap_or(""))
-    }))
 }
 
 fn index(store: &Store) -> Result<String, BrowseError> {
@@ -161,8 +192,8 @@ fn index(store: &Store) -> Result<String, BrowseError> {
 
     let mut releases = Vec::new();
     for m in entries.0.values() {
-        if let Some(man) = manifest(store, &m.store_name)? {
-            releases.push((man["release"].as_str().unwrap_or(&m.node.name).to_string(), m, man));
+        if let Some(man) = manifest::<ReleaseSummary>(store, &m.store_name)? {
+            releases.push((man.release.clone().unwrap_or_else(|| m.node.name.clone()), m, man));
         }
     }
     releases.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.registered_at.cmp(&a.1.registered_at)));
@@ -173,10 +204,10 @@ fn index(store: &Store) -> Result<String, BrowseError> {
         h.raw("<table><tr><th>release</th><th>version</th><th>target</th><th class=\"num\">binary</th><th>licence</th><th>closure</th><th>made</th></tr>");
         for (release, m, man) in &releases {
             h.raw("<tr><td>").link(&href(&m.store_name), release).raw("</td>");
-            h.cell(man["interpreter"]["version"].as_str().unwrap_or(&m.node.version));
+            h.cell(man.interpreter.version.as_deref().unwrap_or(&m.node.version));
             h.cell(&m.node.target);
-            h.num_cell(&man["binary"]["size"].as_u64().map_or_else(|| size(m.size), size));
-            h.cell(&binary_licence(man));
+            h.num_cell(&man.binary.size.map_or_else(|| size(m.size), size));
+            h.cell(&man.licence());
             h.raw("<td>").link(&format!("{}/closure", href(&m.store_name)), "closure").raw("</td>");
             h.cell(&when(m.registered_at)).raw("</tr>");
         }
@@ -208,7 +239,7 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     }
     h.link(&format!("{}/closure", href(name)), "closure").raw(" · ");
     h.link(&format!("{}/graph.svg", href(name)), "dependency graph (SVG)");
-    let man = manifest(store, name)?;
+    let man = manifest::<serde_json::Value>(store, name)?;
     if man.is_some() {
         h.raw(" · ").link(&format!("{}/manifest.json", href(name)), "manifest.json");
     }
@@ -298,8 +329,9 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
         .text(&format!("{} entries, {} in the store; everything this entry was built from.", closure.len(), size(total)))
         .raw("</p>");
 
-    if let Some(man) = manifest(store, &root.store_name)? {
-        h.raw("<h2>In the binary</h2><p>").text(&format!("Licence: {}", binary_licence(&man))).raw("</p>");
+    if let Some(man) = manifest::<serde_json::Value>(store, &root.store_name)? {
+        let licence = serde_json::from_value::<ReleaseSummary>(man.clone()).unwrap_or_default().licence();
+        h.raw("<h2>In the binary</h2><p>").text(&format!("Licence: {licence}")).raw("</p>");
         h.raw("<table><tr><th>component</th><th>version</th><th>role</th><th>licence</th><th>static libraries</th><th>sources</th></tr>");
         for c in man["components"].as_array().into_iter().flatten() {
             let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
