@@ -7,6 +7,8 @@
 # skip, as the counts show.
 #
 # Usage: benches/cpython-suite.sh [RELEASE [INTERPRETER]]   (default: python3.13-x86_64 cpython3.13-x86_64)
+# The store is spy's usual one (SPY_STORE, or store/ beside the graph); SPY_STORE=target/tmp/e2e-store
+# uses what the test suite built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 release=${1:-python3.13-x86_64}
