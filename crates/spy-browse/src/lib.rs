@@ -190,10 +190,15 @@ fn index(store: &Store) -> Result<String, BrowseError> {
     let mut h = Html::page("store", &root);
     h.raw("<h1>Store</h1><p>").text(&format!("{} entries, {} in all.", entries.0.len(), size(total))).raw("</p>");
 
+    // One entry's unreadable manifest (a symlink a hostile build left, broken JSON) is named on
+    // the page; it does not take the whole index down.
     let mut releases = Vec::new();
+    let mut unreadable = Vec::new();
     for m in entries.0.values() {
-        if let Some(man) = manifest::<ReleaseSummary>(store, &m.store_name)? {
-            releases.push((man.release.clone().unwrap_or_else(|| m.node.name.clone()), m, man));
+        match manifest::<ReleaseSummary>(store, &m.store_name) {
+            Ok(Some(man)) => releases.push((man.release.clone().unwrap_or_else(|| m.node.name.clone()), m, man)),
+            Ok(None) => {}
+            Err(e) => unreadable.push((m, e.to_string())),
         }
     }
     releases.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.registered_at.cmp(&a.1.registered_at)));
@@ -212,6 +217,13 @@ fn index(store: &Store) -> Result<String, BrowseError> {
             h.cell(&when(m.registered_at)).raw("</tr>");
         }
         h.raw("</table>");
+    }
+    if !unreadable.is_empty() {
+        h.raw("<h2 id=\"unreadable\">Unreadable manifests</h2><ul>");
+        for (m, e) in &unreadable {
+            h.raw("<li>").link(&href(&m.store_name), m.store_name.as_str()).raw(": ").text(e).raw("</li>");
+        }
+        h.raw("</ul>");
     }
 
     h.raw("<h2 id=\"entries\">Entries</h2><table><tr><th>name</th><th>version</th><th>target</th><th class=\"num\">size</th><th>licence</th><th>origin</th><th>made</th></tr>");
@@ -239,7 +251,11 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     }
     h.link(&format!("{}/closure", href(name)), "closure").raw(" · ");
     h.link(&format!("{}/graph.svg", href(name)), "dependency graph (SVG)");
-    let man = manifest::<serde_json::Value>(store, name)?;
+    // An unreadable manifest is named on the page, which still shows the rest.
+    let (man, man_error) = match manifest::<serde_json::Value>(store, name) {
+        Ok(m) => (m, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     if man.is_some() {
         h.raw(" · ").link(&format!("{}/manifest.json", href(name)), "manifest.json");
     }
@@ -274,6 +290,9 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     name_list(&mut h, entries, users.into_iter());
 
     h.raw("<h2>Dependency graph</h2><div class=\"graph\">").svg(&graph(entries, m)).raw("</div>");
+    if let Some(e) = man_error {
+        h.raw("<h2>Manifest</h2><p>Unreadable: ").text(&e).raw("</p>");
+    }
     if let Some(man) = man {
         h.raw("<h2>Manifest</h2><pre>");
         h.text(&serde_json::to_string_pretty(&man).unwrap_or_default());

@@ -116,8 +116,12 @@ fn a_manifest_that_is_a_symlink_is_refused_not_followed() {
     };
     let sn = entry.store_name().unwrap();
     store.transact(entry, || {}, |w| std::os::unix::fs::symlink(&secret, w.out().join("manifest.json"))).unwrap();
-    assert!(page(&store, "").is_err(), "the index names the bad entry instead of showing its target");
+    let index = html(page(&store, "").unwrap());
+    assert!(index.contains("Unreadable manifests") && index.contains(&format!("{sn}</a>: ")), "the index names the bad entry");
+    assert!(!index.contains("leaked"), "and shows nothing of the symlink's target");
     assert!(page(&store, &format!("entry/{sn}/manifest.json")).is_err());
+    let entry = html(page(&store, &format!("entry/{sn}")).unwrap());
+    assert!(entry.contains("Unreadable: ") && !entry.contains("leaked"), "{entry}");
 }
 
 #[test]
