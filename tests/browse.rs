@@ -60,7 +60,10 @@ struct Browser {
 
 impl Browser {
     fn new() -> Browser {
-        Browser { bin: chromium(), profile: tempfile::tempdir().unwrap() }
+        Browser {
+            bin: chromium(),
+            profile: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn run(&self, args: &[&str], url: &str) -> std::process::Output {
@@ -73,7 +76,11 @@ impl Browser {
             .env("HOME", self.profile.path())
             .output()
             .unwrap();
-        assert!(o.status.success(), "chromium {args:?} {url}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "chromium {args:?} {url}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         o
     }
 
@@ -83,7 +90,10 @@ impl Browser {
     }
 
     fn screenshot(&self, url: &str, out: &Path, w: u32, h: u32) -> Image {
-        self.run(&[&format!("--screenshot={}", out.display()), &format!("--window-size={w},{h}")], url);
+        self.run(
+            &[&format!("--screenshot={}", out.display()), &format!("--window-size={w},{h}")],
+            url,
+        );
         Image::read(out)
     }
 }
@@ -103,7 +113,11 @@ impl Image {
         let step = info.color_type.samples();
         assert_eq!(info.bit_depth, png::BitDepth::Eight);
         let rgb = buf[..info.buffer_size()].chunks(step).map(|p| [p[0], p[1], p[2]]).collect();
-        Image { width: info.width, height: info.height, rgb }
+        Image {
+            width: info.width,
+            height: info.height,
+            rgb,
+        }
     }
     fn at(&self, x: u32, y: u32) -> [u8; 3] {
         self.rgb[(y * self.width + x) as usize]
@@ -197,7 +211,10 @@ fn a_browser_sees_the_store_follows_every_link_and_no_markup_from_a_build_runs()
     assert!(visited.contains("/spy-cache.json"));
 
     // The hostile build's log is served as text only (and the browser is told not to guess).
-    let other = visited.iter().find(|h| h.contains("-other-1") && h.ends_with("/log")).expect("other's log is linked");
+    let other = visited
+        .iter()
+        .find(|h| h.contains("-other-1") && h.ends_with("/log"))
+        .expect("other's log is linked");
     let r = ureq::get(&format!("{base}{other}")).call().unwrap();
     assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
     assert!(r.header("Content-Security-Policy").unwrap().contains("default-src 'none'"));
@@ -209,11 +226,16 @@ fn a_browser_sees_the_store_follows_every_link_and_no_markup_from_a_build_runs()
     let img = browser.screenshot(&format!("{base}/"), &shots.join("index.png"), 1200, 800);
     assert_eq!((img.width, img.height), (1200, 800));
     assert!((0..img.width).all(|x| near(img.at(x, 10), HEADER)), "the header band is drawn");
-    let inked = (60..img.height).filter(|&y| (0..img.width).any(|x| img.at(x, y).iter().all(|&c| c < 100))).count();
+    let inked = (60..img.height)
+        .filter(|&y| (0..img.width).any(|x| img.at(x, y).iter().all(|&c| c < 100)))
+        .count();
     assert!(inked > 100, "only {inked} rows below the header have text");
 
     // The release's dependency graph: one highlighted box for the release, one box per input.
-    let release = visited.iter().find(|h| h.contains("-fused-") && h.ends_with("/graph.svg")).expect("the graph is linked");
+    let release = visited
+        .iter()
+        .find(|h| h.contains("-fused-") && h.ends_with("/graph.svg"))
+        .expect("the graph is linked");
     let svg = browser.screenshot(&format!("{base}{release}"), &shots.join("graph.png"), 1400, 700);
     let root_px = svg.count(ROOT_BOX);
     let input_px = svg.count(INPUT_BOX);
@@ -232,7 +254,11 @@ fn raw_status(base: &str, path: &str) -> u16 {
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
-    reply.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{path}: {reply}"))
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: {reply}"))
 }
 
 #[test]
@@ -240,7 +266,15 @@ fn bad_paths_are_404_and_writes_are_refused() {
     let f = Fixture::new();
     let (_server, base) = serve(&f);
     // Sent as written: an HTTP client library would normalise the dots away before they arrive.
-    for p in ["/entry/../../etc/passwd", "/entry/nothing", "/entry/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd", "/archives/../x", "/entry/", "/entry/..%2f..%2fetc"] {
+    for p in [
+        "/entry/../../etc/passwd",
+        "/entry/nothing",
+        "/entry/%2e%2e/%2e%2e/etc/passwd",
+        "/etc/passwd",
+        "/archives/../x",
+        "/entry/",
+        "/entry/..%2f..%2fetc",
+    ] {
         assert_eq!(raw_status(&base, p), 404, "{p}");
     }
     let e = ureq::put(&format!("{base}/")).send_string("x").unwrap_err();

@@ -127,10 +127,19 @@ fn cycles_missing_dependencies_unknown_keys_and_targets_are_load_errors() {
     f.write("graph/b.toml", "name = \"b\"\nversion = \"1\"\ntargets = [\"x86_64-linux-musl\"]\n");
     f.write("graph/a.toml", "name = \"a\"\nversion = \"1\"\ndeps = [\"b\"]\n");
     let err = f.fails(&["realize", "b-i686"]);
-    assert!(err.contains("`b` is not made for target `i686-linux-musl`: its recipe is for x86_64-linux-musl"), "{err}");
-    assert!(err.contains("hint: `spy list --target i686-linux-musl`") && !err.contains("fix the recipe"), "{err}");
+    assert!(
+        err.contains("`b` is not made for target `i686-linux-musl`: its recipe is for x86_64-linux-musl"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `spy list --target i686-linux-musl`") && !err.contains("fix the recipe"),
+        "{err}"
+    );
     let err = f.fails(&["realize", "a-i686"]);
-    assert!(err.contains("a.toml: `a` depends on `b`, which is not made for target `i686-linux-musl`"), "{err}");
+    assert!(
+        err.contains("a.toml: `a` depends on `b`, which is not made for target `i686-linux-musl`"),
+        "{err}"
+    );
     assert!(err.contains("fix the recipe"), "{err}");
 }
 

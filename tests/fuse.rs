@@ -77,7 +77,10 @@ fn a_license_change_below_changes_the_fused_id_only() {
 /// The ZIP's member names, and one member's text, by the host's Python.
 fn zip_names(bin: &std::path::Path) -> String {
     let o = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys, zipfile; print(' '.join(zipfile.ZipFile(sys.argv[1]).namelist()))"])
+        .args([
+            "-c",
+            "import sys, zipfile; print(' '.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+        ])
         .arg(bin)
         .output()
         .unwrap();
@@ -93,7 +96,10 @@ fn sources_put_each_py_beside_its_pyc_in_another_node() {
     let with_flag = id_of_args(&f, &["--py-sources", "show", "fused"]);
     assert_ne!(with_flag, plain, "sources change the output, so the id");
     let entry = std::path::PathBuf::from(out.trim());
-    assert_eq!(zip_names(&entry.join("bin/fused-x86_64")), "data.txt mod.py mod.pyc pkg/ pkg/__init__.py pkg/__init__.pyc");
+    assert_eq!(
+        zip_names(&entry.join("bin/fused-x86_64")),
+        "data.txt mod.py mod.pyc pkg/ pkg/__init__.py pkg/__init__.pyc"
+    );
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["binary"]["stdlib_zip"]["sources"], true);
     f.write("graph/fused.toml", &common::FUSE_FUSED.replace("[fuse]", "[fuse]\nsources = true"));

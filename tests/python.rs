@@ -277,7 +277,6 @@ fn realize(py: &Py, t: &Target) -> (PathBuf, PathBuf, String) {
     (out.join("bin").join(&release), out, release)
 }
 
-
 fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     let (bin, out, release) = realize(py, t);
     // The whole output: one executable and its manifest.
@@ -318,7 +317,12 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         assert!(!listing.lines().any(|l| l.starts_with(gone)), "{gone} should be excluded");
     }
     // ensurepip stays, with its wheels: venv and `-m ensurepip` install pip from them.
-    assert!(listing.lines().any(|l| l.starts_with("ensurepip/_bundled/pip-") && l.ends_with(".whl")), "no pip wheel");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("ensurepip/_bundled/pip-") && l.ends_with(".whl")),
+        "no pip wheel"
+    );
     assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
     // Modules: everything named is built in; what is not built is listed with a reason.
     let builtin = common::builtin_modules(&m);
@@ -350,14 +354,19 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     assert_eq!(comp("openssl")["role"], "linked");
     // The binary's licence expression: GNU readline's GPL among its parts' licences.
     let license = m["license"].as_str().unwrap();
-    assert!(license.contains("GPL-3.0-or-later") && license.contains("PSF-2.0") && license.contains("Apache-2.0"), "{license}");
+    assert!(
+        license.contains("GPL-3.0-or-later") && license.contains("PSF-2.0") && license.contains("Apache-2.0"),
+        "{license}"
+    );
     // The release fuses the plain flavor's relinked interpreter; CPython's link kit went into it.
     assert_eq!(comp(&format!("{}-interp", py.node))["role"], "interpreter");
     assert_eq!(comp(py.interpreter)["role"], "linked");
     // The plain flavor's only package is tzdata (3.x), with nothing built in: data for zoneinfo.
     let packages = m["modules"]["packages"].as_object().unwrap();
     assert!(
-        packages.iter().all(|(name, modules)| name.starts_with("tzdata-py3.") && modules.as_array().is_some_and(|m| m.is_empty())),
+        packages
+            .iter()
+            .all(|(name, modules)| name.starts_with("tzdata-py3.") && modules.as_array().is_some_and(|m| m.is_empty())),
         "packages in a plain release: {packages:?}"
     );
     assert_eq!(packages.len(), usize::from(py.version.starts_with('3')));
@@ -543,7 +552,12 @@ fn terminfo_dir(dir: &Path) {
          xterm|an xterm of this machine,\n\tam, cols#99, lines#24, clear=\\E[H\\E[2J, cup=\\E[%i%p1%d;%p2%dH,\n",
     )
     .unwrap();
-    let o = Command::new(common::host_tool("tic")).arg("-o").arg(dir.join("ti")).arg(&src).output().unwrap();
+    let o = Command::new(common::host_tool("tic"))
+        .arg("-o")
+        .arg(dir.join("ti"))
+        .arg(&src)
+        .output()
+        .unwrap();
     common::ok(&o);
 }
 
@@ -556,14 +570,21 @@ fn curses_reads_the_machines_terminfo(py: &Py, t: &Target) {
     terminfo_dir(made.path());
     let files: Vec<(String, Vec<u8>)> = walk(&made.path().join("ti"))
         .into_iter()
-        .map(|p| (p.strip_prefix(made.path().join("ti")).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.strip_prefix(made.path().join("ti")).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     let probe = "import curses\ntry:\n curses.setupterm()\n print('%s %r' % (curses.tigetnum('cols'), curses.tigetstr('clear')))\nexcept curses.error as e:\n print('error')";
     let run = |dir: &str, env: &[(&str, &str)]| -> String {
         let placed: Vec<(String, &[u8])> = files.iter().map(|(r, b)| (format!("{dir}/{r}"), &b[..])).collect();
         let refs: Vec<(&str, &[u8])> = placed.iter().map(|(r, b)| (r.as_str(), *b)).collect();
         let root = empty_root(&bin, &release, if dir.is_empty() { &[] } else { &refs });
-        common::ok(&common::run_in_root(root.path(), env, &[&exe, "-c", probe])).trim().to_string()
+        common::ok(&common::run_in_root(root.path(), env, &[&exe, "-c", probe]))
+            .trim()
+            .to_string()
     };
     let spy = "77 b'\\x1b[SPY'";
     let spy = if py.version.starts_with('2') { "77 '\\x1b[SPY'" } else { spy };
@@ -587,7 +608,11 @@ fn curses_reads_the_machines_terminfo(py: &Py, t: &Target) {
         .map(|p| std::fs::read(p).unwrap())
         .expect("the host's ansi terminfo entry (ncurses-base)");
     let root = empty_root(&bin, &release, &[("usr/share/terminfo/a/ansi", &ansi)]);
-    let o = common::run_in_root(root.path(), &[("TERM", "ansi")], &[&exe, "-c", "import curses; curses.setupterm(); print(curses.tigetnum('cols'))"]);
+    let o = common::run_in_root(
+        root.path(),
+        &[("TERM", "ansi")],
+        &[&exe, "-c", "import curses; curses.setupterm(); print(curses.tigetnum('cols'))"],
+    );
     assert_eq!(common::ok(&o).trim(), "80");
     let pty = common::PtySession::start_in_root_as(&format!("{}-{}-ansi", py.node, t.short), root.path(), &exe, 12, "ansi");
     edit_a_line(&pty);
@@ -624,7 +649,10 @@ fn sqlite_has_debians_options(py: &Py, t: &Target) {
     let host = common::ok(&Command::new("/usr/bin/python3").args(["-c", options]).output().unwrap());
     let ours = common::ok(&Command::new(&bin).args(["-c", options]).output().unwrap());
     let ours: Vec<&str> = ours.split_whitespace().collect();
-    for opt in host.split_whitespace().filter(|o| o.starts_with("ENABLE_") || *o == "SECURE_DELETE" || *o == "SOUNDEX") {
+    for opt in host
+        .split_whitespace()
+        .filter(|o| o.starts_with("ENABLE_") || *o == "SECURE_DELETE" || *o == "SOUNDEX")
+    {
         if ["ENABLE_SESSION", "ENABLE_PREUPDATE_HOOK", "ENABLE_LOAD_EXTENSION"].contains(&opt) {
             continue;
         }
@@ -636,14 +664,19 @@ fn sqlite_has_debians_options(py: &Py, t: &Target) {
         db.execute('create virtual table r using rtree(id, x0, x1)'); db.execute('insert into r values (1, 0, 10)')\n\
         print('%d %d %r' % (db.execute(\"select count(*) from f where f match 'single'\").fetchone()[0], db.execute('select id from r where x0 < 5').fetchone()[0],\n\
         db.execute(\"select json_extract('{\\\"a\\\": 7}', '$.a'), sqrt(16)\").fetchone()))";
-    assert_eq!(common::ok(&Command::new(&bin).args(["-c", work]).output().unwrap()).trim(), "1 1 (7, 4.0)");
+    assert_eq!(
+        common::ok(&Command::new(&bin).args(["-c", work]).output().unwrap()).trim(),
+        "1 1 (7, 4.0)"
+    );
 }
 
 /// With `--py-sources` the stdlib's sources are in the ZIP: a traceback through `json` shows the
 /// line that raised, alone in an empty root, and `inspect.getsource` works; without, neither.
 fn sources_show_in_tracebacks(py: &Py, t: &Target) {
     let release = format!("{}-{}", py.node, t.short);
-    let with = common::realize_real_with(&release, &[], &["--py-sources"]).join("bin").join(&release);
+    let with = common::realize_real_with(&release, &[], &["--py-sources"])
+        .join("bin")
+        .join(&release);
     let (without, _, _) = realize(py, t);
     let probe = "import json, inspect, sys\ntry:\n    json.loads('{')\nexcept ValueError:\n    import traceback; traceback.print_exc(file=sys.stdout)\n\
         try:\n    print(len(inspect.getsource(json.loads)) > 100)\nexcept (OSError, IOError, TypeError):\n    print('no source')";
@@ -653,9 +686,14 @@ fn sources_show_in_tracebacks(py: &Py, t: &Target) {
     };
     // The line under the frame in json/decoder.py: its source line, if the traceback has one.
     let source_line = |text: &str| -> Option<String> {
-        let mut lines = text.lines().skip_while(|l| !(l.trim_start().starts_with("File ") && l.contains("decoder.py")));
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !(l.trim_start().starts_with("File ") && l.contains("decoder.py")));
         lines.next()?;
-        lines.next().filter(|l| l.starts_with("    ") && !l.trim_start().starts_with("File ")).map(str::to_string)
+        lines
+            .next()
+            .filter(|l| l.starts_with("    ") && !l.trim_start().starts_with("File "))
+            .map(str::to_string)
     };
     let text = run(&with);
     assert!(source_line(&text).is_some(), "{text}");
@@ -676,11 +714,19 @@ fn libedit_replaces_readline(py: &Py, t: &Target) {
     let bin = out.join("bin").join(&release);
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let comps = m["components"].as_array().unwrap();
-    assert!(comps.iter().any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
+    assert!(comps
+        .iter()
+        .any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
     assert!(!comps.iter().any(|c| c["name"] == "readline"), "GNU readline is still linked");
     let license = m["license"].as_str().unwrap();
     assert!(license.contains("BSD-3-Clause") && !license.contains("GPL"), "{license}");
-    let o = Command::new(&bin).args(["-c", "import readline; print('libedit' in (readline.__doc__ or '') or getattr(readline, 'backend', '') == 'editline')"]).output().unwrap();
+    let o = Command::new(&bin)
+        .args([
+            "-c",
+            "import readline; print('libedit' in (readline.__doc__ or '') or getattr(readline, 'backend', '') == 'editline')",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(common::ok(&o).trim(), "True");
     let root = empty_root(&bin, &release, &[]);
     let pty = common::PtySession::start_in_root(&format!("{release}-libedit"), root.path(), &format!("/{release}"), 12);
@@ -727,7 +773,6 @@ fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
     };
     assert!(passed, "{text}");
 }
-
 
 /// The checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
 macro_rules! checks {

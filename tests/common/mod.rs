@@ -519,9 +519,18 @@ pub fn make_wheel(dir: &Path) -> PathBuf {
     let opts = zip::write::SimpleFileOptions::default();
     for (name, text) in [
         ("spyhello/__init__.py", "GREETING = 'hello from a wheel'\n"),
-        ("spyhello-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: spyhello\nVersion: 1.0\n"),
-        ("spyhello-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: spy-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n"),
-        ("spyhello-1.0.dist-info/RECORD", "spyhello/__init__.py,,\nspyhello-1.0.dist-info/METADATA,,\nspyhello-1.0.dist-info/WHEEL,,\nspyhello-1.0.dist-info/RECORD,,\n"),
+        (
+            "spyhello-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: spyhello\nVersion: 1.0\n",
+        ),
+        (
+            "spyhello-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: spy-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n",
+        ),
+        (
+            "spyhello-1.0.dist-info/RECORD",
+            "spyhello/__init__.py,,\nspyhello-1.0.dist-info/METADATA,,\nspyhello-1.0.dist-info/WHEEL,,\nspyhello-1.0.dist-info/RECORD,,\n",
+        ),
     ] {
         z.start_file(name, opts).unwrap();
         z.write_all(text.as_bytes()).unwrap();
@@ -557,7 +566,13 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
             .unwrap();
         ok(&o)
     };
-    let layout = run(&python, &["-c", "import sys, sysconfig, site; print(sys.prefix); print(sysconfig.get_paths()['purelib']); print(site.getusersitepackages())"]);
+    let layout = run(
+        &python,
+        &[
+            "-c",
+            "import sys, sysconfig, site; print(sys.prefix); print(sysconfig.get_paths()['purelib']); print(site.getusersitepackages())",
+        ],
+    );
     let user_site = home.join(".local/lib").join(stdlib).join("site-packages");
     let expected = [
         dir.join("py").display().to_string(),
@@ -570,7 +585,10 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
     run(&python, &["-m", "ensurepip", "--user"]);
     run(&python, &["-m", "pip", "install", "--user", wheel]);
     let text = run(&python, &["-c", show]);
-    assert!(text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()), "{text}");
+    assert!(
+        text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()),
+        "{text}"
+    );
     std::fs::remove_dir_all(&home).unwrap();
     if py2 {
         return;
@@ -578,15 +596,30 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
 
     run(&python, &["-m", "venv", "v"]);
     let vpy = dir.join("v/bin/python");
-    assert_eq!(std::fs::canonicalize(&vpy).unwrap(), python.canonicalize().unwrap(), "the venv's python is the single file");
+    assert_eq!(
+        std::fs::canonicalize(&vpy).unwrap(),
+        python.canonicalize().unwrap(),
+        "the venv's python is the single file"
+    );
     let pip = run(&dir.join("v/bin/pip"), &["--version"]);
-    assert!(pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()), "{pip}");
+    assert!(
+        pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()),
+        "{pip}"
+    );
     run(&dir.join("v/bin/pip"), &["install", wheel]);
     let text = run(&vpy, &["-c", show]);
     let site = dir.join("v/lib").join(stdlib).join("site-packages/spyhello");
-    assert!(text.starts_with("hello from a wheel\n") && text.contains(&site.display().to_string()), "{text}");
+    assert!(
+        text.starts_with("hello from a wheel\n") && text.contains(&site.display().to_string()),
+        "{text}"
+    );
     // Only the venv has it.
-    let o = Command::new(&python).args(["-c", "import spyhello"]).env_clear().env("HOME", &home).output().unwrap();
+    let o = Command::new(&python)
+        .args(["-c", "import spyhello"])
+        .env_clear()
+        .env("HOME", &home)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
 }
 
@@ -596,7 +629,12 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
 /// `stdlib` is the interpreter node's standard library directory, `out` the release's entry.
 pub fn stdlib_data_is_in_the_zip(bin: &Path, out: &Path, stdlib: &Path, release: &str) {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    let excluded: Vec<&str> = m["binary"]["stdlib_zip"]["excluded"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let excluded: Vec<&str> = m["binary"]["stdlib_zip"]["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
     let zip = zip::ZipArchive::new(std::fs::File::open(bin).unwrap()).unwrap();
     let members: std::collections::BTreeSet<&str> = zip.file_names().collect();
     let mut data = 0;
@@ -606,13 +644,22 @@ pub fn stdlib_data_is_in_the_zip(bin: &Path, out: &Path, stdlib: &Path, release:
             continue;
         }
         let left_out = excluded.iter().any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
-        assert!(left_out || members.contains(rel.as_str()), "{rel}: a data file of the stdlib, neither in the ZIP nor excluded");
+        assert!(
+            left_out || members.contains(rel.as_str()),
+            "{rel}: a data file of the stdlib, neither in the ZIP nor excluded"
+        );
         data += usize::from(!left_out);
     }
     assert!(data > 5, "only {data} data files");
-    assert!(!members.iter().any(|n| n.ends_with(".orig") || n.ends_with(".rej")), "patch leftovers in the ZIP");
+    assert!(
+        !members.iter().any(|n| n.ends_with(".orig") || n.ends_with(".rej")),
+        "patch leftovers in the ZIP"
+    );
     if stdlib.join("lib2to3").is_dir() {
-        let pickles = members.iter().filter(|n| n.starts_with("lib2to3/") && n.ends_with(".pickle")).count();
+        let pickles = members
+            .iter()
+            .filter(|n| n.starts_with("lib2to3/") && n.ends_with(".pickle"))
+            .count();
         assert_eq!(pickles, 2, "lib2to3's grammar pickles");
         let root = empty_root(bin, release, &[]);
         let fix = "from lib2to3 import refactor\nt = refactor.RefactoringTool(['lib2to3.fixes.fix_print'])\nprint(str(t.refactor_string(u'print \"hi\"\\n', '<s>')).strip())";

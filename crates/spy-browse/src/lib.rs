@@ -23,7 +23,10 @@ pub enum Page {
     Html(String),
     Svg(String),
     /// A file streamed as it is: a build log (`text/plain`) or a manifest (`application/json`).
-    File { file: File, content_type: &'static str },
+    File {
+        file: File,
+        content_type: &'static str,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +55,14 @@ pub fn page(store: &Store, path: &str) -> Result<Option<Page>, BrowseError> {
         "" => Some(Page::Html(entry_page(store, &entries, meta)?)),
         "graph.svg" => Some(Page::Svg(graph(&entries, meta).into_string())),
         "closure" => Some(Page::Html(closure_page(store, &entries, meta)?)),
-        "log" => store.open_log(&name)?.map(|file| Page::File { file, content_type: "text/plain; charset=utf-8" }),
-        "manifest.json" => store
-            .open_entry_file(&name, "manifest.json")?
-            .map(|file| Page::File { file, content_type: "application/json" }),
+        "log" => store.open_log(&name)?.map(|file| Page::File {
+            file,
+            content_type: "text/plain; charset=utf-8",
+        }),
+        "manifest.json" => store.open_entry_file(&name, "manifest.json")?.map(|file| Page::File {
+            file,
+            content_type: "application/json",
+        }),
         _ => None,
     })
 }
@@ -132,10 +139,17 @@ fn licence(meta: &EntryMeta) -> &str {
 /// (`serde_json::Value`) or only the fields of [`ReleaseSummary`] (the index reads every release's,
 /// and a whole manifest's tree is many small allocations).
 fn manifest<T: serde::de::DeserializeOwned>(store: &Store, name: &StoreName) -> Result<Option<T>, BrowseError> {
-    let Some(file) = store.open_entry_file(name, "manifest.json")? else { return Ok(None) };
-    let bad = |message: String| BrowseError::BadManifest { store_name: name.to_string(), message };
+    let Some(file) = store.open_entry_file(name, "manifest.json")? else {
+        return Ok(None);
+    };
+    let bad = |message: String| BrowseError::BadManifest {
+        store_name: name.to_string(),
+        message,
+    };
     let mut text = Vec::new();
-    file.take(MANIFEST_LIMIT + 1).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
+    file.take(MANIFEST_LIMIT + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| bad(e.to_string()))?;
     if text.len() as u64 > MANIFEST_LIMIT {
         return Err(bad(format!("larger than {} bytes", MANIFEST_LIMIT)));
     }
@@ -188,7 +202,9 @@ fn index(store: &Store) -> Result<String, BrowseError> {
     let root = store.root().display().to_string();
     let total: u64 = entries.0.values().map(|m| m.size).sum();
     let mut h = Html::page("store", &root);
-    h.raw("<h1>Store</h1><p>").text(&format!("{} entries, {} in all.", entries.0.len(), size(total))).raw("</p>");
+    h.raw("<h1>Store</h1><p>")
+        .text(&format!("{} entries, {} in all.", entries.0.len(), size(total)))
+        .raw("</p>");
 
     // One entry's unreadable manifest (a symlink a hostile build left, broken JSON) is named on
     // the page; it does not take the whole index down.
@@ -213,7 +229,9 @@ fn index(store: &Store) -> Result<String, BrowseError> {
             h.cell(&m.node.target);
             h.num_cell(&man.binary.size.map_or_else(|| size(m.size), size));
             h.cell(&man.licence());
-            h.raw("<td>").link(&format!("{}/closure", href(&m.store_name)), "closure").raw("</td>");
+            h.raw("<td>")
+                .link(&format!("{}/closure", href(&m.store_name)), "closure")
+                .raw("</td>");
             h.cell(&when(m.registered_at)).raw("</tr>");
         }
         h.raw("</table>");
@@ -221,7 +239,11 @@ fn index(store: &Store) -> Result<String, BrowseError> {
     if !unreadable.is_empty() {
         h.raw("<h2 id=\"unreadable\">Unreadable manifests</h2><ul>");
         for (m, e) in &unreadable {
-            h.raw("<li>").link(&href(&m.store_name), m.store_name.as_str()).raw(": ").text(e).raw("</li>");
+            h.raw("<li>")
+                .link(&href(&m.store_name), m.store_name.as_str())
+                .raw(": ")
+                .text(e)
+                .raw("</li>");
         }
         h.raw("</ul>");
     }
@@ -231,7 +253,10 @@ fn index(store: &Store) -> Result<String, BrowseError> {
     sorted.sort_by(|a, b| (&a.node.name, &a.node.target, b.registered_at).cmp(&(&b.node.name, &b.node.target, a.registered_at)));
     for m in sorted {
         h.raw("<tr><td>").link(&href(&m.store_name), &m.node.name).raw("</td>");
-        h.cell(&m.node.version).cell(&m.node.target).num_cell(&size(m.size)).cell(licence(m));
+        h.cell(&m.node.version)
+            .cell(&m.node.target)
+            .num_cell(&size(m.size))
+            .cell(licence(m));
         h.cell(if m.substituted_from.is_some() { "substituted" } else { "built" });
         h.cell(&when(m.registered_at)).raw("</tr>");
     }
@@ -262,7 +287,11 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     h.raw("</p><table>");
     let origin = match &m.substituted_from {
         Some(from) => format!("substituted from {from}"),
-        None => format!("built in {:.1} s{}", m.build_seconds, if m.sandboxed { ", sandboxed" } else { ", not sandboxed" }),
+        None => format!(
+            "built in {:.1} s{}",
+            m.build_seconds,
+            if m.sandboxed { ", sandboxed" } else { ", not sandboxed" }
+        ),
     };
     let rows: [(&str, String); 12] = [
         ("store path", store.entry(name).display().to_string()),
@@ -289,7 +318,9 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     let users: Vec<&StoreName> = entries.users(name).map(|u| &u.store_name).collect();
     name_list(&mut h, entries, users.into_iter());
 
-    h.raw("<h2>Dependency graph</h2><div class=\"graph\">").svg(&graph(entries, m)).raw("</div>");
+    h.raw("<h2>Dependency graph</h2><div class=\"graph\">")
+        .svg(&graph(entries, m))
+        .raw("</div>");
     if let Some(e) = man_error {
         h.raw("<h2>Manifest</h2><p>Unreadable: ").text(&e).raw("</p>");
     }
@@ -310,7 +341,9 @@ fn name_list<'a>(h: &mut Html, entries: &Entries, names: impl Iterator<Item = &'
         match entries.get(n) {
             Some(i) => {
                 h.link(&href(n), &format!("{} {}", i.node.name, i.node.version));
-                h.raw(" <span class=\"muted\">").text(&format!("{} · {}", i.node.target, size(i.size))).raw("</span>");
+                h.raw(" <span class=\"muted\">")
+                    .text(&format!("{} · {}", i.node.target, size(i.size)))
+                    .raw("</span>");
             }
             None => {
                 h.text(n.as_str()).raw(" <span class=\"muted\">(not in this store)</span>");
@@ -342,10 +375,16 @@ fn graph(entries: &Entries, root: &EntryMeta) -> svg::Svg {
 fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<String, BrowseError> {
     let (closure, missing) = entries.closure(root);
     let mut h = Html::page(&format!("closure of {}", root.node.name), &store.root().display().to_string());
-    h.raw("<h1>Closure of ").link(&href(&root.store_name), &format!("{} {}", root.node.name, root.node.version)).raw("</h1>");
+    h.raw("<h1>Closure of ")
+        .link(&href(&root.store_name), &format!("{} {}", root.node.name, root.node.version))
+        .raw("</h1>");
     let total: u64 = closure.iter().map(|m| m.size).sum();
     h.raw("<p>")
-        .text(&format!("{} entries, {} in the store; everything this entry was built from.", closure.len(), size(total)))
+        .text(&format!(
+            "{} entries, {} in the store; everything this entry was built from.",
+            closure.len(),
+            size(total)
+        ))
         .raw("</p>");
 
     if let Some(man) = manifest::<serde_json::Value>(store, &root.store_name)? {
@@ -367,7 +406,9 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
             };
             h.raw("<tr>");
             // A component links to its entry when the store has it.
-            let comp_entry = c["id"].as_str().and_then(|id| entries.0.values().find(|m| m.node.id.to_hex() == id));
+            let comp_entry = c["id"]
+                .as_str()
+                .and_then(|id| entries.0.values().find(|m| m.node.id.to_hex() == id));
             match comp_entry {
                 Some(e) => h.raw("<td>").link(&href(&e.store_name), &text("name")).raw("</td>"),
                 None => h.cell(&text("name")),
@@ -384,14 +425,20 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
     sorted.sort_by(|a, b| b.size.cmp(&a.size).then(a.node.name.cmp(&b.node.name)));
     for m in sorted {
         h.raw("<tr><td>").link(&href(&m.store_name), &m.node.name).raw("</td>");
-        h.cell(&m.node.version).cell(&m.node.target).num_cell(&size(m.size)).cell(licence(m)).raw("</tr>");
+        h.cell(&m.node.version)
+            .cell(&m.node.target)
+            .num_cell(&size(m.size))
+            .cell(licence(m))
+            .raw("</tr>");
     }
     h.raw("</table>");
     if !missing.is_empty() {
         h.raw("<h2>Not in this store</h2>");
         name_list(&mut h, entries, missing.into_iter());
     }
-    h.raw("<h2>Dependency graph</h2><div class=\"graph\">").svg(&graph(entries, root)).raw("</div>");
+    h.raw("<h2>Dependency graph</h2><div class=\"graph\">")
+        .svg(&graph(entries, root))
+        .raw("</div>");
     Ok(h.finish())
 }
 

@@ -62,7 +62,11 @@ pub fn dependency_graph(nodes: &[GraphNode]) -> Svg {
             .iter()
             .map(|&i| {
                 let placed: Vec<f64> = users[i].iter().filter(|&&u| layer[u] < layer[i]).map(|&u| pos[u]).collect();
-                let bary = if placed.is_empty() { 0.0 } else { placed.iter().sum::<f64>() / placed.len() as f64 };
+                let bary = if placed.is_empty() {
+                    0.0
+                } else {
+                    placed.iter().sum::<f64>() / placed.len() as f64
+                };
                 (bary, nodes[i].label.as_str(), i)
             })
             .collect();

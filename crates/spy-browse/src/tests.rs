@@ -4,19 +4,32 @@ use spy_store::{EntryNode, NewEntry, Origin, Transacted};
 
 fn add(store: &Store, id: u8, name: &str, license: &str, inputs: Vec<StoreName>, files: &[(&str, &str)]) -> StoreName {
     let entry = NewEntry {
-        node: EntryNode { id: NodeId([id; 32]), name: name.into(), version: "1.0".into(), target: "x86_64-linux-musl".into(), license: license.into() },
+        node: EntryNode {
+            id: NodeId([id; 32]),
+            name: name.into(),
+            version: "1.0".into(),
+            target: "x86_64-linux-musl".into(),
+            license: license.into(),
+        },
         inputs,
         sources: vec![],
-        origin: Origin::Built { sandboxed: true, in_place: false },
+        origin: Origin::Built {
+            sandboxed: true,
+            in_place: false,
+        },
     };
     let sn = entry.store_name().unwrap();
     let r = store
-        .transact(entry, || {}, |w| {
-            for (f, text) in files {
-                std::fs::write(w.out().join(f), text)?;
-            }
-            std::io::Result::Ok(())
-        })
+        .transact(
+            entry,
+            || {},
+            |w| {
+                for (f, text) in files {
+                    std::fs::write(w.out().join(f), text)?;
+                }
+                std::io::Result::Ok(())
+            },
+        )
         .unwrap();
     assert!(matches!(r, Transacted::Registered { .. }));
     sn
@@ -88,7 +101,13 @@ fn logs_and_manifests_are_streamed_and_bad_paths_have_no_page() {
         }
         _ => panic!("the log"),
     }
-    assert!(matches!(page(&store, &format!("entry/{app}/manifest.json")).unwrap(), Some(Page::File { content_type: "application/json", .. })));
+    assert!(matches!(
+        page(&store, &format!("entry/{app}/manifest.json")).unwrap(),
+        Some(Page::File {
+            content_type: "application/json",
+            ..
+        })
+    ));
     for bad in [
         format!("entry/{lib}/manifest.json"),
         format!("entry/{lib}/log"),
@@ -109,15 +128,29 @@ fn a_manifest_that_is_a_symlink_is_refused_not_followed() {
     std::fs::write(d.path().join("secret"), "{\"release\": \"leaked\"}").unwrap();
     let secret = d.path().join("secret");
     let entry = NewEntry {
-        node: EntryNode { id: NodeId([5; 32]), name: "evil".into(), version: "1".into(), target: "t".into(), license: String::new() },
+        node: EntryNode {
+            id: NodeId([5; 32]),
+            name: "evil".into(),
+            version: "1".into(),
+            target: "t".into(),
+            license: String::new(),
+        },
         inputs: vec![],
         sources: vec![],
-        origin: Origin::Built { sandboxed: true, in_place: false },
+        origin: Origin::Built {
+            sandboxed: true,
+            in_place: false,
+        },
     };
     let sn = entry.store_name().unwrap();
-    store.transact(entry, || {}, |w| std::os::unix::fs::symlink(&secret, w.out().join("manifest.json"))).unwrap();
+    store
+        .transact(entry, || {}, |w| std::os::unix::fs::symlink(&secret, w.out().join("manifest.json")))
+        .unwrap();
     let index = html(page(&store, "").unwrap());
-    assert!(index.contains("Unreadable manifests") && index.contains(&format!("{sn}</a>: ")), "the index names the bad entry");
+    assert!(
+        index.contains("Unreadable manifests") && index.contains(&format!("{sn}</a>: ")),
+        "the index names the bad entry"
+    );
     assert!(!index.contains("leaked"), "and shows nothing of the symlink's target");
     assert!(page(&store, &format!("entry/{sn}/manifest.json")).is_err());
     let entry = html(page(&store, &format!("entry/{sn}")).unwrap());

@@ -73,12 +73,18 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
 fn typed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>, content_type: &str) -> Response {
     r.with_header(header("Content-Type", content_type))
         .with_header(header("X-Content-Type-Options", "nosniff"))
-        .with_header(header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"))
+        .with_header(header(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
+        ))
         .boxed()
 }
 
 fn text(status: u16, body: String) -> Response {
-    typed(tiny_http::Response::from_data(body.into_bytes()).with_status_code(status), "text/plain; charset=utf-8")
+    typed(
+        tiny_http::Response::from_data(body.into_bytes()).with_status_code(status),
+        "text/plain; charset=utf-8",
+    )
 }
 
 impl Server {
@@ -109,13 +115,20 @@ impl Server {
 
     fn route(&self, path: &str) -> Result<Option<Response>, String> {
         if path == "spy-cache.json" {
-            return Ok(Some(typed(tiny_http::Response::from_data(self.info().into_bytes()), "application/json")));
+            return Ok(Some(typed(
+                tiny_http::Response::from_data(self.info().into_bytes()),
+                "application/json",
+            )));
         }
         if let Some(id) = path.strip_prefix("meta/").and_then(|p| p.strip_suffix(".json")) {
             return self.meta(id).map_err(|e| e.to_string());
         }
         if let Some(name) = path.strip_prefix("archives/") {
-            return Ok(if name.contains("..") || name.contains('/') { None } else { self.file(path) });
+            return Ok(if name.contains("..") || name.contains('/') {
+                None
+            } else {
+                self.file(path)
+            });
         }
         Ok(spy_browse::page(&self.store, path).map_err(|e| e.to_string())?.map(|p| match p {
             spy_browse::Page::Html(s) => typed(tiny_http::Response::from_data(s.into_bytes()), "text/html; charset=utf-8"),
@@ -141,7 +154,11 @@ impl Server {
         let p = self.opts.cache_dir.join(rel);
         // A FIFO planted in the cache directory must not hang a worker.
         let f = crate::backend::open_regular(&p).ok()?;
-        let kind = if rel.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+        let kind = if rel.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
         Some(typed(tiny_http::Response::from_file(f), kind))
     }
 

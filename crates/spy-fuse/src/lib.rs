@@ -367,7 +367,13 @@ pub fn binary_license<'a>(components: impl IntoIterator<Item = (&'a str, &'a str
         .collect();
     parts
         .into_iter()
-        .map(|l| if l.contains(" AND ") || l.contains(" OR ") { format!("({l})") } else { l.to_string() })
+        .map(|l| {
+            if l.contains(" AND ") || l.contains(" OR ") {
+                format!("({l})")
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" AND ")
 }

@@ -47,9 +47,18 @@ pub enum PlanError {
         suggestions: Vec<String>,
     },
     #[error("`{name}` is not made for target `{target}`: its recipe is for {}", if made_for.is_empty() { "no target of this graph".to_string() } else { made_for.join(", ") })]
-    NotForTarget { name: String, target: String, made_for: Vec<String> },
+    NotForTarget {
+        name: String,
+        target: String,
+        made_for: Vec<String>,
+    },
     #[error("{}: `{needed_by}` depends on `{name}`, which is not made for target `{target}` (its recipe limits `targets`)", file.display())]
-    DepNotForTarget { file: PathBuf, needed_by: String, name: String, target: String },
+    DepNotForTarget {
+        file: PathBuf,
+        needed_by: String,
+        name: String,
+        target: String,
+    },
     #[error("{file}: node `{node}`, source {index}: {message}")]
     BadSource {
         file: PathBuf,
@@ -649,7 +658,13 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
             return Err(PlanError::NotForTarget {
                 name: root.name.clone(),
                 target: root.target.clone(),
-                made_for: names.config.targets.keys().filter(|t| node.has_target(t.as_str(), names.config)).map(|t| t.to_string()).collect(),
+                made_for: names
+                    .config
+                    .targets
+                    .keys()
+                    .filter(|t| node.has_target(t.as_str(), names.config))
+                    .map(|t| t.to_string())
+                    .collect(),
             });
         }
         let mut on_path: HashMap<Ix, usize> = HashMap::new();

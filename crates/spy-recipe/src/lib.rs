@@ -200,7 +200,10 @@ impl Graph {
     pub fn set_fuse_sources(&mut self) {
         for node in self.nodes.values_mut() {
             let r = &mut node.recipe;
-            let tables = r.fuse.iter_mut().chain(r.target.iter_mut().flatten().filter_map(|(_, t)| t.fuse.as_mut()));
+            let tables = r
+                .fuse
+                .iter_mut()
+                .chain(r.target.iter_mut().flatten().filter_map(|(_, t)| t.fuse.as_mut()));
             for fuse in tables {
                 fuse.sources = Some(true);
             }

@@ -447,13 +447,24 @@ fn an_overlay_swaps_a_dependency_with_remove_deps_and_extra_deps() {
         "py.toml",
         "name = \"py\"\nversion = \"1\"\ndeps = [\"zlib\", \"readline\"]\n[target.x86_64-linux-musl]\nextra_deps = [\"readline\"]\n",
     );
-    write(d.path(), "edit.toml", "[nodes.py]\nremove_deps = [\"readline\"]\nextra_deps = [\"libedit\"]\n");
+    write(
+        d.path(),
+        "edit.toml",
+        "[nodes.py]\nremove_deps = [\"readline\"]\nextra_deps = [\"libedit\"]\n",
+    );
     let graph = Graph::load(&g, &[d.path().join("edit.toml")]).unwrap();
     let py = graph.recipe_for("py", "x86_64-linux-musl").unwrap();
     assert_eq!(py.deps, ["zlib", "libedit"], "the overlay's removal reaches the target's list too");
-    assert_eq!(graph.nodes["py"].recipe.for_target_deps("x86_64-linux-musl", None), ["zlib", "libedit"]);
+    assert_eq!(
+        graph.nodes["py"].recipe.for_target_deps("x86_64-linux-musl", None),
+        ["zlib", "libedit"]
+    );
     // A later overlay can take back what an earlier one added.
-    write(d.path(), "back.toml", "[nodes.py]\nremove_deps = [\"libedit\"]\nextra_deps = [\"readline\"]\n");
+    write(
+        d.path(),
+        "back.toml",
+        "[nodes.py]\nremove_deps = [\"libedit\"]\nextra_deps = [\"readline\"]\n",
+    );
     let graph = Graph::load(&g, &[d.path().join("edit.toml"), d.path().join("back.toml")]).unwrap();
     assert_eq!(graph.recipe_for("py", "x86_64-linux-musl").unwrap().deps, ["zlib", "readline"]);
 }

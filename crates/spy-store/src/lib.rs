@@ -220,7 +220,10 @@ impl Store {
     pub fn open_entry_file(&self, name: &StoreName, file_name: &str) -> Result<Option<File>, StoreError> {
         let path = self.entry(name).join(file_name);
         if file_name.is_empty() || file_name.contains('/') || file_name.starts_with('.') {
-            return Err(StoreError::Io { path, message: "not a file name at the top of an entry".into() });
+            return Err(StoreError::Io {
+                path,
+                message: "not a file name at the top of an entry".into(),
+            });
         }
         open_regular_nofollow(&path)
     }
@@ -739,7 +742,10 @@ fn open_regular_nofollow(path: &Path) -> Result<Option<File>, StoreError> {
     };
     let kind = f.metadata().map_err(io(path))?.file_type();
     if !kind.is_file() {
-        return Err(StoreError::Io { path: path.to_path_buf(), message: format!("not a regular file ({kind:?}); refusing to read it") });
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            message: format!("not a regular file ({kind:?}); refusing to read it"),
+        });
     }
     Ok(Some(f))
 }
@@ -1066,7 +1072,11 @@ mod tests {
         assert_eq!(text, "{}");
         assert!(store.open_entry_file(&e, "missing.json").unwrap().is_none());
         assert!(store.open_entry_file(&e, "evil.json").is_err(), "a symlink is never followed");
-        assert!(store.open_entry_file(&e, "dir").unwrap_err().to_string().contains("not a regular file"));
+        assert!(store
+            .open_entry_file(&e, "dir")
+            .unwrap_err()
+            .to_string()
+            .contains("not a regular file"));
         assert!(store.open_entry_file(&e, "../e/manifest.json").is_err());
         assert!(store.open_log(&e).unwrap().is_none(), "no builder ran, so no log");
         std::os::unix::fs::symlink(&secret, store.log_path(&e)).unwrap();
