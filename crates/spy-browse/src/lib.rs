@@ -120,11 +120,19 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// A registration time as people read it. The number comes from metadata a cache may have forged:
+/// one beyond what a date can say (humantime stops at 9999) is shown as a number, never a panic.
 fn when(unix: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    const YEAR_9999_END: u64 = 253_402_300_799;
+    let Some(t) = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix)).filter(|_| unix <= YEAR_9999_END) else {
+        return format!("{unix} (not a date)");
+    };
     let s = humantime::format_rfc3339_seconds(t).to_string();
     // 2026-12-02T13:40:00Z -> 2026-12-02 13:40 UTC
-    format!("{} {} UTC", &s[..10], &s[11..16])
+    match (s.get(..10), s.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => s,
+    }
 }
 
 fn licence(meta: &EntryMeta) -> &str {
@@ -200,7 +208,7 @@ impl ReleaseSummary {
 fn index(store: &Store) -> Result<String, BrowseError> {
     let entries = Entries::load(store)?;
     let root = store.root().display().to_string();
-    let total: u64 = entries.0.values().map(|m| m.size).sum();
+    let total = entries.0.values().fold(0u64, |t, m| t.saturating_add(m.size));
     let mut h = Html::page("store", &root);
     h.raw("<h1>Store</h1><p>")
         .text(&format!("{} entries, {} in all.", entries.0.len(), size(total)))
@@ -378,7 +386,7 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
     h.raw("<h1>Closure of ")
         .link(&href(&root.store_name), &format!("{} {}", root.node.name, root.node.version))
         .raw("</h1>");
-    let total: u64 = closure.iter().map(|m| m.size).sum();
+    let total = closure.iter().fold(0u64, |t, m| t.saturating_add(m.size));
     h.raw("<p>")
         .text(&format!(
             "{} entries, {} in the store; everything this entry was built from.",

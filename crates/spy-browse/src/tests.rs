@@ -163,4 +163,7 @@ fn sizes_and_times_read_as_people_expect() {
     assert_eq!(size(21_163_156), "21.2 MB");
     assert_eq!(size(2_500_000_000), "2.50 GB");
     assert_eq!(when(1_796_212_697), "2026-12-02 11:58 UTC");
+    // Forged metadata cannot crash a page.
+    assert_eq!(when(u64::MAX), format!("{} (not a date)", u64::MAX));
+    assert_eq!(when(253_402_300_799), "9999-12-31 23:59 UTC");
 }
