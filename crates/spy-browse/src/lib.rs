@@ -124,7 +124,10 @@ fn size(bytes: u64) -> String {
 /// one beyond what a date can say (humantime stops at 9999) is shown as a number, never a panic.
 fn when(unix: u64) -> String {
     const YEAR_9999_END: u64 = 253_402_300_799;
-    let Some(t) = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix)).filter(|_| unix <= YEAR_9999_END) else {
+    let Some(t) = std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(unix))
+        .filter(|_| unix <= YEAR_9999_END)
+    else {
         return format!("{unix} (not a date)");
     };
     let s = humantime::format_rfc3339_seconds(t).to_string();
