@@ -51,7 +51,9 @@ pub fn serve(store: Store, opts: ServeOptions, ready: impl FnOnce(&str)) -> Resu
             let (http, server) = (http.clone(), server.clone());
             std::thread::spawn(move || {
                 while let Ok(req) = http.recv() {
-                    server.answer(req);
+                    // A bug that panics on one request must not take a worker away for good
+                    // (the client's connection closes; the panic is printed).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.answer(req)));
                 }
             })
         })
