@@ -31,19 +31,19 @@ assert result.wasSuccessful(), "the patches changed one of CPython's getpath lay
 SINGLE = "/opt/spy/python3.11-darwin-arm64"
 
 
-def darwin(argv0, loaded, links=(), xfiles=(), env_path=""):
-    """`loaded` is what _NSGetExecutablePath says; the single file is SINGLE."""
+def darwin(argv0, loaded, links=(), xfiles=(), env_path="", single=SINGLE, prefix="/opt/spy"):
+    """`loaded` is what _NSGetExecutablePath says; the single file is `single`."""
     ns = tg.MockPosixNamespace(os_name="darwin", argv0=argv0, PREFIX="/usr/local",
                                real_executable=loaded, ENV_PATH=env_path)
-    ns.add_known_xfile(SINGLE)
-    ns["_spy_zips"] = {SINGLE}
+    ns.add_known_xfile(single)
+    ns["_spy_zips"] = {single}
     for x in xfiles:
         ns.add_known_xfile(x)
     for link, target in links:
         ns.add_known_link(link, target)
     got = tg.getpath(ns, ["module_search_paths", "prefix", "executable", "stdlib_dir"])
-    assert got["module_search_paths"] == [SINGLE], (argv0, loaded, got)
-    assert (got["prefix"], got["stdlib_dir"]) == ("/opt/spy", SINGLE), got
+    assert got["module_search_paths"] == [single], (argv0, loaded, got)
+    assert (got["prefix"], got["stdlib_dir"]) == (prefix, single), got
     return got["executable"]
 
 
@@ -55,4 +55,8 @@ assert darwin("python3.11-darwin-arm64", SINGLE, env_path="/opt/spy") == SINGLE
 assert darwin("/usr/local/bin/py", "/usr/local/bin/py", links=[("/usr/local/bin/py", SINGLE)],
               xfiles=["/usr/local/bin/py"]) == "/usr/local/bin/py"
 assert darwin("/usr/bin/python3", SINGLE, xfiles=["/usr/bin/python3"]) == SINGLE
+# Installed as <prefix>/bin/<name>, as python-build-standalone lays Python out: bin/'s parent is the
+# prefix (site-packages, sysconfig and pip agree with an installed Python's).
+IN_BIN = "/opt/py/bin/python3.11-darwin-arm64"
+assert darwin(IN_BIN, IN_BIN, single=IN_BIN, prefix="/opt/py") == IN_BIN
 print("darwin getpath: ok")
