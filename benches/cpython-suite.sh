@@ -1,31 +1,32 @@
 #!/usr/bin/env bash
-# CPython's whole regression suite run by a release binary (issue 21): `python -m test -j2` with
-# the pinned source's Lib/test (from the interpreter node, which keeps it) on PYTHONPATH, each test
-# under a timeout, no optional resources (-u none: no network, no GUI). Prints the counts and the
-# names of the modules that failed, were skipped or changed the environment; docs/packages.md
-# explains each. The release binary has no test modules (_testcapi...): the tests that need them
-# skip, as the counts show.
+# CPython's whole regression suite run by a single file (issue 21): `python -m test -j2`, each test
+# under a timeout, no optional resources (-u none: no network, no GUI). The binary is python3.13's
+# release made with overlays/cpython-test-modules.toml (the test modules built in) and
+# overlays/cpython-suite.toml (the `test` package and the sources in its ZIP, so the interpreters
+# the suite starts again with -I still import `test`; the suite itself reads the interpreter node's
+# tree, since regrtest lists directories). Prints the counts and the modules that
+# failed, were skipped or changed the environment; docs/packages.md explains each.
 #
-# Usage: benches/cpython-suite.sh [RELEASE [INTERPRETER]]   (default: python3.13-x86_64 cpython3.13-x86_64)
-# The store is spy's usual one (SPY_STORE, or store/ beside the graph); SPY_STORE=target/tmp/e2e-store
-# uses what the test suite built.
+# Usage: benches/cpython-suite.sh   (SPY_STORE=target/tmp/e2e-store uses what the tests built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-release=${1:-python3.13-x86_64}
-interp=${2:-cpython${release#python}}
+release=python3.13-x86_64
 cargo build --release -q
 spy=$PWD/target/release/spy
-out=$($spy realize --no-out-link -q "$release")
-lib=$($spy realize --no-out-link -q "$interp")/lib
-stdlib=$(ls -d "$lib"/python*)
+out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
+  --overlay overlays/cpython-suite.toml "$release")
+# regrtest lists test directories with os.listdir, which a ZIP does not answer: the suite's own
+# process imports `test` from the interpreter node's tree (PYTHONPATH), the ones it starts with -I
+# from the ZIP.
+cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython3.13-x86_64")
 work=$(mktemp -d /tmp/spy-suite-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/home" "$work/tests"
-ln -s "$stdlib/test" "$work/tests/test"
+ln -s "$cpython/lib/python3.13/test" "$work/tests/test"
 log=${SUITE_LOG:-$work/suite.log}
 start=$(date +%s)
 set +e
-(cd "$work" && env -i PATH=/usr/bin:/bin HOME="$work/home" PYTHONPATH="$work/tests" TERM=dumb \
+(cd "$work" && env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb PYTHONPATH="$work/tests" \
   "$out/bin/$release" -m test -j2 -u none --timeout 1200 -q >"$log" 2>&1)
 status=$?
 set -e

@@ -449,8 +449,8 @@ enum MemberError {
 }
 
 /// Walks the standard library: every file but sources (their `.pyc` stands for them, and they come
-/// too only with `sources`; a source without one is an error), `__pycache__` and the excluded
-/// paths; sorted by archive name.
+/// too only with `sources`; a source without one is an error, but with `sources`), `__pycache__`
+/// and the excluded paths; sorted by archive name.
 fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
     let excluded = |rel: &str| {
         spec.exclude
@@ -479,7 +479,9 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
                 });
                 stack.push((path, format!("{rel}/")));
             } else if name.ends_with(".py") {
-                if !path.with_extension("pyc").is_file() {
+                // With sources, a file that does not compile (CPython's tests keep bad-syntax
+                // files as data) goes in as it is; without, its .pyc is what goes in.
+                if !spec.sources && !path.with_extension("pyc").is_file() {
                     return Err((path, MemberError::Uncompiled));
                 }
                 if spec.sources {
