@@ -131,7 +131,10 @@ fn a_module_without_its_pyc_fails_the_fuse_and_stores_nothing_of_it() {
     // With sources it goes in as it is (CPython's tests keep files that do not compile as data).
     let (out, _) = f.ok(&["--py-sources", "realize", "--no-out-link", "fused-x86_64"]);
     let names = zip_names(&std::path::PathBuf::from(out.trim()).join("bin/fused-x86_64"));
-    assert!(names.split(' ').any(|n| n == "lonely.py") && !names.contains("lonely.pyc"), "{names}");
+    assert!(
+        names.split(' ').any(|n| n == "lonely.py") && !names.contains("lonely.pyc"),
+        "{names}"
+    );
 }
 
 #[test]
