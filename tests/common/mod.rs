@@ -596,6 +596,11 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
 
     run(&python, &["-m", "venv", "v"]);
     let vpy = dir.join("v/bin/python");
+    // The activation scripts come out of the ZIP (3.7's venv cannot read them there yet).
+    if stdlib != "python3.7" {
+        let activate = std::fs::read_to_string(dir.join("v/bin/activate")).expect("v/bin/activate");
+        assert!(activate.contains(&dir.join("v").display().to_string()), "{activate}");
+    }
     assert_eq!(
         std::fs::canonicalize(&vpy).unwrap(),
         python.canonicalize().unwrap(),
