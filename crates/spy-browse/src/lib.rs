@@ -53,7 +53,7 @@ pub fn page(store: &Store, path: &str) -> Result<Option<Page>, BrowseError> {
     let Some(meta) = entries.get(&name) else { return Ok(None) };
     Ok(match view {
         "" => Some(Page::Html(entry_page(store, &entries, meta)?)),
-        "graph.svg" => Some(Page::Svg(graph(&entries, meta).into_string())),
+        "graph.svg" => Some(Page::Svg(graph(&entries.closure(meta).0).into_string())),
         "closure" => Some(Page::Html(closure_page(store, &entries, meta)?)),
         "log" => store.open_log(&name)?.map(|file| Page::File {
             file,
@@ -330,7 +330,7 @@ fn entry_page(store: &Store, entries: &Entries, m: &EntryMeta) -> Result<String,
     name_list(&mut h, entries, users.into_iter());
 
     h.raw("<h2>Dependency graph</h2><div class=\"graph\">")
-        .svg(&graph(entries, m))
+        .svg(&graph(&entries.closure(m).0))
         .raw("</div>");
     if let Some(e) = man_error {
         h.raw("<h2>Manifest</h2><p>Unreadable: ").text(&e).raw("</p>");
@@ -368,8 +368,8 @@ fn name_list<'a>(h: &mut Html, entries: &Entries, names: impl Iterator<Item = &'
     h.raw("</ul>");
 }
 
-fn graph(entries: &Entries, root: &EntryMeta) -> svg::Svg {
-    let (closure, _) = entries.closure(root);
+/// The dependency graph of a closure as [`Entries::closure`] gives it (its root first).
+fn graph(closure: &[&EntryMeta]) -> svg::Svg {
     let nodes: Vec<svg::GraphNode> = closure
         .iter()
         .map(|m| svg::GraphNode {
@@ -399,7 +399,11 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
         .raw("</p>");
 
     if let Some(man) = manifest::<serde_json::Value>(store, &root.store_name)? {
-        let licence = serde_json::from_value::<ReleaseSummary>(man.clone()).unwrap_or_default().licence();
+        let licence = <ReleaseSummary as serde::Deserialize>::deserialize(&man)
+            .unwrap_or_default()
+            .licence();
+        // A component links to its entry when the store has it.
+        let by_id: std::collections::HashMap<String, &EntryMeta> = entries.0.values().map(|m| (m.node.id.to_hex(), m)).collect();
         h.raw("<h2>In the binary</h2><p>").text(&format!("Licence: {licence}")).raw("</p>");
         h.raw("<table><tr><th>component</th><th>version</th><th>role</th><th>licence</th><th>static libraries</th><th>sources</th></tr>");
         for c in man["components"].as_array().into_iter().flatten() {
@@ -416,11 +420,7 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
                     .join("\n")
             };
             h.raw("<tr>");
-            // A component links to its entry when the store has it.
-            let comp_entry = c["id"]
-                .as_str()
-                .and_then(|id| entries.0.values().find(|m| m.node.id.to_hex() == id));
-            match comp_entry {
+            match c["id"].as_str().and_then(|id| by_id.get(id)) {
                 Some(e) => h.raw("<td>").link(&href(&e.store_name), &text("name")).raw("</td>"),
                 None => h.cell(&text("name")),
             };
@@ -448,7 +448,7 @@ fn closure_page(store: &Store, entries: &Entries, root: &EntryMeta) -> Result<St
         name_list(&mut h, entries, missing.into_iter());
     }
     h.raw("<h2>Dependency graph</h2><div class=\"graph\">")
-        .svg(&graph(entries, root))
+        .svg(&graph(&closure))
         .raw("</div>");
     Ok(h.finish())
 }

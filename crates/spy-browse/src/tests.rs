@@ -3,6 +3,23 @@ use spy_hash::NodeId;
 use spy_store::{EntryNode, NewEntry, Origin, Transacted};
 
 fn add(store: &Store, id: u8, name: &str, license: &str, inputs: Vec<StoreName>, files: &[(&str, &str)]) -> StoreName {
+    add_with(store, id, name, license, inputs, |out| {
+        for (f, text) in files {
+            std::fs::write(out.join(f), text)?;
+        }
+        Ok(())
+    })
+}
+
+/// An entry whose output `make` writes.
+fn add_with(
+    store: &Store,
+    id: u8,
+    name: &str,
+    license: &str,
+    inputs: Vec<StoreName>,
+    make: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> StoreName {
     let entry = NewEntry {
         node: EntryNode {
             id: NodeId([id; 32]),
@@ -19,18 +36,7 @@ fn add(store: &Store, id: u8, name: &str, license: &str, inputs: Vec<StoreName>,
         },
     };
     let sn = entry.store_name().unwrap();
-    let r = store
-        .transact(
-            entry,
-            || {},
-            |w| {
-                for (f, text) in files {
-                    std::fs::write(w.out().join(f), text)?;
-                }
-                std::io::Result::Ok(())
-            },
-        )
-        .unwrap();
+    let r = store.transact(entry, || {}, |w| make(w.out())).unwrap();
     assert!(matches!(r, Transacted::Registered { .. }));
     sn
 }
@@ -127,25 +133,9 @@ fn a_manifest_that_is_a_symlink_is_refused_not_followed() {
     let store = Store::open(&d.path().join("store")).unwrap();
     std::fs::write(d.path().join("secret"), "{\"release\": \"leaked\"}").unwrap();
     let secret = d.path().join("secret");
-    let entry = NewEntry {
-        node: EntryNode {
-            id: NodeId([5; 32]),
-            name: "evil".into(),
-            version: "1".into(),
-            target: "t".into(),
-            license: String::new(),
-        },
-        inputs: vec![],
-        sources: vec![],
-        origin: Origin::Built {
-            sandboxed: true,
-            in_place: false,
-        },
-    };
-    let sn = entry.store_name().unwrap();
-    store
-        .transact(entry, || {}, |w| std::os::unix::fs::symlink(&secret, w.out().join("manifest.json")))
-        .unwrap();
+    let sn = add_with(&store, 5, "evil", "", vec![], |out| {
+        std::os::unix::fs::symlink(&secret, out.join("manifest.json"))
+    });
     let index = html(page(&store, "").unwrap());
     assert!(
         index.contains("Unreadable manifests") && index.contains(&format!("{sn}</a>: ")),
