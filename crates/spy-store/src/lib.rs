@@ -730,24 +730,40 @@ pub fn staging_abandoned(path: &Path) -> bool {
     }
 }
 
-fn open_regular_nofollow(path: &Path) -> Result<Option<File>, StoreError> {
+/// Whether [`open_regular`] follows a symlink in the path's last component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symlinks {
+    Follow,
+    Refuse,
+}
+
+/// Opens `path` for reading if it is a regular file. `O_NONBLOCK` keeps a FIFO from blocking the
+/// open itself; `fstat` then refuses anything but a regular file, which ignores the flag. With
+/// [`Symlinks::Refuse`], a symlink in the last component is an error (`O_NOFOLLOW`).
+pub fn open_regular(path: &Path, symlinks: Symlinks) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let opened = File::options()
+    let nofollow = if symlinks == Symlinks::Refuse { nix::libc::O_NOFOLLOW } else { 0 };
+    let f = File::options()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path);
-    let f = match opened {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        other => other.map_err(io(path))?,
-    };
-    let kind = f.metadata().map_err(io(path))?.file_type();
+        .custom_flags(nofollow | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = f.metadata()?.file_type();
     if !kind.is_file() {
-        return Err(StoreError::Io {
-            path: path.to_path_buf(),
-            message: format!("not a regular file ({kind:?}); refusing to read it"),
-        });
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({kind:?}); refusing to read it"),
+        ));
     }
-    Ok(Some(f))
+    Ok(f)
+}
+
+/// A file a build or spy wrote, opened as [`open_regular`] never through a symlink; `None` if
+/// there is none.
+fn open_regular_nofollow(path: &Path) -> Result<Option<File>, StoreError> {
+    match open_regular(path, Symlinks::Refuse) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        other => other.map(Some).map_err(io(path)),
+    }
 }
 
 /// Creates `d` (its parent exists) with mode 0700, whatever the umask.

@@ -86,19 +86,10 @@ impl FileBackend {
     }
 }
 
-/// Opens `p` for reading if it is a regular file. `O_NONBLOCK` keeps a FIFO from blocking the
-/// open itself; `fstat` then refuses anything but a regular file, which ignores the flag.
+/// Opens `p` for reading if it is a regular file ([`spy_store::open_regular`]; a symlink is
+/// followed here, as it always was).
 pub(crate) fn open_regular(p: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = File::options().read(true).custom_flags(nix::libc::O_NONBLOCK).open(p)?;
-    let kind = f.metadata()?.file_type();
-    if !kind.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("not a regular file ({kind:?}); refusing to read it"),
-        ));
-    }
-    Ok(f)
+    spy_store::open_regular(p, spy_store::Symlinks::Follow)
 }
 
 impl Backend for FileBackend {
