@@ -6,19 +6,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::Fixture;
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Fixture, Server};
 
 /// A store with a release (the fuse fixture), hello and libgreet, and a node whose licence and log
 /// are hostile markup; served by `spy serve` on a free port. Returns the server and its URL.
@@ -31,17 +22,8 @@ fn serve(f: &Fixture) -> (Server, String) {
          [phases]\ninstall = \"echo '<script>document.title=\\\"pwned\\\"</script>'; echo other > $out/other.txt\"\n",
     );
     f.ok(&["realize", "--no-out-link", "fused-x86_64", "hello", "other"]);
-    let mut child = f.cmd(&["serve", "--addr", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("spy serve says where it listens").unwrap();
-        if let Some(rest) = line.split(" at ").nth(1) {
-            break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
-        }
-    };
-    // The request log goes on in the background; keep reading it so the server never blocks.
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
+    let (server, url) = common::start_spy_serve(f.cmd(&["serve", "--addr", "127.0.0.1:0"]));
+    (server, url.trim_end_matches('/').to_string())
 }
 
 fn chromium() -> String {

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use common::Fixture;
+use common::{Fixture, Server};
 
 struct Cache {
     f: Fixture,
@@ -374,15 +373,6 @@ fn wait_listening(port: u16) {
     panic!("nothing listens on port {port}");
 }
 
-/// A process killed on drop.
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// nginx serving `root` with WebDAV PUT on 127.0.0.1, as a single foreground process.
 fn nginx(dir: &Path, root: &Path) -> (Server, u16) {
     let port = free_port();
@@ -449,17 +439,7 @@ fn spy_serve(c: &Cache, extra: &[&str]) -> (Server, String) {
         args.extend(["--sign", &key]);
     }
     args.retain(|a| *a != "--no-sign");
-    let mut child = c.f.cmd(&args).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("spy serve says where it listens").unwrap();
-        if let Some(rest) = line.split(" at ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
+    common::start_spy_serve(c.f.cmd(&args))
 }
 
 #[test]

@@ -697,3 +697,30 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A process a test started (a server), killed and reaped when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `spy serve` (`cmd`, with its arguments) and returns it with the URL it says it listens at
+/// (`http://HOST:PORT/`). Its request log is read in the background so that it never blocks.
+pub fn start_spy_serve(mut cmd: Command) -> (Server, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let server = Server(child);
+    let url = loop {
+        let line = lines.next().expect("spy serve says where it listens").unwrap();
+        if let Some(rest) = line.split(" at ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (server, url)
+}
