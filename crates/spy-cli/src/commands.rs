@@ -28,9 +28,17 @@ pub struct RealizeArgs {
     /// Leave no result link (and so no GC root).
     #[arg(long)]
     no_out_link: bool,
-    /// Use only local origins for sources.
+    /// Use only local origins for sources (and, with --with, only the lock file).
     #[arg(long)]
     offline: bool,
+    /// Compile a PyPI package into the Python releases named (repeatable): `NAME` (the newest
+    /// sdist for each release's Python) or `NAME==VERSION`. Resolved once and recorded in the lock
+    /// file, then reused (docs/packages.md, "Packages from PyPI").
+    #[arg(long = "with", value_name = "PKG")]
+    with: Vec<String>,
+    /// The lock file of --with (default: spy.lock beside the graph directory).
+    #[arg(long, value_name = "FILE", requires = "with")]
+    lock: Option<PathBuf>,
     /// Print the results as one JSON object (docs/json.md); progress stays on stderr.
     #[arg(long)]
     json: bool,
@@ -221,6 +229,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn realize(ctx: &mut Ctx, args: RealizeArgs) -> Result<ExitCode> {
     let keys = ctx.keys(&args.nodes)?;
+    if !args.with.is_empty() {
+        let roots: Vec<(String, String)> = keys.iter().map(|k| (k.name.clone(), k.target.clone())).collect();
+        let quiet = ctx.quiet;
+        let log = |m: &str| {
+            if !quiet {
+                eprintln!("spy: {m}");
+            }
+        };
+        let opts = spy_with::Options {
+            lock: args.lock.clone().unwrap_or_else(|| spy_with::default_lock_path(&ctx.graph.root)),
+            offline: args.offline,
+            log: &log,
+        };
+        spy_with::apply(&mut ctx.graph, &ctx.store, &roots, &args.with, &opts)?;
+    }
     let (plan, roots) = ctx.plan(&keys)?;
     let mut opts = realize_options(ctx, args.jobs, args.no_sandbox, args.offline)?;
     opts.keep_going = args.keep_going;

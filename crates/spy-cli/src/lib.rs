@@ -182,6 +182,9 @@ fn report(e: &anyhow::Error) {
 }
 
 fn hint(e: &anyhow::Error) -> Option<String> {
+    if let Some(w) = e.downcast_ref::<spy_with::WithError>() {
+        return w.hint();
+    }
     if let Some(f) = e.downcast_ref::<spy_fetch::FetchError>() {
         return Some(f.hint());
     }

@@ -15,7 +15,10 @@ use spy_hash::{Sha256, Sha256Reader};
 use spy_plan::{Source, SourcePin};
 use spy_store::Store;
 
-pub use origin::{default_origins, DebianOrigin, FileUrlOrigin, GitOrigin, HttpOrigin, MirrorOrigin, Origin, PypiOrigin};
+pub use origin::{
+    default_origins, download_pure_wheels, find_sdist, DebianOrigin, FileUrlOrigin, FoundSdist, GitOrigin, HttpOrigin, MirrorOrigin,
+    Origin, PypiOrigin,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

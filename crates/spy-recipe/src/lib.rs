@@ -213,6 +213,18 @@ impl Graph {
     /// Applies one overlay file: `[nodes.NAME]` tables merge into existing nodes or add new ones.
     pub fn apply_overlay(&mut self, path: &Path) -> Result<(), RecipeError> {
         let text = read(path)?;
+        self.apply_overlay_text(path, &text)
+    }
+
+    /// Applies an overlay made by spy itself (`spy realize --with` makes one from the lock file):
+    /// `path` is the file its nodes are said to come from; every dependency it names is checked.
+    pub fn apply_generated_overlay(&mut self, path: &Path, text: &str) -> Result<(), RecipeError> {
+        self.apply_overlay_text(path, text)?;
+        self.check_references()
+    }
+
+    fn apply_overlay_text(&mut self, path: &Path, text: &str) -> Result<(), RecipeError> {
+        let text = text.to_string();
         let overlay: schema::OverlayFile = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for (name, mut partial) in overlay.nodes {

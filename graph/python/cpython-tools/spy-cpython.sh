@@ -72,6 +72,13 @@ for g in ("Grammar.txt", "PatternGrammar.txt"):
 ' "$stdlib"
     ls "$stdlib"/lib2to3/*.pickle
   fi
+  # A C extension built for the single file could never be loaded by it (a static executable has
+  # no dynamic loader): its sysconfig names a stand-in compiler that says so and what to do.
+  cp "$cpython_tools/lib/spy-no-c-extensions.py" "$stdlib/_spy_no_c_extensions.py"
+  local data
+  for data in "$stdlib"/_sysconfigdata*.py; do
+    cat "$cpython_tools/lib/spy-sysconfig-single-file.py" >> "$data"
+  done
   if [ "${version%%.*}" = 2 ]; then
     # 2.7's .pyc record their source's mtime. The build's own .pyc go, and every source gets
     # SOURCE_DATE_EPOCH as its mtime (patched files and _sysconfigdata.py would otherwise carry

@@ -15,7 +15,7 @@ pub use debian::DebianOrigin;
 pub(crate) use git::repository_name;
 pub use git::GitOrigin;
 pub use mirror::MirrorOrigin;
-pub use pypi::PypiOrigin;
+pub use pypi::{download_pure_wheels, find_sdist, FoundSdist, PypiOrigin};
 pub use url::{FileUrlOrigin, HttpOrigin};
 
 use crate::{Attempt, FetchError, FetchOptions};

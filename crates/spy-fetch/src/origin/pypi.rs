@@ -51,13 +51,11 @@ impl Origin for PypiOrigin {
         // `pip download` always prepares an sdist's metadata, which runs its setup.py with the
         // host's Python 3: a Python-2-only sdist (gevent 0.13.8) can never get through that. pip's
         // own finder and session still locate and fetch it (same index, certificates, proxies).
-        let mut cmd = Command::new(&python);
-        cmd.args(["-c", FETCH_WITHOUT_METADATA]).arg(dir.path()).arg(req);
         log(&format!(
             "pip download of {req} failed; fetching the sdist through pip's finder without building its metadata"
         ));
-        match run_tool(&mut cmd) {
-            Ok(()) => return pick_matching(store, dir.path(), src, &format!("pip's finder for {req}")),
+        match run_finder(&python, dir.path(), req, None) {
+            Ok(_) => return pick_matching(store, dir.path(), src, &format!("pip's finder for {req}")),
             Err(e) => failures.push(format!("pip's finder: {e}")),
         }
         Ok(Attempt::Missed(format!(
@@ -87,25 +85,128 @@ fn pip_download(python: &str, which: &str, dir: &std::path::Path, req: &str) -> 
     cmd
 }
 
-/// Finds the best sdist for a requirement with pip's own finder and saves it, without preparing its
-/// metadata. Uses pip internals that have been stable since pip 20; a failure is reported, never
-/// hidden.
-const FETCH_WITHOUT_METADATA: &str = r#"
+/// What pip's finder chose for a requirement: the sdist's file name (a plain name, checked) and
+/// its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSdist {
+    pub file: String,
+    pub version: String,
+}
+
+/// Resolves a requirement (`NAME`, `NAME==VERSION`) to the newest sdist on the package index pip
+/// is configured for whose Requires-Python admits `python_version` (`3.11`), and downloads it
+/// into `dir`. Nothing is built: no metadata is prepared.
+pub fn find_sdist(dir: &std::path::Path, req: &str, python_version: &str) -> Result<FoundSdist, String> {
+    let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
+    run_finder(&python, dir, req, Some(python_version))
+}
+
+/// Downloads pure-Python wheels (tagged `none-any`) of `requirements` and of everything they
+/// require, as pip resolves them for `python_version`, into `dir`; returns the wheel files there.
+/// These are a package's build requirements (setuptools-scm...), which a build without network
+/// gets as sources.
+pub fn download_pure_wheels(
+    dir: &std::path::Path,
+    requirements: &[String],
+    python_version: &str,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = Command::new(&python);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--only-binary",
+        ":all:",
+        "--platform",
+        "any",
+        "--abi",
+        "none",
+    ])
+    .args(["--python-version", python_version, "--disable-pip-version-check", "-q", "-d"])
+    .arg(dir)
+    .arg("--")
+    .args(requirements)
+    .stdin(std::process::Stdio::null());
+    let out = cmd.output().map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+        return Err(format!("`pip download` of pure-Python wheels failed: {}", last.trim()));
+    }
+    let mut wheels: Vec<std::path::PathBuf> = fs_err::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    wheels.sort();
+    Ok(wheels)
+}
+
+fn run_finder(python: &str, dir: &std::path::Path, req: &str, python_version: Option<&str>) -> Result<FoundSdist, String> {
+    let out = Command::new(python)
+        .args(["-c", FIND_SDIST])
+        .arg(dir)
+        .arg(req)
+        .arg(python_version.unwrap_or(""))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+        return Err(format!("{python} (pip's finder) failed: {}", last.trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    let (file, version) = line
+        .split_once('\t')
+        .ok_or_else(|| format!("pip's finder printed no result for {req}"))?;
+    // The name comes from the index: it is only ever a plain file name in `dir`.
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && file.len() <= 255
+        && file.bytes().all(|c| c.is_ascii_alphanumeric() || b"._+-".contains(&c));
+    if !plain || !dir.join(file).is_file() {
+        return Err(format!("pip's finder named an unusable sdist file `{}`", file.escape_debug()));
+    }
+    Ok(FoundSdist {
+        file: file.into(),
+        version: version.into(),
+    })
+}
+
+/// Finds the best sdist for a requirement with pip's own finder (for a target Python version when
+/// one is given) and saves it, without preparing its metadata; prints `FILE<TAB>VERSION`. Uses pip
+/// internals that have been stable since pip 20; a failure is reported, never hidden.
+const FIND_SDIST: &str = r#"
 import os, sys
 from pip._internal.commands import create_command
 from pip._internal.req.constructors import install_req_from_line
-dest, req = sys.argv[1], sys.argv[2]
+dest, req, pyver = sys.argv[1], sys.argv[2], sys.argv[3]
+args = ["--no-binary", ":all:", "--no-deps", "-d", dest, req]
+if pyver:
+    args[:0] = ["--python-version", pyver]
 cmd = create_command("download")
-opts, _ = cmd.parse_args(["--no-binary", ":all:", "--no-deps", "-d", dest, req])
+opts, _ = cmd.parse_args(args)
 session = cmd._build_session(opts)
-finder = cmd._build_package_finder(options=opts, session=session)
+kw = {}
+if pyver:
+    from pip._internal.cli.cmdoptions import make_target_python
+    kw["target_python"] = make_target_python(opts)
+finder = cmd._build_package_finder(options=opts, session=session, **kw)
 ireq = install_req_from_line(req)
 best = finder.find_best_candidate(ireq.name, ireq.specifier).best_candidate
 if best is None or best.link.is_wheel:
-    sys.exit("no sdist of %s" % req)
+    sys.exit("no sdist of %s%s on the package index" % (req, " for Python " + pyver if pyver else ""))
+name = best.link.filename
+if os.sep in name or name.startswith(".") or "\t" in name or "\n" in name:
+    sys.exit("the index names an unusable file %r" % name)
 with session.get(best.link.url_without_fragment, stream=True) as r:
     r.raise_for_status()
-    with open(os.path.join(dest, best.link.filename), "wb") as f:
+    with open(os.path.join(dest, name), "xb") as f:
         for chunk in r.iter_content(1 << 16):
             f.write(chunk)
+print("%s\t%s" % (name, best.version))
 "#;
