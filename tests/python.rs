@@ -840,6 +840,24 @@ macro_rules! zoneinfo {
 }
 zoneinfo!(python3_13_x86_64_zoneinfo_works_in_an_empty_root, PY313, X86_64);
 
+/// `spy realize --with` ([`common::with_compiles_a_c_extension_sdist`]).
+#[test]
+fn python3_13_x86_64_with_compiles_a_c_extension_sdist() {
+    common::with_compiles_a_c_extension_sdist("python3.13-x86_64", "py3.13", "3.13", None);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn python2_7_x86_64_with_compiles_a_c_extension_sdist() {
+    common::with_compiles_a_c_extension_sdist("python2.7-x86_64", "py2.7", "2.7", None);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn python3_13_i686_with_compiles_a_c_extension_sdist() {
+    common::with_compiles_a_c_extension_sdist("python3.13-i686", "py3.13", "3.13", None);
+}
+
 #[test]
 fn python3_13_x86_64_libedit_replaces_readline() {
     libedit_replaces_readline(&PY313, &X86_64);

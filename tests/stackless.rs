@@ -116,6 +116,12 @@ const STACKLESSXL37: Flavor = Flavor {
 };
 
 /// The directory holding upstream sources no registry carries (a git clone of Stackless).
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn stacklessco2_7_x86_64_with_compiles_a_c_extension_sdist() {
+    common::with_compiles_a_c_extension_sdist("stacklessco2.7-x86_64", "slp2.7", "2.7", Some(&sources_mirror()));
+}
+
 fn sources_mirror() -> PathBuf {
     let dir = std::env::var_os("SPY_TEST_SOURCES")
         .map(PathBuf::from)

@@ -589,6 +589,7 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
         text.starts_with("hello from a wheel\n") && text.contains(&user_site.join("spyhello").display().to_string()),
         "{text}"
     );
+    c_extension_build_says_what_to_do(&python, release, stdlib, dir, &home);
     std::fs::remove_dir_all(&home).unwrap();
     if py2 {
         return;
@@ -596,11 +597,9 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
 
     run(&python, &["-m", "venv", "v"]);
     let vpy = dir.join("v/bin/python");
-    // The activation scripts come out of the ZIP (3.7's venv cannot read them there yet).
-    if stdlib != "python3.7" {
-        let activate = std::fs::read_to_string(dir.join("v/bin/activate")).expect("v/bin/activate");
-        assert!(activate.contains(&dir.join("v").display().to_string()), "{activate}");
-    }
+    // The activation scripts come out of the ZIP.
+    let activate = std::fs::read_to_string(dir.join("v/bin/activate")).expect("v/bin/activate");
+    assert!(activate.contains(&dir.join("v").display().to_string()), "{activate}");
     assert_eq!(
         std::fs::canonicalize(&vpy).unwrap(),
         python.canonicalize().unwrap(),
@@ -626,6 +625,212 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
         .output()
         .unwrap();
     assert!(!o.status.success());
+}
+
+/// The sources of `spamext` 1.0 (in `dir/spamext-1.0`, returned): a C extension module
+/// `spamext` (`add`, and `greeting`, which returns the GREETING of the `spyhello` wheel as the
+/// build found it: a build requirement in its pyproject.toml), and a pure module `spamext_util`.
+pub fn c_extension_sdist(dir: &Path) -> PathBuf {
+    let top = dir.join("spamext-1.0");
+    std::fs::create_dir_all(&top).unwrap();
+    for (name, text) in [
+        (
+            "PKG-INFO",
+            "Metadata-Version: 2.1\nName: spamext\nVersion: 1.0\nLicense-Expression: MIT\n",
+        ),
+        (
+            "setup.py",
+            r#"try:
+    from setuptools import setup, Extension
+except ImportError:
+    from distutils.core import setup, Extension
+try:
+    import spyhello
+    greeting = spyhello.GREETING
+except ImportError:
+    greeting = "no spyhello"
+setup(name="spamext", version="1.0", py_modules=["spamext_util"],
+      ext_modules=[Extension("spamext", ["spam.c"], define_macros=[("GREETING", '"%s"' % greeting)])])
+"#,
+        ),
+        ("spamext_util.py", "def twice(x):\n    return 2 * x\n"),
+        (
+            "spam.c",
+            r#"#include <Python.h>
+static PyObject *add(PyObject *self, PyObject *args) {
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}
+static PyObject *greeting(PyObject *self, PyObject *args) { return PyUnicode_FromString(GREETING); }
+static PyMethodDef methods[] = {
+    {"add", add, METH_VARARGS, NULL}, {"greeting", greeting, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+#if PY_MAJOR_VERSION >= 3
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "spamext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_spamext(void) { return PyModule_Create(&module); }
+#else
+PyMODINIT_FUNC initspamext(void) { Py_InitModule("spamext", methods); }
+#endif
+"#,
+        ),
+    ] {
+        std::fs::write(top.join(name), text).unwrap();
+    }
+    top
+}
+
+/// pip's build of a C extension for the single file fails with one message that says why and
+/// gives the `spy realize --with` command for the release and the package's version.
+/// setuptools comes from `ensurepip --user` (already run, in `home`), or, for Pythons whose
+/// ensurepip has none (3.12 and later), from the graph's setuptools node.
+fn c_extension_build_says_what_to_do(python: &Path, release: &str, stdlib: &str, dir: &Path, home: &Path) {
+    let sdist = c_extension_sdist(dir);
+    let env = |c: &mut Command| {
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .current_dir(dir);
+    };
+    let mut probe = Command::new(python);
+    probe.args(["-c", "import setuptools"]);
+    env(&mut probe);
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "pip", "install", "--user", "--no-build-isolation", "--no-index"])
+        .arg(&sdist);
+    env(&mut cmd);
+    if !probe.output().unwrap().status.success() {
+        let tools = realize_real(&format!("setuptools-py{}", stdlib.trim_start_matches("python")), &[]);
+        cmd.env("PYTHONPATH", tools.join("python-tools"));
+    }
+    let o = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("cannot load C extension modules") && text.contains(&format!("spy realize {release} --with spamext==1.0")),
+        "{text}"
+    );
+}
+
+/// `spy realize RELEASE --with`: a C-extension sdist made here, on a package index made here
+/// (pip's own settings point at it), is resolved with its build requirement (a pure-Python wheel),
+/// recorded in the lock file, compiled in and run in an empty root; `--offline` then makes the same
+/// release from the lock alone; an sdist with a Rust build is refused with the reason. `suffix` is
+/// what the graph's package nodes for the release's interpreter end in; `mirror`, a source mirror
+/// the release needs (the Stackless clone).
+pub fn with_compiles_a_c_extension_sdist(release: &str, suffix: &str, python: &str, mirror: Option<&Path>) {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let index = dir.join("index");
+    std::fs::create_dir_all(&index).unwrap();
+    let top = c_extension_sdist(dir);
+    std::fs::write(
+        top.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\", \"spyhello\"]\nbuild-backend = \"setuptools.build_meta\"\n",
+    )
+    .unwrap();
+    let files: Vec<(String, String)> = ["PKG-INFO", "setup.py", "spamext_util.py", "spam.c", "pyproject.toml"]
+        .iter()
+        .map(|f| (format!("spamext-1.0/{f}"), std::fs::read_to_string(top.join(f)).unwrap()))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    make_tar_gz(&index.join("spamext-1.0.tar.gz"), &files);
+    make_wheel(&index);
+    let lock = dir.join("spy.lock");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let spy_cmd = |args: &[&str]| {
+        let mut c = isolated_spy(&dir.join("home"));
+        c.current_dir(&repo)
+            .env("SPY_GRAPH", repo.join("graph"))
+            .env("SPY_STORE", e2e_store())
+            .args(["realize", "--no-out-link", "-j2", release])
+            .args(args);
+        if let Some(m) = mirror {
+            c.arg("--mirror").arg(m);
+        }
+        c
+    };
+    // The release as the graph has it first, with pip's usual index for any source not cached yet
+    // (tzdata's and setuptools' sdists): below, pip sees only the index made here.
+    ok(&spy_cmd(&[]).output().unwrap());
+    let spy = |args: &[&str], index: Option<&Path>| {
+        let mut c = spy_cmd(args);
+        c.arg("--lock")
+            .arg(&lock)
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+        if let Some(i) = index {
+            c.env("PIP_FIND_LINKS", i);
+        }
+        c.output().unwrap()
+    };
+
+    let o = spy(&["--with", "spamext"], Some(&index));
+    let out = PathBuf::from(ok(&o).trim());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("spamext: build requirement spyhello-1.0-py2.py3-none-any.whl"),
+        "{stderr}"
+    );
+    let locked = std::fs::read_to_string(&lock).unwrap();
+    let python_line = format!("python = \"{python}\"");
+    for line in [
+        "name = \"spamext\"",
+        &python_line,
+        "version = \"1.0\"",
+        "license = \"MIT\"",
+        "name = \"spyhello\"",
+    ] {
+        assert!(locked.contains(line), "{line} in:\n{locked}");
+    }
+    let root = empty_root(&out.join("bin").join(release), release, &[]);
+    let probe = "import sys, spamext, spamext_util\nprint(spamext.add(2, 3), spamext.greeting(), spamext_util.twice(4), 'spamext' in sys.builtin_module_names)";
+    let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]);
+    assert_eq!(ok(&o).trim(), "5 hello from a wheel 8 True");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let node = format!("spamext-{suffix}");
+    let component = m["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == node.as_str())
+        .expect("spamext in the manifest");
+    assert_eq!(
+        (component["version"].as_str(), component["license"].as_str()),
+        (Some("1.0"), Some("MIT"))
+    );
+
+    // The index is gone: the lock alone makes the same release.
+    std::fs::remove_dir_all(&index).unwrap();
+    let o = spy(&["--offline", "--with", "spamext"], None);
+    assert_eq!(PathBuf::from(ok(&o).trim()), out);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("spamext 1.0 for Python {python}: from")));
+    let o = spy(&["--offline", "--with", "spamext==2.0"], None);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(&format!("spamext==2.0 for Python {python} is not in the lock file")),
+        "{stderr}"
+    );
+
+    std::fs::create_dir_all(&index).unwrap();
+    make_tar_gz(
+        &index.join("rusty-1.0.tar.gz"),
+        &[
+            ("rusty-1.0/setup.py", "from setuptools import setup\nsetup()\n"),
+            ("rusty-1.0/Cargo.toml", "[package]\n"),
+        ],
+    );
+    let o = spy(&["--with", "rusty"], Some(&index));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("rusty-1.0.tar.gz cannot be compiled in: it has a Rust build"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        locked,
+        "a refused package leaves the lock as it was"
+    );
 }
 
 /// Every data file of the standard library is in the ZIP or left out on purpose (the manifest's
