@@ -605,6 +605,17 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
         python.canonicalize().unwrap(),
         "the venv's python is the single file"
     );
+    // With copies (venv.create's default) the venv's python, named `python`, is a copy of the
+    // single file that no file in `home` is named like; it still finds its standard library.
+    run(&python, &["-m", "venv", "--copies", "--without-pip", "vc"]);
+    let prefixes = run(
+        &dir.join("vc/bin/python"),
+        &["-c", "import sys, json; print(sys.prefix); print(sys.base_prefix)"],
+    );
+    assert_eq!(
+        prefixes.lines().collect::<Vec<_>>(),
+        [dir.join("vc").display().to_string(), dir.join("py").display().to_string()]
+    );
     let pip = run(&dir.join("v/bin/pip"), &["--version"]);
     assert!(
         pip.starts_with("pip ") && pip.contains(&dir.join("v").display().to_string()),
@@ -875,6 +886,16 @@ pub fn stdlib_data_is_in_the_zip(bin: &Path, out: &Path, stdlib: &Path, release:
         let fix = "from lib2to3 import refactor\nt = refactor.RefactoringTool(['lib2to3.fixes.fix_print'])\nprint(str(t.refactor_string(u'print \"hi\"\\n', '<s>')).strip())";
         let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-W", "ignore", "-c", fix]);
         assert_eq!(ok(&o).trim(), "print(\"hi\")");
+    }
+    // pydoc reads its stylesheet, and knows the stdlib's modules (for their documentation's
+    // address), inside the ZIP (patched in 3.11 and 3.13: CPython's test_pydoc found both).
+    if ["python3.11", "python3.13"].iter().any(|v| stdlib.ends_with(v)) {
+        let root = empty_root(bin, release, &[]);
+        let probe = "import pydoc, json\nprint(pydoc.TextDoc().getdocloc(json))\nprint('CSS file for pydoc' in pydoc._url_handler('pydoc_data/_pydoc.css', 'text/css'))";
+        let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]);
+        let text = ok(&o);
+        let version = stdlib.file_name().unwrap().to_str().unwrap().trim_start_matches("python");
+        assert_eq!(text.trim(), format!("https://docs.python.org/{version}/library/json.html\nTrue"));
     }
 }
 
