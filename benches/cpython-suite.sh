@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # CPython's whole regression suite run by a single file (issue 21): `python -m test -j2`, each test
-# under a timeout, no optional resources (-u none: no network, no GUI). The binary is python3.13's
-# release made with overlays/cpython-test-modules.toml (the test modules built in) and
+# under a timeout, no optional resources (-u none: no network, no GUI). The binary is the release
+# of that Python (python3.13-x86_64 by default) made with overlays/cpython-test-modules.toml (the test modules built in) and
 # overlays/cpython-suite.toml (the `test` package and the sources in its ZIP, so the interpreters
 # the suite starts again with -I still import `test`; the suite itself reads the interpreter node's
 # tree, since regrtest lists directories). Prints the counts and the modules that
 # failed, were skipped or changed the environment; docs/packages.md explains each.
 #
-# Usage: benches/cpython-suite.sh   (SPY_STORE=target/tmp/e2e-store uses what the tests built)
+# Usage: benches/cpython-suite.sh [3.13|3.11]   (SPY_STORE=target/tmp/e2e-store uses what the tests
+# built; SUITE_LOG=FILE keeps regrtest's output there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-release=python3.13-x86_64
+version=${1:-3.13}
+case "$version" in 3.13|3.11) ;; *) echo "usage: $0 [3.13|3.11]" >&2; exit 2 ;; esac
+release=python$version-x86_64
 cargo build --release -q
 spy=$PWD/target/release/spy
 out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
@@ -18,16 +21,16 @@ out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml
 # regrtest lists test directories with os.listdir, which a ZIP does not answer: the suite's own
 # process imports `test` from the interpreter node's tree (PYTHONPATH), the ones it starts with -I
 # from the ZIP.
-cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython3.13-x86_64")
+cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython$version-x86_64")
 work=$(mktemp -d /tmp/spy-suite-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/home" "$work/tests"
-ln -s "$cpython/lib/python3.13/test" "$work/tests/test"
+ln -s "$cpython/lib/python$version/test" "$work/tests/test"
 log=${SUITE_LOG:-$work/suite.log}
 start=$(date +%s)
 set +e
 (cd "$work" && env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb PYTHONPATH="$work/tests" \
-  "$out/bin/$release" -m test -j2 -u none --timeout 1200 -q >"$log" 2>&1)
+  "$out/bin/$release" -m test -j2 -u none --timeout 1200 >"$log" 2>&1)
 status=$?
 set -e
 echo "$release: python -m test -j2 finished with status $status in $(( $(date +%s) - start )) s (log: $log)"
