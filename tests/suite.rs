@@ -15,7 +15,10 @@ fn documented(version: &str) -> Vec<String> {
     let start = doc
         .find(&format!("<!-- suite-{version}"))
         .unwrap_or_else(|| panic!("docs/packages.md has no table for the {version} suite"));
-    let end = doc[start..].find(&format!("<!-- end suite-{version} -->")).expect("end of the table") + start;
+    let end = doc[start..]
+        .find(&format!("<!-- end suite-{version} -->"))
+        .expect("end of the table")
+        + start;
     let mut names = Vec::new();
     for row in doc[start..end].lines().filter(|l| l.starts_with("| `")) {
         let first = row.split('|').nth(1).unwrap();
