@@ -7,21 +7,30 @@
 # tree, since regrtest lists directories). Prints the counts and the modules that
 # failed, were skipped or changed the environment; docs/packages.md explains each.
 #
-# Usage: benches/cpython-suite.sh [3.13|3.11]   (SPY_STORE=target/tmp/e2e-store uses what the tests
-# built; SUITE_LOG=FILE keeps regrtest's output there)
+# Usage: benches/cpython-suite.sh [3.13|3.11|2.7]   (SPY_STORE=target/tmp/e2e-store uses what the
+# tests built; SUITE_LOG=FILE keeps regrtest's output there)
+# 2.7 runs its release as it is (no test-modules variant: tests that need _testcapi skip), with
+# `test` from the interpreter node on PYTHONPATH (2.7 has no -I, so its child interpreters see it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=${1:-3.13}
-case "$version" in 3.13|3.11) ;; *) echo "usage: $0 [3.13|3.11]" >&2; exit 2 ;; esac
+case "$version" in 3.13|3.11|2.7) ;; *) echo "usage: $0 [3.13|3.11|2.7]" >&2; exit 2 ;; esac
 release=python$version-x86_64
 cargo build --release -q
 spy=$PWD/target/release/spy
-out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
-  --overlay overlays/cpython-suite.toml "$release")
-# regrtest lists test directories with os.listdir, which a ZIP does not answer: the suite's own
-# process imports `test` from the interpreter node's tree (PYTHONPATH), the ones it starts with -I
-# from the ZIP.
-cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython$version-x86_64")
+if [ "$version" = 2.7 ]; then
+  out=$($spy realize --no-out-link -q "$release")
+  cpython=$($spy realize --no-out-link -q "cpython$version-x86_64")
+  run=(-m test.regrtest -j2)   # 2.7 knows no `-u none`: no resource is enabled by default
+else
+  out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
+    --overlay overlays/cpython-suite.toml "$release")
+  # regrtest lists test directories with os.listdir, which a ZIP does not answer: the suite's own
+  # process imports `test` from the interpreter node's tree (PYTHONPATH), the ones it starts with
+  # -I from the ZIP.
+  cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython$version-x86_64")
+  run=(-m test -j2 -u none --timeout 1200)
+fi
 work=$(mktemp -d /tmp/spy-suite-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/home" "$work/tests"
@@ -30,7 +39,7 @@ log=${SUITE_LOG:-$work/suite.log}
 start=$(date +%s)
 set +e
 (cd "$work" && env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb PYTHONPATH="$work/tests" \
-  "$out/bin/$release" -m test -j2 -u none --timeout 1200 >"$log" 2>&1)
+  "$out/bin/$release" "${run[@]}" >"$log" 2>&1)
 status=$?
 set -e
 echo "$release: python -m test -j2 finished with status $status in $(( $(date +%s) - start )) s (log: $log)"
