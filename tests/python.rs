@@ -641,6 +641,39 @@ fn zoneinfo_works_in_an_empty_root(py: &Py, t: &Target) {
     assert_eq!(common::ok(&o).trim(), "2:00:00 1:00:00 True");
 }
 
+/// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
+/// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
+/// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
+/// (10,000) needs the 8 MiB glibc gives them (a 1 MiB stack crashed 3.13 in `repr`).
+fn deep_recursion_raises_in_threads(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = r#"
+import copy, json, pickle, sys, threading
+error = RecursionError if sys.version_info[0] > 2 else RuntimeError
+deep = []
+cur = deep
+for _ in range(100000):
+    nxt = []
+    cur.append(nxt)
+    cur = nxt
+seen = []
+def each():
+    for f in (repr, json.dumps, pickle.dumps, copy.deepcopy):
+        try:
+            f(deep)
+            seen.append(f.__name__ + " returned")
+        except error:
+            seen.append("ok")
+each()
+t = threading.Thread(target=each)
+t.start()
+t.join()
+print(" ".join(seen))
+"#;
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(common::ok(&o).trim(), ["ok"; 8].join(" "));
+}
+
 /// SQLite has the compile-time options of the host's (Debian's) SQLite, but for those a static
 /// binary cannot or need not have (graph/libs/sqlite.toml), and they work.
 fn sqlite_has_debians_options(py: &Py, t: &Target) {
@@ -822,6 +855,10 @@ macro_rules! checks {
             #[test] $(#[$attr])?
             fn venv_and_pip_install_a_wheel() {
                 super::venv_and_pip_install_a_wheel(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn deep_recursion_raises_in_threads() {
+                super::deep_recursion_raises_in_threads(&$py, &$target);
             }
         }
     };
