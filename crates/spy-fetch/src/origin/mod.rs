@@ -101,8 +101,13 @@ pub(crate) fn pick_matching(store: &Store, dir: &Path, src: &Source, origin: &st
 
 /// Runs a command, returning the last lines of its stderr on failure.
 pub(crate) fn run_tool(cmd: &mut std::process::Command) -> Result<(), String> {
+    run_tool_output(cmd).map(|_| ())
+}
+
+/// [`run_tool`], returning what the tool printed on stdout.
+pub(crate) fn run_tool_output(cmd: &mut std::process::Command) -> Result<Vec<u8>, String> {
     match cmd.stdin(std::process::Stdio::null()).output() {
-        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) if o.status.success() => Ok(o.stdout),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -3,7 +3,7 @@ use std::process::Command;
 use spy_plan::Source;
 use spy_store::Store;
 
-use super::{pick_matching, run_tool, sha_of, Origin};
+use super::{pick_matching, run_tool, run_tool_output, sha_of, Origin};
 use crate::{Attempt, FetchError};
 
 /// PyPI sdists through pip: `pip download --no-binary :all: --no-deps NAME==VERSION`.
@@ -21,7 +21,7 @@ impl Origin for PypiOrigin {
             return Ok(Attempt::Missed("no PyPI requirement named".into()));
         };
         let dir = store.staging_dir("pip-")?;
-        let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = pip_python();
         // A pinned wheel (a tool shipped as one, like ziglang): pip picks the file for this host;
         // the pinned hash decides whether it is the one.
         if src.file.ends_with(".whl") {
@@ -85,22 +85,6 @@ fn pip_download(python: &str, which: &str, dir: &std::path::Path, req: &str) -> 
     cmd
 }
 
-/// What pip's finder chose for a requirement: the sdist's file name (a plain name, checked) and
-/// its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundSdist {
-    pub file: String,
-    pub version: String,
-}
-
-/// Resolves a requirement (`NAME`, `NAME==VERSION`) to the newest sdist on the package index pip
-/// is configured for whose Requires-Python admits `python_version` (`3.11`), and downloads it
-/// into `dir`. Nothing is built: no metadata is prepared.
-pub fn find_sdist(dir: &std::path::Path, req: &str, python_version: &str) -> Result<FoundSdist, String> {
-    let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
-    run_finder(&python, dir, req, Some(python_version))
-}
-
 /// Downloads pure-Python wheels (tagged `none-any`) of `requirements` and of everything they
 /// require, as pip resolves them for `python_version`, into `dir`; returns the wheel files there.
 /// These are a package's build requirements (setuptools-scm...), which a build without network
@@ -110,8 +94,7 @@ pub fn download_pure_wheels(
     requirements: &[String],
     python_version: &str,
 ) -> Result<Vec<std::path::PathBuf>, String> {
-    let python = std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut cmd = Command::new(&python);
+    let mut cmd = Command::new(pip_python());
     cmd.args([
         "-m",
         "pip",
@@ -126,14 +109,8 @@ pub fn download_pure_wheels(
     .args(["--python-version", python_version, "--disable-pip-version-check", "-q", "-d"])
     .arg(dir)
     .arg("--")
-    .args(requirements)
-    .stdin(std::process::Stdio::null());
-    let out = cmd.output().map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Err(format!("`pip download` of pure-Python wheels failed: {}", last.trim()));
-    }
+    .args(requirements);
+    run_tool(&mut cmd).map_err(|e| format!("`pip download` of pure-Python wheels failed: {e}"))?;
     let mut wheels: Vec<std::path::PathBuf> = fs_err::read_dir(dir)
         .map_err(|e| e.to_string())?
         .flatten()
@@ -144,21 +121,31 @@ pub fn download_pure_wheels(
     Ok(wheels)
 }
 
+/// The Python whose pip fetches from PyPI: `$SPY_PIP_PYTHON`, else `python3`.
+fn pip_python() -> String {
+    std::env::var("SPY_PIP_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// What pip's finder chose for a requirement: the sdist's file name (a plain name, checked) and
+/// its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSdist {
+    pub file: String,
+    pub version: String,
+}
+
+/// Resolves a requirement (`NAME`, `NAME==VERSION`) to the newest sdist on the package index pip
+/// is configured for whose Requires-Python admits `python_version` (`3.11`), and downloads it
+/// into `dir`. Nothing is built: no metadata is prepared.
+pub fn find_sdist(dir: &std::path::Path, req: &str, python_version: &str) -> Result<FoundSdist, String> {
+    run_finder(&pip_python(), dir, req, Some(python_version))
+}
+
 fn run_finder(python: &str, dir: &std::path::Path, req: &str, python_version: Option<&str>) -> Result<FoundSdist, String> {
-    let out = Command::new(python)
-        .args(["-c", FIND_SDIST])
-        .arg(dir)
-        .arg(req)
-        .arg(python_version.unwrap_or(""))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Err(format!("{python} (pip's finder) failed: {}", last.trim()));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", FIND_SDIST]).arg(dir).arg(req).arg(python_version.unwrap_or(""));
+    let stdout = run_tool_output(&mut cmd).map_err(|e| format!("pip's finder failed: {e}"))?;
+    let text = String::from_utf8_lossy(&stdout);
     let line = text.lines().last().unwrap_or("");
     let (file, version) = line
         .split_once('\t')
