@@ -786,3 +786,48 @@ fn verify_of_an_unbuilt_node_and_a_store_along_a_missing_path_are_errors() {
     f.ok(&["--store", fresh.to_str().unwrap(), "list"]);
     assert!(fresh.join(".spy").is_dir());
 }
+
+/// spy keeps the parsed recipes in the store (`.spy/recipes/`), keyed by each file's identity: an
+/// edit is seen at the next command, and a damaged or hostile cache file is only a slower load.
+#[test]
+fn the_recipe_cache_never_hides_an_edit() {
+    let f = Fixture::new();
+    f.greet_graph("1.0", "");
+    // Files changed in the last two seconds are not recorded (their stamp may not move yet).
+    std::thread::sleep(Duration::from_millis(2100));
+    let (list, _) = f.ok(&["list"]);
+    assert!(list.contains("libgreet-x86_64") && list.contains("1.0"), "{list}");
+    let caches: Vec<_> = std::fs::read_dir(f.store().join(".spy/recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    let cache = std::fs::read_to_string(&caches[0]).unwrap();
+    assert_eq!(cache.lines().count(), 1 + 4, "a header and a line per recipe file:\n{cache}");
+    let (show_cached, _) = f.ok(&["show", "hello"]);
+
+    // An edit made right after: the next command sees it.
+    f.greet_graph("1.1", "");
+    let (list, _) = f.ok(&["list"]);
+    let libgreet = list.lines().find(|l| l.starts_with("libgreet-x86_64")).unwrap();
+    assert!(libgreet.contains("1.1"), "{list}");
+    let (show, _) = f.ok(&["show", "hello"]);
+    assert_ne!(show, show_cached, "hello's id follows its dependency's new version");
+
+    // A cache file that lies about a recipe (same stamps, another table) is believed only when it
+    // passes the recipe checks; one that fails them, or is garbage, is ignored line by line.
+    std::thread::sleep(Duration::from_millis(2100));
+    f.ok(&["list"]);
+    let cache = std::fs::read_to_string(&caches[0]).unwrap();
+    assert!(cache.contains("\"deps\":[\"libgreet\"]"), "{cache}");
+    std::fs::write(
+        &caches[0],
+        cache.replace("\"deps\":[\"libgreet\"]", "\"deps\":[\"../../../etc/passwd\"]"),
+    )
+    .unwrap();
+    let (again, _) = f.ok(&["show", "hello"]);
+    assert_eq!(again, show);
+    std::fs::write(&caches[0], b"\x00\xffnot a cache\n").unwrap();
+    let (again, _) = f.ok(&["show", "hello"]);
+    assert_eq!(again, show);
+}

@@ -1,14 +1,14 @@
 //! What every command starts from: the graph, the store, the host-tool cache and the settings of
 //! the command line, and the options of a realize. Wiring only: each step is a library call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use petgraph::graph::NodeIndex;
 use spy_cache::Substituters;
 use spy_plan::{parse_spec, NodeKey, Plan, ProbeCache};
-use spy_recipe::Graph;
+use spy_recipe::{Graph, RecipeCache};
 use spy_store::Store;
 
 use crate::Cli;
@@ -76,14 +76,14 @@ impl Ctx {
                 bail!("overlay {} does not exist", o.display());
             }
         }
-        let mut graph = Graph::load(&graph_dir, &overlays)?;
-        if cli.py_sources {
-            graph.set_fuse_sources();
-        }
         let store = match &cli.store {
             Some(asked) => Store::open_named(asked)?,
             None => Store::open(&Graph::default_store_dir(&graph_dir))?,
         };
+        let mut graph = load_graph(&store, &graph_dir, &overlays)?;
+        if cli.py_sources {
+            graph.set_fuse_sources();
+        }
         let probes = ProbeCache::open(&store);
         let mut mirrors = env_paths("SPY_MIRRORS");
         mirrors.extend(cli.mirrors.iter().cloned());
@@ -113,6 +113,22 @@ impl Ctx {
         let (plan, roots) = self.plan(&keys)?;
         Ok((plan, roots[0]))
     }
+}
+
+/// Loads the graph with the store's cache of its parsed recipes, and saves the cache if the load
+/// changed it. The cache is an optimisation only: one the store cannot give or keep is no error.
+fn load_graph(store: &Store, graph_dir: &Path, overlays: &[PathBuf]) -> Result<Graph> {
+    let dir = fs_err::canonicalize(graph_dir).unwrap_or_else(|_| graph_dir.to_path_buf());
+    let key = spy_hash::Blake3::of_bytes(dir.as_os_str().as_encoded_bytes()).to_hex();
+    let mut cache = store
+        .recipe_cache(&key, spy_recipe::MAX_CACHE_BYTES)
+        .map(RecipeCache::from_bytes)
+        .unwrap_or_else(RecipeCache::empty);
+    let graph = Graph::load_cached(graph_dir, overlays, &mut cache)?;
+    if let Some(bytes) = cache.updated() {
+        let _ = store.save_recipe_cache(&key, bytes);
+    }
+    Ok(graph)
 }
 
 /// A colon-separated list of paths from the environment (empty entries skipped).

@@ -482,7 +482,11 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
         })?;
     }
 
-    let mut plan = Plan::default();
+    let edges = nodes.iter().map(|n| n.deps.len()).sum();
+    let mut plan = Plan {
+        dag: DiGraph::with_capacity(nodes.len(), edges),
+        index: HashMap::with_capacity(nodes.len()),
+    };
     for node in nodes {
         let key = node.key.clone();
         let deps = node.deps.clone();
@@ -579,7 +583,7 @@ impl<'g> Names<'g> {
         }
     }
 
-    fn deps_of(&self, (n, t): Ix) -> Vec<spy_recipe::NodeName> {
+    fn deps_of(&self, (n, t): Ix) -> std::borrow::Cow<'g, [spy_recipe::NodeName]> {
         self.nodes[n as usize]
             .recipe
             .for_target_deps(self.targets[t as usize], self.config.family(self.targets[t as usize]))
@@ -604,7 +608,7 @@ impl<'g> Names<'g> {
     fn dep_ixs(&mut self, ix: Ix) -> Result<Vec<Ix>, PlanError> {
         let (n, t) = ix;
         let mut deps: Vec<u32> = Vec::new();
-        for d in self.deps_of(ix) {
+        for d in self.deps_of(ix).iter() {
             deps.push(*self.node_ix.get(d.as_str()).ok_or_else(|| PlanError::UnknownName {
                 spec: d.to_string(),
                 suggestions: Vec::new(),
@@ -614,7 +618,8 @@ impl<'g> Names<'g> {
         if kind == Kind::Build && !self.implicit.is_empty() && !self.stdenv_closure(t).contains(&n) {
             deps.extend(self.implicit.iter().copied());
         }
-        deps.sort_by(|a, b| self.nodes[*a as usize].name.cmp(&self.nodes[*b as usize].name));
+        // Node indices follow the graph's name order (a BTreeMap's), so this sorts by name.
+        deps.sort_unstable();
         deps.dedup();
         let target = self.targets[t as usize];
         deps.into_iter()
@@ -646,7 +651,15 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
         Exit(Ix, Vec<Ix>),
     }
     let mut names = Names::new(graph);
-    let mut done: std::collections::HashSet<Ix> = std::collections::HashSet::new();
+    // Flat tables indexed by `node * targets + target`, not hash sets: a resolve visits every node.
+    let slot = {
+        let targets = names.targets.len();
+        move |(n, t): Ix| n as usize * targets + t as usize
+    };
+    let slots = names.nodes.len() * names.targets.len();
+    let mut done = vec![false; slots];
+    // Where on the current path a node is (`usize::MAX`: not on it).
+    let mut on_path = vec![usize::MAX; slots];
     let mut order: Vec<(Ix, Vec<Ix>)> = Vec::new();
     for root in roots {
         let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName {
@@ -667,16 +680,16 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
                     .collect(),
             });
         }
-        let mut on_path: HashMap<Ix, usize> = HashMap::new();
         let mut path: Vec<Ix> = Vec::new();
         let mut stack = vec![Frame::Enter(root_ix)];
         while let Some(frame) = stack.pop() {
             match frame {
                 Frame::Enter(ix) => {
-                    if done.contains(&ix) {
+                    if done[slot(ix)] {
                         continue;
                     }
-                    if let Some(&pos) = on_path.get(&ix) {
+                    let pos = on_path[slot(ix)];
+                    if pos != usize::MAX {
                         let mut cycle: Vec<String> = path[pos..].iter().map(|k| names.nodes[k.0 as usize].name.clone()).collect();
                         cycle.push(names.nodes[ix.0 as usize].name.clone());
                         let file = path
@@ -687,15 +700,15 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
                         return Err(PlanError::Cycle { cycle });
                     }
                     let deps = names.dep_ixs(ix)?;
-                    on_path.insert(ix, path.len());
+                    on_path[slot(ix)] = path.len();
                     path.push(ix);
                     stack.push(Frame::Exit(ix, deps.clone()));
                     stack.extend(deps.iter().rev().map(|&d| Frame::Enter(d)));
                 }
                 Frame::Exit(ix, deps) => {
                     path.pop();
-                    on_path.remove(&ix);
-                    if done.insert(ix) {
+                    on_path[slot(ix)] = usize::MAX;
+                    if !std::mem::replace(&mut done[slot(ix)], true) {
                         order.push((ix, deps));
                     }
                 }

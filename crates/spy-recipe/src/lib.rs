@@ -8,6 +8,7 @@
 //! value replaces. The same rule applies to `[target.<name>]` tables and to `[nodes.<name>]` tables
 //! of overlays, in order.
 
+mod cache;
 mod error;
 mod names;
 mod schema;
@@ -15,6 +16,7 @@ mod schema;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+pub use cache::{RecipeCache, MAX_CACHE_BYTES};
 pub use error::RecipeError;
 pub use names::{
     check_debian, check_git_url, check_pypi, check_url, FileName, NameError, NodeName, RelPath, TargetName, ToolName, VarName, Version,
@@ -76,7 +78,8 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct RawNode {
     pub name: String,
-    pub recipe: PartialRecipe,
+    /// Boxed: the table is large, and a graph's nodes are sorted and mapped by name in bulk.
+    pub recipe: Box<PartialRecipe>,
     /// The recipe file that defined the node.
     pub file: PathBuf,
     /// Overlay files that changed it, in order.
@@ -130,6 +133,22 @@ impl Graph {
     /// Loads `dir/spy.toml` and every other `*.toml` below `dir`, then applies the overlays named
     /// in `spy.toml` followed by `extra_overlays`, in order.
     pub fn load(dir: &Path, extra_overlays: &[PathBuf]) -> Result<Graph, RecipeError> {
+        Graph::load_cached(dir, extra_overlays, &mut RecipeCache::none())
+    }
+
+    /// [`Graph::load`], taking each recipe file's table from `cache` when the file is unchanged
+    /// since it was recorded; afterwards `cache.updated()` has what to save, if anything changed.
+    pub fn load_cached(dir: &Path, extra_overlays: &[PathBuf], cache: &mut RecipeCache) -> Result<Graph, RecipeError> {
+        Graph::load_cached_at(dir, extra_overlays, cache, std::time::SystemTime::now())
+    }
+
+    /// [`Graph::load_cached`] as if it started at `started` (tests record files just written).
+    pub(crate) fn load_cached_at(
+        dir: &Path,
+        extra_overlays: &[PathBuf],
+        cache: &mut RecipeCache,
+        started: std::time::SystemTime,
+    ) -> Result<Graph, RecipeError> {
         let config_path = dir.join("spy.toml");
         let text = read(&config_path)?;
         let config: GraphConfig = toml::from_str(&text).map_err(|e| RecipeError::parse(&config_path, &text, &e))?;
@@ -158,10 +177,21 @@ impl Graph {
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         use rayon::prelude::*;
-        let parsed: Vec<Result<Vec<LoadedNode>, RecipeError>> = files.par_iter().map(|f| load_recipe_file(f, &config)).collect();
+        let parsed: Vec<Result<LoadedFile, RecipeError>> = files
+            .par_iter()
+            .map(|f| {
+                let rel = f.strip_prefix(dir).ok().and_then(|r| r.to_str());
+                load_recipe_file(f, rel, &config, cache, started)
+            })
+            .collect();
         let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
+        let mut lines = Vec::with_capacity(parsed.len());
+        let mut all_hits = true;
         for p in parsed {
-            for (name, recipe, file) in p? {
+            let (nodes, line, hit) = p?;
+            lines.push(line);
+            all_hits &= hit;
+            for (name, recipe, file) in nodes {
                 loaded.push(RawNode {
                     name,
                     recipe,
@@ -192,6 +222,7 @@ impl Graph {
             graph.apply_overlay(&o)?;
         }
         graph.check_references()?;
+        cache.finish_load(lines, all_hits);
         Ok(graph)
     }
 
@@ -269,7 +300,7 @@ impl Graph {
                         name.to_string(),
                         RawNode {
                             name: name.into_string(),
-                            recipe: partial,
+                            recipe: Box::new(partial),
                             file: path.to_path_buf(),
                             overlays: vec![],
                         },
@@ -294,7 +325,12 @@ impl Graph {
                 });
             }
         }
+        let names: std::collections::HashSet<&str> = self.nodes.keys().map(String::as_str).collect();
         for node in self.nodes.values() {
+            // The lists with their keys are made only for a node that names a missing node.
+            if node.recipe.dep_names().all(|d| names.contains(d.as_str())) {
+                continue;
+            }
             for (key, list) in node.recipe.dep_lists() {
                 for dep in list {
                     if !self.nodes.contains_key(dep.as_str()) {
@@ -311,7 +347,7 @@ impl Graph {
                             line: line_of(&text, &format!("\"{dep}\"")),
                             file,
                             node: node.name.clone(),
-                            key,
+                            key: key.into_owned(),
                             dep: dep.to_string(),
                         });
                     }
@@ -460,14 +496,40 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
 }
 
 /// A node as read from a file: its name, its table and the file.
-type LoadedNode = (String, PartialRecipe, PathBuf);
+type LoadedNode = (String, Box<PartialRecipe>, PathBuf);
 
-fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>, RecipeError> {
-    let text = read(path)?;
-    let mut partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+/// A recipe file's nodes, its cache line (`None`: not recorded) and whether the cache had it.
+type LoadedFile = (Vec<LoadedNode>, Option<Vec<u8>>, bool);
+
+fn load_recipe_file(
+    path: &Path,
+    rel: Option<&str>,
+    config: &GraphConfig,
+    cache: &RecipeCache,
+    started: std::time::SystemTime,
+) -> Result<LoadedFile, RecipeError> {
+    let looked = cache.look_up(path, rel, started)?;
+    let (line, hit) = (looked.line, looked.hit);
+    let nodes = match nodes_of_file(path, config, looked.partial, looked.text.as_deref().unwrap_or_default()) {
+        Ok(nodes) => nodes,
+        // A recorded table the graph's settings now refuse (a target gone from spy.toml): the
+        // error is made again from the file, so that it names the line.
+        Err(_) if hit => {
+            let text = read(path)?;
+            let partial = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+            nodes_of_file(path, config, partial, &text)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((nodes, line, hit))
+}
+
+/// The nodes a recipe file's table makes (one, or one per variant), checked against the graph's
+/// settings. `text` is the file's, for the line numbers of errors.
+fn nodes_of_file(path: &Path, config: &GraphConfig, mut partial: PartialRecipe, text: &str) -> Result<Vec<LoadedNode>, RecipeError> {
     let invalid = |key: &str, message: &str| RecipeError::Invalid {
         file: path.into(),
-        line: line_of(&text, key).or(Some(1)),
+        line: line_of(text, key).or(Some(1)),
         key: key.into(),
         message: message.into(),
     };
@@ -493,9 +555,9 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
             node.merge(v);
             node.apply_edits(&family_edits);
             node.name = Some(name.clone());
-            check_targets(&node, config, path, &text)?;
+            check_targets(&node, config, path, text)?;
             absolutize_patches(&mut node, dir);
-            out.push((name.into_string(), node, path.to_path_buf()));
+            out.push((name.into_string(), Box::new(node), path.to_path_buf()));
         }
         return Ok(out);
     }
@@ -504,12 +566,15 @@ fn load_recipe_file(path: &Path, config: &GraphConfig) -> Result<Vec<LoadedNode>
     };
     let edits = partial.take_edits();
     partial.apply_edits(&edits);
-    check_targets(&partial, config, path, &text)?;
+    check_targets(&partial, config, path, text)?;
     absolutize_patches(&mut partial, dir);
-    Ok(vec![(name.into_string(), partial, path.to_path_buf())])
+    Ok(vec![(name.into_string(), Box::new(partial), path.to_path_buf())])
 }
 
 fn check_targets(p: &schema::PartialRecipe, config: &GraphConfig, path: &Path, text: &str) -> Result<(), RecipeError> {
+    if p.target.is_none() && p.targets.is_none() {
+        return Ok(());
+    }
     let known: BTreeSet<&str> = config
         .targets
         .keys()

@@ -56,7 +56,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitPin {
     #[serde(deserialize_with = "crate::names::de::git_url")]
@@ -70,26 +70,32 @@ pub struct GitPin {
     pub exclude: Vec<RelPath>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// Name of the file (defaults to the last path segment of the first URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileName>,
     /// Pinned sha256 of the file; required unless `git` is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     #[serde(default, deserialize_with = "crate::names::de::urls")]
     pub urls: Vec<String>,
     /// Debian source package (`apt-get source --download-only`), `NAME` or `NAME=VERSION`.
     #[serde(default, deserialize_with = "crate::names::de::debian")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub debian: Option<String>,
     /// PyPI sdist, `NAME==VERSION` (`pip download --no-binary :all: --no-deps`).
     #[serde(default, deserialize_with = "crate::names::de::pypi")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pypi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub git: Option<GitPin>,
     /// Unpack the archive (default) or hand the file over as is.
     #[serde(default = "yes")]
     pub unpack: bool,
     /// Variable naming the unpacked tree (`src` for the first source, `src_<n>` otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub var: Option<VarName>,
 }
 
@@ -123,16 +129,24 @@ pub struct FuseSpec {
 
 /// A `[fuse]` table as written: every key optional, merged key by key (a variant or an overlay sets
 /// only what differs); [`PartialFuse::finish`] checks the required ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialFuse {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<NodeName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub executable: Option<RelPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stdlib: Option<RelPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub modules: Option<RelPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exclude: Option<Vec<RelPath>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<ZipCompression>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flavor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<bool>,
 }
 
@@ -208,41 +222,62 @@ pub struct Recipe {
 
 /// A recipe as written in a file or an overlay: every key optional, unknown keys rejected. Nodes
 /// are kept in this form; merging is field by field (maps merge key by key, the rest replaces).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialRecipe {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<NodeName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<Kind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deps: Option<Vec<NodeName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<TargetName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<SourceSpec>>,
     /// Relative to the file that names them when parsed ([`RelPath`]s), absolute once loaded.
     #[serde(default, deserialize_with = "rel_paths")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub patches: Option<Vec<PathBuf>>,
     #[serde(default, deserialize_with = "rel_paths")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<BTreeMap<Phase, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuse: Option<PartialFuse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<BTreeMap<TargetName, PartialTargetRecipe>>,
     /// Appended to `deps` (and to every per-target `deps`) when merged: how an overlay adds a
     /// dependency without restating the list. Not kept after merging.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_deps: Option<Vec<NodeName>>,
     /// Appended to `patches` (and to every per-target `patches`) when merged, as `extra_deps`.
     #[serde(default, deserialize_with = "rel_paths")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_patches: Option<Vec<PathBuf>>,
     /// Taken out of `tools` (and out of every per-target `tools`) when merged: how a bootstrap
     /// node's tool list loses a tool without being restated. Not kept after merging.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_tools: Option<Vec<ToolName>>,
     /// Taken out of `deps` (and out of every per-target `deps`) before `extra_deps` is appended:
     /// how an overlay swaps one library for another (readline for libedit).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_deps: Option<Vec<NodeName>>,
     /// A file of variants: one node per key, each the file's other keys merged with its table.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variants: Option<BTreeMap<NodeName, PartialRecipe>>,
 }
 
@@ -253,27 +288,40 @@ fn rel_paths<'d, D: serde::Deserializer<'d>>(d: D) -> Result<Option<Vec<PathBuf>
 }
 
 /// What a `[target.<name>]` table may change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialTargetRecipe {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deps: Option<Vec<NodeName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<SourceSpec>>,
     #[serde(default, deserialize_with = "rel_paths")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub patches: Option<Vec<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<BTreeMap<Phase, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// Fuse nodes: keys of `[fuse]` that differ for the target (merged key by key).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuse: Option<PartialFuse>,
     /// Applied to the recipe's lists for this target (after the keys above): appended to `deps`
     /// and `patches`, taken out of `tools`. Two tables' edits (an overlay's on a recipe's, a
     /// target's after its family's) add up.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_deps: Option<Vec<NodeName>>,
     #[serde(default, deserialize_with = "rel_paths")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_patches: Option<Vec<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_tools: Option<Vec<ToolName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_deps: Option<Vec<NodeName>>,
 }
 
@@ -468,7 +516,16 @@ impl PartialRecipe {
     }
 
     /// The dependency list for one target, without cloning the rest of the recipe.
-    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> Vec<NodeName> {
+    pub fn for_target_deps(&self, target: &str, family: Option<&str>) -> std::borrow::Cow<'_, [NodeName]> {
+        let tables = self.target.as_ref();
+        if !family
+            .into_iter()
+            .chain([target])
+            .any(|k| tables.is_some_and(|t| t.contains_key(k)))
+        {
+            // The common case, borrowed: a resolve asks for every node's list, often twice.
+            return std::borrow::Cow::Borrowed(self.deps.as_deref().unwrap_or_default());
+        }
         let mut deps = self.deps.clone();
         for key in family.into_iter().chain([target]) {
             if let Some(t) = self.target.as_ref().and_then(|t| t.get(key)) {
@@ -479,7 +536,7 @@ impl PartialRecipe {
                 append_new(&mut deps, &t.extra_deps);
             }
         }
-        deps.unwrap_or_default()
+        std::borrow::Cow::Owned(deps.unwrap_or_default())
     }
 
     fn clone_without_targets(&self) -> PartialRecipe {
@@ -521,16 +578,27 @@ impl PartialRecipe {
         top.chain(per_target)
     }
 
+    /// Every node any of the dependency lists names (the recipe's, the edits', the targets').
+    pub fn dep_names(&self) -> impl Iterator<Item = &NodeName> {
+        let per_target = self
+            .target
+            .iter()
+            .flatten()
+            .flat_map(|(_, t)| t.deps.iter().flatten().chain(t.extra_deps.iter().flatten()));
+        self.deps.iter().flatten().chain(self.extra_deps.iter().flatten()).chain(per_target)
+    }
+
     /// Every dependency list with the key it sits under, for reference checks.
-    pub fn dep_lists(&self) -> Vec<(String, &Vec<NodeName>)> {
-        let mut v: Vec<(String, &Vec<NodeName>)> = self.deps.iter().map(|d| ("deps".to_string(), d)).collect();
-        v.extend(self.extra_deps.iter().map(|d| ("extra_deps".to_string(), d)));
+    pub fn dep_lists(&self) -> Vec<(std::borrow::Cow<'static, str>, &Vec<NodeName>)> {
+        use std::borrow::Cow;
+        let mut v: Vec<(Cow<'static, str>, &Vec<NodeName>)> = self.deps.iter().map(|d| (Cow::Borrowed("deps"), d)).collect();
+        v.extend(self.extra_deps.iter().map(|d| (Cow::Borrowed("extra_deps"), d)));
         for (t, tr) in self.target.iter().flatten() {
             if let Some(d) = &tr.deps {
-                v.push((format!("target.{t}.deps"), d));
+                v.push((Cow::Owned(format!("target.{t}.deps")), d));
             }
             if let Some(d) = &tr.extra_deps {
-                v.push((format!("target.{t}.extra_deps"), d));
+                v.push((Cow::Owned(format!("target.{t}.extra_deps")), d));
             }
         }
         v

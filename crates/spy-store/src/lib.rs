@@ -255,8 +255,42 @@ impl Store {
 
     /// Replaces the saved host-tool identifications, atomically (a staging file renamed over it).
     pub fn save_host_tools(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.save_state(&self.spy("host-tools.json"), bytes)
+    }
+
+    /// The saved recipe cache of one graph directory (`.spy/recipes/<key>.jsonl`; `key`, lowercase
+    /// hex, is the caller's hash of the directory), if there is one of at most `max` bytes.
+    pub fn recipe_cache(&self, key: &str, max: u64) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let p = self.recipe_cache_path(key)?;
+        let file = open_regular_nofollow(&p).ok()??;
+        if file.metadata().ok()?.len() > max {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.take(max).read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    /// Replaces one graph directory's recipe cache, atomically.
+    pub fn save_recipe_cache(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let p = self.recipe_cache_path(key).ok_or_else(|| StoreError::BadEntryName(key.into()))?;
+        let dir = self.spy("recipes");
+        if !dir.is_dir() {
+            fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        self.save_state(&p, bytes)
+    }
+
+    fn recipe_cache_path(&self, key: &str) -> Option<PathBuf> {
+        let hex = !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        hex.then(|| self.spy("recipes").join(format!("{key}.jsonl")))
+    }
+
+    /// Writes a state file of the store's own whole: a staging file renamed over it.
+    fn save_state(&self, p: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         use std::io::Write;
-        let p = self.spy("host-tools.json");
+        let p = p.to_path_buf();
         let mut tmp = self.staging_file_in(&self.tmp_dir(), "state-")?;
         tmp.write_all(bytes).map_err(io(&p))?;
         tmp.as_file()

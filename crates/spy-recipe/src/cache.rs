@@ -1,0 +1,390 @@
+//! A cache of parsed recipe files, keyed by file identity, so a graph of thousands of recipes is
+//! not read and parsed from TOML on every command.
+//!
+//! The cache is one file per graph directory, JSON lines: a header, then one line per recipe file,
+//! `["rel/path.toml",[dev,ino,size,mtime,mtime_ns,ctime,ctime_ns]]` TAB the file's table as JSON.
+//! An entry is used only when the file's stamp is the recorded one; ctime is in the stamp because
+//! nothing but the kernel sets it, so any write or rename since makes the entry stale. A file
+//! changed in the last seconds before a load is not recorded (git's "racily clean" problem: a
+//! write in the same clock tick could leave the stamp unchanged).
+//!
+//! The cache is not trusted more than a recipe: an entry is deserialized through the same checked
+//! types as the TOML (names, paths, URLs), and a line that does not parse is a miss. The header
+//! carries a hash of the schema's source, so a spy with another schema ignores the file.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::schema::PartialRecipe;
+use crate::RecipeError;
+
+/// Changes whenever `schema.rs`, `names.rs` or the locked crate versions change (build.rs).
+const SCHEMA: &str = env!("SPY_RECIPE_SCHEMA_HASH");
+
+/// A file changed less than this long before a load is parsed but not recorded.
+const RACY: Duration = Duration::from_secs(2);
+
+/// The largest cache file read (a graph of 10,000 recipes makes about 3 MB).
+pub const MAX_CACHE_BYTES: u64 = 64 << 20;
+
+/// What identifies a file's contents without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Stamp([i64; 7]);
+
+impl Stamp {
+    pub(crate) fn of(md: &std::fs::Metadata) -> Stamp {
+        Stamp([
+            md.dev() as i64,
+            md.ino() as i64,
+            md.size() as i64,
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ctime(),
+            md.ctime_nsec(),
+        ])
+    }
+
+    /// Whether the file may still change within the same timestamp (or claims a future time).
+    fn is_racy(&self, load_started: SystemTime) -> bool {
+        let newest = (self.0[3], self.0[4]).max((self.0[5], self.0[6]));
+        let Ok(now) = load_started.duration_since(UNIX_EPOCH) else {
+            return true;
+        };
+        let limit = now.saturating_sub(RACY);
+        (newest.0, newest.1) >= (limit.as_secs() as i64, limit.subsec_nanos() as i64)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Header {
+    format: u32,
+    schema: String,
+}
+
+/// The parsed recipes of one graph directory, as last saved, and the lines of the next save.
+#[derive(Default)]
+pub struct RecipeCache {
+    bytes: Vec<u8>,
+    /// Relative path → (stamp, the whole line in `bytes`, the recipe's JSON in `bytes`).
+    index: HashMap<String, (Stamp, Range<usize>, Range<usize>)>,
+    /// Whether a load records what it parsed (a cache nobody will save does not stat files).
+    records: bool,
+    /// What the next save holds, set by a load: `None` when it would be the file as read.
+    updated: Option<Vec<u8>>,
+}
+
+/// One recipe file's part of a load: the table, and its cache line (`None`: not to be recorded).
+pub(crate) struct Looked {
+    pub partial: PartialRecipe,
+    /// The file's text when it was read (a hit does not read it).
+    pub text: Option<String>,
+    pub line: Option<Vec<u8>>,
+    pub hit: bool,
+}
+
+impl RecipeCache {
+    /// A cache that knows nothing yet: every file is parsed, and recorded for the next load.
+    pub fn empty() -> RecipeCache {
+        RecipeCache {
+            records: true,
+            ..RecipeCache::default()
+        }
+    }
+
+    /// No cache: files are parsed and nothing is recorded.
+    pub fn none() -> RecipeCache {
+        RecipeCache::default()
+    }
+
+    /// The cache saved in `bytes`; an unreadable or foreign file gives an empty cache.
+    pub fn from_bytes(bytes: Vec<u8>) -> RecipeCache {
+        let mut index = HashMap::new();
+        let mut lines = LineRanges::new(&bytes);
+        let header_ok = lines
+            .next()
+            .and_then(|r| serde_json::from_slice::<Header>(&bytes[r]).ok())
+            .is_some_and(|h| h == header());
+        if !header_ok {
+            return RecipeCache::empty();
+        }
+        for line in lines {
+            let text = &bytes[line.clone()];
+            let Some(tab) = text.iter().position(|&b| b == b'\t') else {
+                continue;
+            };
+            let Ok((rel, stamp)) = serde_json::from_slice::<(String, Stamp)>(&text[..tab]) else {
+                continue;
+            };
+            let recipe = line.start + tab + 1..line.end;
+            index.insert(rel, (stamp, line, recipe));
+        }
+        RecipeCache {
+            bytes,
+            index,
+            records: true,
+            updated: None,
+        }
+    }
+
+    /// How many files the cache knows.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The bytes to save after a load that changed what the cache holds; `None` when the saved file
+    /// is still exact.
+    pub fn updated(&self) -> Option<&[u8]> {
+        self.updated.as_deref()
+    }
+
+    /// The table of the file at `path` (`rel` below the graph directory; `None` keeps it out of
+    /// the cache): from the cache when its stamp is the recorded one, else read and parsed.
+    pub(crate) fn look_up(&self, path: &Path, rel: Option<&str>, load_started: SystemTime) -> Result<Looked, RecipeError> {
+        let rel = rel.filter(|_| self.records);
+        let stamp = rel.and_then(|_| std::fs::metadata(path).ok()).map(|md| Stamp::of(&md));
+        if let (Some(stamp), Some((recorded, line, recipe))) = (stamp, rel.and_then(|r| self.index.get(r))) {
+            if *recorded == stamp {
+                if let Ok(partial) = serde_json::from_slice::<PartialRecipe>(&self.bytes[recipe.clone()]) {
+                    return Ok(Looked {
+                        partial,
+                        text: None,
+                        line: Some(self.bytes[line.clone()].to_vec()),
+                        hit: true,
+                    });
+                }
+            }
+        }
+        let text = crate::read(path)?;
+        let partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+        let line = match (rel, stamp) {
+            (Some(rel), Some(s)) if !s.is_racy(load_started) => entry_line(rel, s, &partial),
+            _ => None,
+        };
+        Ok(Looked {
+            partial,
+            text: Some(text),
+            line,
+            hit: false,
+        })
+    }
+
+    /// Records a load's lines (in file order); the cache changes when any file was parsed, or a
+    /// file it knew is gone.
+    pub(crate) fn finish_load(&mut self, lines: Vec<Option<Vec<u8>>>, all_hits: bool) {
+        if !self.records || all_hits && lines.len() == self.index.len() {
+            self.updated = None;
+            return;
+        }
+        let mut out = serde_json::to_vec(&header()).expect("a header serializes");
+        out.push(b'\n');
+        for line in lines.into_iter().flatten() {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+        self.updated = Some(out);
+    }
+}
+
+fn header() -> Header {
+    Header {
+        format: 1,
+        schema: SCHEMA.into(),
+    }
+}
+
+fn entry_line(rel: &str, stamp: Stamp, partial: &PartialRecipe) -> Option<Vec<u8>> {
+    let mut line = serde_json::to_vec(&(rel, stamp)).ok()?;
+    line.push(b'\t');
+    // serde_json escapes control characters in strings, so a tab or a newline here ends a field.
+    serde_json::to_writer(&mut line, partial).ok()?;
+    Some(line)
+}
+
+/// The byte ranges of the lines of `bytes` (without their newlines).
+struct LineRanges<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> LineRanges<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineRanges { bytes, pos: 0 }
+    }
+}
+
+impl Iterator for LineRanges<'_> {
+    type Item = Range<usize>;
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        let end = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.bytes.len(), |i| start + i);
+        self.pos = end + 1;
+        Some(start..end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Graph;
+    use std::path::PathBuf;
+
+    const CONFIG: &str = "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n[targets.i686-linux-musl]\nshort = \"i686\"\n";
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A load that records every file (as if it started long after they were written).
+    fn later() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(60)
+    }
+
+    fn load(g: &Path, saved: &[u8]) -> (Graph, RecipeCache) {
+        let mut cache = RecipeCache::from_bytes(saved.to_vec());
+        let graph = Graph::load_cached_at(g, &[], &mut cache, later()).unwrap();
+        (graph, cache)
+    }
+
+    fn graph_dir() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let g = d.path().join("graph");
+        write(&g, "spy.toml", CONFIG);
+        write(
+            &g,
+            "a.toml",
+            "name = \"a\"\nversion = \"1\"\npatches = [\"p.patch\"]\n[env]\nX = \"1\"\n",
+        );
+        write(
+            &g,
+            "libs/b.toml",
+            "name = \"b\"\nversion = \"2\"\ndeps = [\"a\"]\n[[sources]]\nurls = [\"https://example.org/b.tar.gz\"]\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n[target.i686-linux-musl]\nversion = \"2.1\"\n",
+        );
+        write(&g, "fam.toml", "version = \"3\"\n[variants.c1]\n[variants.c2.env]\nY = \"2\"\n");
+        (d, g)
+    }
+
+    fn saved_after_first_load(g: &Path) -> Vec<u8> {
+        let mut cache = RecipeCache::empty();
+        Graph::load_cached_at(g, &[], &mut cache, later()).unwrap();
+        cache.updated().expect("a first load records its files").to_vec()
+    }
+
+    #[test]
+    fn an_unchanged_graph_loads_from_the_cache_as_from_its_files() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        let (cached, cache) = load(&g, &saved);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.updated().is_none(), "nothing changed, nothing to save");
+        let parsed = Graph::load(&g, &[]).unwrap();
+        assert_eq!(format!("{:?}", cached.nodes), format!("{:?}", parsed.nodes));
+        assert_eq!(cached.recipe_for("b", "i686-linux-musl").unwrap().version, "2.1");
+        assert_eq!(
+            cached.recipe_for("a", "x86_64-linux-musl").unwrap().patches,
+            vec![g.join("p.patch")]
+        );
+    }
+
+    #[test]
+    fn a_changed_added_or_removed_file_is_seen_at_once() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        // Same length, new contents: the stamp's ctime (and mtime) moved.
+        write(
+            &g,
+            "a.toml",
+            "name = \"a\"\nversion = \"9\"\npatches = [\"p.patch\"]\n[env]\nX = \"1\"\n",
+        );
+        let (graph, cache) = load(&g, &saved);
+        assert_eq!(graph.recipe_for("a", "x86_64-linux-musl").unwrap().version, "9");
+        let saved = cache.updated().expect("the changed file is recorded again").to_vec();
+        std::fs::remove_file(g.join("fam.toml")).unwrap();
+        write(&g, "d.toml", "name = \"d\"\nversion = \"4\"\n");
+        let (graph, cache) = load(&g, &saved);
+        assert!(!graph.nodes.contains_key("c1") && graph.nodes.contains_key("d"));
+        let saved = cache.updated().expect("a removed file leaves the cache").to_vec();
+        assert_eq!(RecipeCache::from_bytes(saved).len(), 3);
+    }
+
+    #[test]
+    fn a_file_changed_just_before_the_load_is_not_recorded() {
+        let (_d, g) = graph_dir();
+        let mut cache = RecipeCache::empty();
+        Graph::load_cached_at(&g, &[], &mut cache, SystemTime::now()).unwrap();
+        let saved = cache.updated().unwrap().to_vec();
+        assert!(
+            RecipeCache::from_bytes(saved).is_empty(),
+            "files written this second may change within their stamp"
+        );
+    }
+
+    #[test]
+    fn a_foreign_or_damaged_cache_is_not_used() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        let text = String::from_utf8(saved.clone()).unwrap();
+
+        // Another schema's cache.
+        let foreign = text.replacen(SCHEMA, "0000000000000000", 1);
+        assert!(RecipeCache::from_bytes(foreign.into_bytes()).is_empty());
+        assert!(RecipeCache::from_bytes(b"\xff\xfe garbage\n".to_vec()).is_empty());
+
+        // A line whose table fails the recipe checks (a dependency named as a path): that file is
+        // read again, and the rest still comes from the cache.
+        let hostile = text.replace("\"deps\":[\"a\"]", "\"deps\":[\"../../etc\"]");
+        assert_ne!(hostile, text);
+        let (graph, cache) = load(&g, hostile.as_bytes());
+        assert_eq!(graph.nodes["b"].recipe.deps.as_deref().unwrap(), ["a"]);
+        assert!(cache.updated().is_some(), "the damaged line is written again");
+
+        // A line cut short, a line without its table.
+        let cut: String = text.lines().map(|l| format!("{}\n", &l[..l.len() * 2 / 3])).collect();
+        let (graph, _) = load(&g, format!("{}\n{}", text.lines().next().unwrap(), cut).as_bytes());
+        assert_eq!(graph.nodes.len(), 4);
+    }
+
+    #[test]
+    fn a_cached_table_the_settings_now_refuse_is_reported_from_its_file() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        write(&g, "spy.toml", "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n");
+        let mut cache = RecipeCache::from_bytes(saved);
+        let e = Graph::load_cached_at(&g, &[], &mut cache, later()).unwrap_err().to_string();
+        assert!(e.contains("b.toml:7") && e.contains("i686-linux-musl"), "{e}");
+    }
+
+    /// Every recipe of the repository's graph comes back from its cache line as it was parsed.
+    #[test]
+    fn every_graph_recipe_round_trips_through_a_cache_line() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../graph");
+        let mut files = Vec::new();
+        crate::collect_toml(&root, &mut files).unwrap();
+        files.retain(|f| !f.ends_with("spy.toml"));
+        assert!(files.len() > 20, "the graph is there");
+        let stamp = Stamp([1, 2, 3, 4, 5, 6, 7]);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let parsed: PartialRecipe = toml::from_str(&text).unwrap();
+            let line = entry_line("x.toml", stamp, &parsed).unwrap();
+            assert!(!line.contains(&b'\n'), "{}", f.display());
+            let tab = line.iter().position(|&b| b == b'\t').unwrap();
+            let back: PartialRecipe = serde_json::from_slice(&line[tab + 1..]).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert_eq!(format!("{back:?}"), format!("{parsed:?}"), "{}", f.display());
+        }
+    }
+}
