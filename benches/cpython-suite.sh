@@ -36,10 +36,15 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/home" "$work/tests"
 ln -s "$cpython/lib/python$version/test" "$work/tests/test"
 log=${SUITE_LOG:-$work/suite.log}
+# A shell that starts this script in the background leaves SIGINT ignored, and an ignored signal
+# stays ignored across exec: CPython then installs no KeyboardInterrupt handler, and cases of
+# test_signal, test_threading and test_generators fail for that alone. The release puts SIGINT back
+# to its default before it execs the suite.
+sigint_default=(-c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])')
 start=$(date +%s)
 set +e
 (cd "$work" && env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb PYTHONPATH="$work/tests" \
-  "$out/bin/$release" "${run[@]}" >"$log" 2>&1)
+  "$out/bin/$release" "${sigint_default[@]}" "$out/bin/$release" "${run[@]}" >"$log" 2>&1)
 status=$?
 set -e
 echo "$release: python -m test -j2 finished with status $status in $(( $(date +%s) - start )) s (log: $log)"

@@ -2,7 +2,9 @@
 # Benchmark of issue "Python nodes and the final link", printed:
 #  - size of each single-file binary (executable part and stdlib ZIP, from its manifest);
 #  - `-c pass` start-up, median of 30 runs, against the host's /usr/bin/python3.11 (Debian's dynamic
-#    build, never a pyenv shim) in the same interleaved loop, with and without site (-S);
+#    build, never a pyenv shim) in the same interleaved loop, with and without site (-S), and the
+#    import set of issue 19 (`import asyncio, email.parser, http.client, json, decimal`), for
+#    python3.11 and python3.13;
 #  - no-op `spy realize python3.11-x86_64` (median of 10) and its peak RSS (GNU time -v);
 #  - with --cold: realize python3.11-x86_64 into an empty store (sources from a local mirror made of
 #    the project store's sources, so no download is timed), wall time and spy's peak RSS.
@@ -21,9 +23,10 @@ trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 bins=()
 for t in $targets; do
-  if [ "$t" = x86_64 ] || $spy realize --no-out-link -q --offline "python3.11-$t" >/dev/null 2>&1; then
-    out=$($spy realize --no-out-link -q "python3.11-$t")
-    bins+=("$out/bin/python3.11-$t")
+  for release in "python3.11-$t" "python3.13-$t"; do
+  if [ "$t" = x86_64 ] || $spy realize --no-out-link -q --offline "$release" >/dev/null 2>&1; then
+    out=$($spy realize --no-out-link -q "$release")
+    bins+=("$out/bin/$release")
     $host - "$out/manifest.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1])); b = m["binary"]; z = b["stdlib_zip"]
@@ -32,22 +35,24 @@ print(f"size {m['release']}: {b['size'] / 1e6:.1f} MB = executable {b['executabl
       f" {len(m['modules']['builtin'])} built-in modules")
 PY
   fi
+  done
 done
 
 $host - "$host" "${bins[@]}" <<'PY'
 import statistics, subprocess, sys, time
 exes = sys.argv[1:]
-for flags in ([], ["-S"]):
+imports = "import asyncio, email.parser, http.client, json, decimal"
+for what, args in (("-c pass", ["-c", "pass"]), ("-S -c pass", ["-S", "-c", "pass"]), ("import set", ["-c", imports])):
     runs = {e: [] for e in exes}
     for _ in range(30):
         for e in exes:
             t = time.perf_counter()
-            subprocess.run([e, *flags, "-c", "pass"], check=True)
+            subprocess.run([e, *args], check=True)
             runs[e].append(time.perf_counter() - t)
     base = statistics.median(runs[exes[0]])
     for e in exes:
         m = statistics.median(runs[e])
-        print(f"start-up {' '.join(['-c pass', *flags]):12} {m * 1000:6.2f} ms  ({m / base:.2f}x host)  {e}")
+        print(f"start-up {what:12} {m * 1000:6.2f} ms  ({m / base:.2f}x host)  {e}")
 PY
 
 times=()

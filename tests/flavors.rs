@@ -148,6 +148,7 @@ fn prefix_pip_and_data(node: &str, stdlib: &str) {
     let interp = common::realize_real(&format!("{flavor}-interp-{short}"), &[]);
     common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(stdlib), node);
     common::prefix_pip_and_venv(&bin, node, stdlib, stdlib == "python2.7");
+    common::tls_time_and_trace_as_upstream(&bin);
 }
 
 mod pythonco2_7_x86_64 {

@@ -162,3 +162,42 @@ fn fuse_tables_are_checked() {
     let err = f.fails(&["realize", "fused"]);
     assert!(err.contains("takes no sources and no phases"), "{err}");
 }
+
+/// `stored` in a deflated ZIP: the listed paths are written uncompressed, the rest deflated; the
+/// setting is part of the id, and the manifest lists it with the count of members it took.
+#[test]
+fn stored_members_skip_deflate_in_a_deflated_zip() {
+    let f = fixture();
+    let deflated = common::FUSE_FUSED.replace("[fuse]", "[fuse]\ncompression = \"deflated\"");
+    f.write("graph/fused.toml", &deflated);
+    let plain = id_of(&f, "fused");
+    f.write(
+        "graph/fused.toml",
+        &deflated.replace("[fuse]", "[fuse]\nstored = [\"pkg\", \"data.txt\", \"not-there.pyc\"]"),
+    );
+    assert_ne!(id_of(&f, "fused"), plain, "what is stored changes the bytes, so the id");
+    let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let entry = std::path::PathBuf::from(out.trim());
+    let o = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None\n\
+             print(' '.join('%s:%d' % (i.filename, i.compress_type) for i in z.infolist() if not i.is_dir()))",
+        ])
+        .arg(entry.join("bin/fused-x86_64"))
+        .output()
+        .unwrap();
+    // 0: stored, 8: deflated.
+    assert_eq!(common::ok(&o).trim(), "data.txt:0 mod.pyc:8 pkg/__init__.pyc:0");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    let stored = &m["binary"]["stdlib_zip"]["stored"];
+    assert_eq!(stored["members"], 2, "{stored}");
+    assert_eq!(stored["paths"], serde_json::json!(["pkg", "data.txt", "not-there.pyc"]));
+    // A path that is not a plain relative path is a recipe error.
+    f.write(
+        "graph/fused.toml",
+        &deflated.replace("[fuse]", "[fuse]\nstored = [\"../../etc/passwd\"]"),
+    );
+    let e = f.fails(&["show", "fused"]);
+    assert!(e.contains("fused.toml") && e.contains("stored"), "{e}");
+}

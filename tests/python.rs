@@ -860,6 +860,11 @@ macro_rules! checks {
             fn deep_recursion_raises_in_threads() {
                 super::deep_recursion_raises_in_threads(&$py, &$target);
             }
+            #[test] $(#[$attr])?
+            fn tls_time_and_trace_as_upstream() {
+                let (bin, _, _) = super::realize(&$py, &$target);
+                common::tls_time_and_trace_as_upstream(&bin);
+            }
         }
     };
 }

@@ -929,6 +929,7 @@ fn prefix_pip_and_data(f: &Flavor, short: &str) {
     let interp = realize(&format!("{}-interp-{short}", f.node));
     common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(f.stdlib), &name);
     common::prefix_pip_and_venv(&bin, &name, f.stdlib, f.stdlib == "python2.7");
+    common::tls_time_and_trace_as_upstream(&bin);
 }
 
 macro_rules! flavor_tests {

@@ -459,6 +459,84 @@ pub fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
     root
 }
 
+/// What CPython's own suite found wrong in a single file, as a user meets it: `%Z` of a time tuple
+/// names the zone (musl prints nothing for a NULL tm_zone; 2.7), DER certificates load as cadata
+/// (OpenSSL 3.2+; 2.7, 3.11), a TLS peer that closes without close_notify is an EOF (OpenSSL 3;
+/// 2.7) and one that resets is an OSError, not SSLError "[SYS]" (3.11), and `python -m trace
+/// --count` writes its report although the standard library has no files (3.x).
+pub fn tls_time_and_trace_as_upstream(bin: &Path) {
+    let root = root_with_certificate(bin);
+    let dir = root.path();
+    let probe = r#"
+import errno, socket, ssl, struct, sys, threading, time
+cert, key = sys.argv[1], sys.argv[2]
+out = [time.strftime('%Z', time.localtime(0))]
+if hasattr(ssl, 'PROTOCOL_TLS_CLIENT'):
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+else:
+    client = ssl.SSLContext(ssl.PROTOCOL_SSLv23)
+    client.verify_mode = ssl.CERT_REQUIRED
+    client.check_hostname = True
+    server = ssl.SSLContext(ssl.PROTOCOL_SSLv23)
+try:
+    client.load_verify_locations(cadata=ssl.PEM_cert_to_DER_cert(open(cert).read()))
+    out.append('der:%d' % client.cert_store_stats()['x509'])
+except ssl.SSLError as e:
+    out.append('der:%s' % e)
+    client.load_verify_locations(cafile=cert)
+server.load_cert_chain(cert, key)
+listener = socket.socket()
+listener.bind(('127.0.0.1', 0))
+listener.listen(2)
+def serve(how):
+    conn, _ = listener.accept()
+    s = server.wrap_socket(conn, server_side=True)
+    s.sendall(b'hi')
+    s.recv(1)
+    if how == 'reset':
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    else:
+        s.shutdown(socket.SHUT_RDWR)
+    s.close()
+for how in ('eof', 'reset'):
+    t = threading.Thread(target=serve, args=(how,))
+    t.start()
+    c = client.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname='localhost')
+    assert c.recv(2) == b'hi'
+    c.sendall(b'!')
+    t.join()
+    try:
+        rest = c.recv(10)
+        out.append('%s:%s' % (how, 'empty' if rest == b'' else repr(rest)))
+    except ssl.SSLError as e:
+        out.append('%s:SSLError %s' % (how, e))
+    except (OSError, IOError) as e:
+        out.append('%s:OSError %s' % (how, errno.errorcode.get(e.errno)))
+    c.close()
+print(' | '.join(out))
+"#;
+    std::fs::write(dir.join("probe.py"), probe).unwrap();
+    let o = Command::new(bin)
+        .arg(dir.join("probe.py"))
+        .arg(dir.join("cert.pem"))
+        .arg(dir.join("key.pem"))
+        .env("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o).trim(), "CET | der:1 | eof:empty | reset:OSError ECONNRESET");
+
+    std::fs::write(dir.join("traced.py"), "import json\nprint(json.dumps([1]))\n").unwrap();
+    let o = Command::new(bin)
+        .current_dir(dir)
+        .args(["-m", "trace", "--count", "-C", "coverage", "traced.py"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o).trim(), "[1]");
+    let report = std::fs::read_to_string(dir.join("coverage/traced.cover")).unwrap();
+    assert!(report.contains("import json"), "{report}");
+}
+
 /// Runs git in `repo` with a fixed author and committer; returns its trimmed stdout.
 pub fn git_in(repo: &std::path::Path, args: &[&str]) -> String {
     let o = std::process::Command::new("git")

@@ -115,6 +115,15 @@ struct StdlibZip<'a> {
     /// Written only when true: the manifests of releases without sources are unchanged.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     sources: bool,
+    /// Members stored uncompressed in a deflated ZIP (the spec's `stored`), when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stored: Option<StoredMembers<'a>>,
+}
+
+#[derive(Serialize)]
+struct StoredMembers<'a> {
+    paths: &'a [String],
+    members: usize,
 }
 
 #[derive(Serialize)]
@@ -336,6 +345,10 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
                 compression: spec.compression.as_str(),
                 excluded: &spec.exclude,
                 sources: spec.sources,
+                stored: (!spec.stored.is_empty() && spec.compression == ZipCompression::Deflated).then(|| StoredMembers {
+                    paths: &spec.stored,
+                    members: members.iter().filter(|m| m.stored && m.file.is_some()).count(),
+                }),
             },
         },
         modules,
@@ -440,6 +453,8 @@ fn static_libraries(entry: &Path) -> Vec<String> {
 struct Member {
     name: String,
     file: Option<PathBuf>,
+    /// Written uncompressed whatever the ZIP's compression (the spec's `stored`).
+    stored: bool,
 }
 
 enum MemberError {
@@ -452,11 +467,12 @@ enum MemberError {
 /// too only with `sources`; a source without one is an error, but with `sources`), `__pycache__`
 /// and the excluded paths; sorted by archive name.
 fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
-    let excluded = |rel: &str| {
-        spec.exclude
-            .iter()
+    let under = |list: &[String], rel: &str| {
+        list.iter()
             .any(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
     };
+    let excluded = |rel: &str| under(&spec.exclude, rel);
+    let stored = |rel: &str| under(&spec.stored, rel);
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
@@ -476,6 +492,7 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
                 out.push(Member {
                     name: format!("{rel}/"),
                     file: None,
+                    stored: false,
                 });
                 stack.push((path, format!("{rel}/")));
             } else if name.ends_with(".py") {
@@ -486,12 +503,14 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
                 }
                 if spec.sources {
                     out.push(Member {
+                        stored: stored(&rel),
                         name: rel,
                         file: Some(path),
                     });
                 }
             } else {
                 out.push(Member {
+                    stored: stored(&rel),
                     name: rel,
                     file: Some(path),
                 });
@@ -554,11 +573,12 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
     let dir_options = options.unix_permissions(0o755);
+    let stored_options = options.compression_method(zip::CompressionMethod::Stored);
     for m in members {
         match &m.file {
             None => zip.add_directory(m.name.trim_end_matches('/'), dir_options)?,
             Some(path) => {
-                zip.start_file(m.name.as_str(), options)?;
+                zip.start_file(m.name.as_str(), if m.stored { stored_options } else { options })?;
                 let mut src = fs_err::File::open(path)?;
                 io::copy(&mut src, &mut zip)?;
             }

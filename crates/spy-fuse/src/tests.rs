@@ -8,6 +8,7 @@ fn spec(exclude: &[&str]) -> FuseSpec {
         modules: None,
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         compression: ZipCompression::Stored,
+        stored: vec![],
         flavor: "plain".into(),
         sources: false,
     }
@@ -102,6 +103,39 @@ fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
         .ok()
         .unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+#[test]
+fn a_deflated_zip_stores_the_listed_members_uncompressed() {
+    let t = tree(&[
+        ("lib/os.pyc", &"os bytecode ".repeat(50)),
+        ("lib/typing.pyc", &"typing bytecode ".repeat(50)),
+        ("lib/json/__init__.pyc", &"json bytecode ".repeat(50)),
+        ("lib/json/decoder.pyc", &"decoder bytecode ".repeat(50)),
+        ("lib/jsonx.pyc", &"not json: a name, not a prefix ".repeat(50)),
+        ("exe", "\x7fELF pretend executable"),
+    ]);
+    let mut s = spec(&[]);
+    s.stored = vec!["json".into(), "typing.pyc".into()];
+    let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
+    let dest = t.path().join("fused");
+    write_binary(&t.path().join("exe"), &members, ZipCompression::Deflated, &dest, "x")
+        .ok()
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    for (name, method) in [
+        ("os.pyc", zip::CompressionMethod::Deflated),
+        ("jsonx.pyc", zip::CompressionMethod::Deflated),
+        ("typing.pyc", zip::CompressionMethod::Stored),
+        ("json/__init__.pyc", zip::CompressionMethod::Stored),
+        ("json/decoder.pyc", zip::CompressionMethod::Stored),
+    ] {
+        let mut f = archive.by_name(name).unwrap();
+        assert_eq!(f.compression(), method, "{name}");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+        assert!(text.ends_with("bytecode ") || text.ends_with("prefix "), "{name}: {text}");
+    }
 }
 
 /// A minimal arm64 Mach-O executable as a linker lays it out: header and load commands, `__TEXT`

@@ -61,6 +61,9 @@ struct CanonFuse<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     sources: bool,
     stdlib: &'a str,
+    /// Left out when empty, as `sources`.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stored: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -120,6 +123,7 @@ fn canon<'a>(node: &'a PlanNode, dep_ids: &'a [(String, NodeId)]) -> Canon<'a> {
             release: &f.release,
             sources: f.spec.sources,
             stdlib: &f.spec.stdlib,
+            stored: &f.spec.stored,
         }),
         files: node
             .files

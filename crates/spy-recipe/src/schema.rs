@@ -120,6 +120,10 @@ pub struct FuseSpec {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub compression: ZipCompression,
+    /// Paths below `stdlib` (a file, or a directory and all below it) stored uncompressed although
+    /// `compression` deflates: the modules common imports load, which then need no inflating.
+    #[serde(default)]
+    pub stored: Vec<String>,
     /// What the manifest calls this build (`plain`, `co`, `stackless`...).
     pub flavor: String,
     /// Whether each module's `.py` goes into the ZIP beside its `.pyc` (tracebacks then show
@@ -145,6 +149,8 @@ pub struct PartialFuse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<ZipCompression>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Vec<RelPath>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flavor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<bool>,
@@ -158,6 +164,7 @@ impl PartialFuse {
         replace(&mut self.modules, o.modules);
         replace(&mut self.exclude, o.exclude);
         replace(&mut self.compression, o.compression);
+        replace(&mut self.stored, o.stored);
         replace(&mut self.flavor, o.flavor);
         replace(&mut self.sources, o.sources);
     }
@@ -171,6 +178,7 @@ impl PartialFuse {
             modules: self.modules.map(Into::into),
             exclude: self.exclude.unwrap_or_default().into_iter().map(Into::into).collect(),
             compression: self.compression.unwrap_or_default(),
+            stored: self.stored.unwrap_or_default().into_iter().map(Into::into).collect(),
             flavor: self.flavor.ok_or("flavor")?,
             sources: self.sources.unwrap_or(false),
         })
