@@ -830,4 +830,17 @@ fn the_recipe_cache_never_hides_an_edit() {
     std::fs::write(&caches[0], b"\x00\xffnot a cache\n").unwrap();
     let (again, _) = f.ok(&["show", "hello"]);
     assert_eq!(again, show);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&caches[0]).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "recipes stay private"
+    );
+
+    // `spy gc` drops the caches; SPY_RECIPE_CACHE=0 neither reads nor writes one.
+    f.ok(&["gc"]);
+    assert!(!f.store().join(".spy/recipes").exists());
+    let o = f.cmd(&["list"]).env("SPY_RECIPE_CACHE", "0").output().unwrap();
+    assert!(o.status.success());
+    assert!(!f.store().join(".spy/recipes").exists());
 }

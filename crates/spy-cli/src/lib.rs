@@ -26,7 +26,8 @@ Nodes are named as `spy list` shows them: NAME-SHORT (zlib-x86_64), NAME@TARGET 
     after_help = "Environment: SPY_GRAPH (graph directory), SPY_STORE (store directory), \
 SPY_MIRRORS (colon-separated mirror directories), SPY_OVERLAYS (colon-separated overlay files), \
 SPY_CONFIG (the user config file; default ~/.config/spy/config.toml, with `substituters` and \
-`trusted-public-keys` like spy.toml)."
+`trusted-public-keys` like spy.toml), SPY_RECIPE_CACHE=0 (read every recipe file, not the store's \
+cache of parsed recipes: for a graph on NFS or FUSE)."
 )]
 pub struct Cli {
     /// The graph directory (holds spy.toml); default: the nearest `graph/` at or above the current directory.

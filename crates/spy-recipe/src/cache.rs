@@ -27,8 +27,8 @@ const SCHEMA: &str = env!("SPY_RECIPE_SCHEMA_HASH");
 /// A file changed less than this long before a load is parsed but not recorded.
 const RACY: Duration = Duration::from_secs(2);
 
-/// The largest cache file read (a graph of 10,000 recipes makes about 3 MB).
-pub const MAX_CACHE_BYTES: u64 = 64 << 20;
+/// The largest cache file read (a graph of 10,000 recipes makes about 4 MB).
+pub const MAX_CACHE_BYTES: u64 = 32 << 20;
 
 /// What identifies a file's contents without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,14 +47,14 @@ impl Stamp {
         ])
     }
 
-    /// Whether the file may still change within the same timestamp (or claims a future time).
+    /// Whether the file may still change within the same timestamp. ctime is what counts: every
+    /// change sets it to the kernel's clock, while mtime can be set to anything (`touch -d`).
     fn is_racy(&self, load_started: SystemTime) -> bool {
-        let newest = (self.0[3], self.0[4]).max((self.0[5], self.0[6]));
         let Ok(now) = load_started.duration_since(UNIX_EPOCH) else {
             return true;
         };
         let limit = now.saturating_sub(RACY);
-        (newest.0, newest.1) >= (limit.as_secs() as i64, limit.subsec_nanos() as i64)
+        (self.0[5], self.0[6]) >= (limit.as_secs() as i64, limit.subsec_nanos() as i64)
     }
 }
 
@@ -67,9 +67,13 @@ struct Header {
 /// The parsed recipes of one graph directory, as last saved, and the lines of the next save.
 #[derive(Default)]
 pub struct RecipeCache {
+    /// The saved file, header checked (empty if there was none, or it was foreign).
     bytes: Vec<u8>,
-    /// Relative path → (stamp, the whole line in `bytes`, the recipe's JSON in `bytes`).
+    /// Relative path → (stamp, the whole line in `bytes`, the recipe's JSON in `bytes`), for the
+    /// files a load found (indexed after the walk, so a huge hostile file cannot fill memory).
     index: HashMap<String, (Stamp, Range<usize>, Range<usize>)>,
+    /// How many well-formed lines `bytes` has (a file gone since, a line twice, count too).
+    recorded: usize,
     /// Whether a load records what it parsed (a cache nobody will save does not stat files).
     records: bool,
     /// What the next save holds, set by a load: `None` when it would be the file as read.
@@ -101,41 +105,57 @@ impl RecipeCache {
 
     /// The cache saved in `bytes`; an unreadable or foreign file gives an empty cache.
     pub fn from_bytes(bytes: Vec<u8>) -> RecipeCache {
-        let mut index = HashMap::new();
-        let mut lines = LineRanges::new(&bytes);
-        let header_ok = lines
+        let header_ok = LineRanges::new(&bytes)
             .next()
             .and_then(|r| serde_json::from_slice::<Header>(&bytes[r]).ok())
             .is_some_and(|h| h == header());
         if !header_ok {
             return RecipeCache::empty();
         }
-        for line in lines {
-            let text = &bytes[line.clone()];
-            let Some(tab) = text.iter().position(|&b| b == b'\t') else {
-                continue;
-            };
-            let Ok((rel, stamp)) = serde_json::from_slice::<(String, Stamp)>(&text[..tab]) else {
-                continue;
-            };
-            let recipe = line.start + tab + 1..line.end;
-            index.insert(rel, (stamp, line, recipe));
-        }
         RecipeCache {
             bytes,
-            index,
             records: true,
-            updated: None,
+            ..RecipeCache::default()
         }
     }
 
-    /// How many files the cache knows.
+    /// Each well-formed entry line: its relative path, stamp, whole line and recipe JSON.
+    fn entries(&self) -> impl Iterator<Item = (String, Stamp, Range<usize>, Range<usize>)> + '_ {
+        LineRanges::new(&self.bytes).skip(1).filter_map(|line| {
+            let text = &self.bytes[line.clone()];
+            let tab = text.iter().position(|&b| b == b'\t')?;
+            let (rel, stamp) = serde_json::from_slice::<(String, Stamp)>(&text[..tab]).ok()?;
+            let recipe = line.start + tab + 1..line.end;
+            Some((rel, stamp, line, recipe))
+        })
+    }
+
+    /// Indexes the entries of the files a load found (`wanted`, relative paths).
+    pub(crate) fn index_for(&mut self, wanted: &std::collections::HashSet<&str>) {
+        let mut index = HashMap::new();
+        let mut recorded = 0;
+        for (rel, stamp, line, recipe) in self.entries() {
+            recorded += 1;
+            if wanted.contains(rel.as_str()) {
+                index.insert(rel, (stamp, line, recipe));
+            }
+        }
+        self.index = index;
+        self.recorded = recorded;
+    }
+
+    /// Whether a load took any table from this cache (it had entries for the files found).
+    pub(crate) fn has_entries(&self) -> bool {
+        !self.index.is_empty()
+    }
+
+    /// How many files the saved cache has entries for.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.entries().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// The bytes to save after a load that changed what the cache holds; `None` when the saved file
@@ -177,8 +197,11 @@ impl RecipeCache {
 
     /// Records a load's lines (in file order); the cache changes when any file was parsed, or a
     /// file it knew is gone.
-    pub(crate) fn finish_load(&mut self, lines: Vec<Option<Vec<u8>>>, all_hits: bool) {
-        if !self.records || all_hits && lines.len() == self.index.len() {
+    pub(crate) fn finish_load(&mut self, lines: Vec<Option<Vec<u8>>>, hits: usize) {
+        // A file that cannot be recorded (changed just now, a name that is not UTF-8) is no reason
+        // to write the cache again; a new entry, or an entry to drop, is.
+        let new_lines = lines.iter().flatten().count() - hits;
+        if !self.records || new_lines == 0 && hits == self.recorded {
             self.updated = None;
             return;
         }
@@ -326,11 +349,25 @@ mod tests {
         let (_d, g) = graph_dir();
         let mut cache = RecipeCache::empty();
         Graph::load_cached_at(&g, &[], &mut cache, SystemTime::now()).unwrap();
+        assert!(cache.updated().is_none(), "files written this second may change within their stamp");
+        // Nor is a file changed just now, while the others stay recorded.
+        let saved = saved_after_first_load(&g);
+        write(&g, "a.toml", "name = \"a\"\nversion = \"2\"\n");
+        let mut cache = RecipeCache::from_bytes(saved);
+        let graph = Graph::load_cached_at(&g, &[], &mut cache, SystemTime::now()).unwrap();
+        assert_eq!(graph.recipe_for("a", "x86_64-linux-musl").unwrap().version, "2");
+        let saved = cache.updated().expect("a.toml's old entry is dropped").to_vec();
+        assert_eq!(RecipeCache::from_bytes(saved).len(), 2);
+        // A future mtime (`touch -d`) does not keep a file out: ctime is what moves.
+        let (_d, g) = graph_dir();
+        let f = std::fs::File::options().write(true).open(g.join("a.toml")).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(86400 * 365)).unwrap();
+        let mut cache = RecipeCache::empty();
+        Graph::load_cached_at(&g, &[], &mut cache, SystemTime::now() + Duration::from_secs(60)).unwrap();
         let saved = cache.updated().unwrap().to_vec();
-        assert!(
-            RecipeCache::from_bytes(saved).is_empty(),
-            "files written this second may change within their stamp"
-        );
+        assert_eq!(RecipeCache::from_bytes(saved.clone()).len(), 3);
+        let (_, again) = load(&g, &saved);
+        assert!(again.updated().is_none(), "an unchanged graph does not write its cache again");
     }
 
     #[test]
@@ -356,6 +393,30 @@ mod tests {
         let cut: String = text.lines().map(|l| format!("{}\n", &l[..l.len() * 2 / 3])).collect();
         let (graph, _) = load(&g, format!("{}\n{}", text.lines().next().unwrap(), cut).as_bytes());
         assert_eq!(graph.nodes.len(), 4);
+    }
+
+    #[test]
+    fn a_load_that_fails_on_cached_tables_is_made_again_from_the_files() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        let text = String::from_utf8(saved).unwrap();
+        // a.toml's entry claims node `b`, which b.toml defines: a duplicate only the cache makes.
+        let line = text.lines().find(|l| l.starts_with("[\"a.toml\"")).unwrap();
+        let tab = line.find('\t').unwrap();
+        let hostile = text.replace(line, &format!("{}\t{{\"name\":\"b\",\"version\":\"1\"}}", &line[..tab]));
+        let (graph, cache) = load(&g, hostile.as_bytes());
+        assert_eq!(graph.recipe_for("a", "x86_64-linux-musl").unwrap().version, "1");
+        let repaired = cache.updated().expect("the cache is made anew").to_vec();
+        assert!(!String::from_utf8(repaired).unwrap().contains("{\"name\":\"b\",\"version\":\"1\"}"));
+        // A hostile file of many entries for files the graph does not have costs a scan, not memory.
+        let mut big = text.lines().next().unwrap().to_string();
+        for i in 0..200_000 {
+            big.push_str(&format!("\n[\"{i:x}\",[0,0,0,0,0,0,0]]\t{{}}"));
+        }
+        let (graph, cache) = load(&g, big.as_bytes());
+        assert_eq!(graph.nodes.len(), 4);
+        assert!(cache.index.is_empty() && cache.recorded == 200_000);
+        assert!(cache.updated().is_some(), "the entries of unknown files are dropped");
     }
 
     #[test]

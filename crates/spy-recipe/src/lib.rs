@@ -149,6 +149,23 @@ impl Graph {
         cache: &mut RecipeCache,
         started: std::time::SystemTime,
     ) -> Result<Graph, RecipeError> {
+        match Graph::load_files(dir, extra_overlays, cache, started) {
+            // A load that failed with tables from the cache is made again from the files alone: the
+            // error is then the files' (never a damaged entry's), and the cache made anew.
+            Err(_) if cache.has_entries() => {
+                *cache = RecipeCache::empty();
+                Graph::load_files(dir, extra_overlays, cache, started)
+            }
+            result => result,
+        }
+    }
+
+    fn load_files(
+        dir: &Path,
+        extra_overlays: &[PathBuf],
+        cache: &mut RecipeCache,
+        started: std::time::SystemTime,
+    ) -> Result<Graph, RecipeError> {
         let config_path = dir.join("spy.toml");
         let text = read(&config_path)?;
         let config: GraphConfig = toml::from_str(&text).map_err(|e| RecipeError::parse(&config_path, &text, &e))?;
@@ -176,21 +193,22 @@ impl Graph {
         files.retain(|f| f != &config_path);
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
+        let rels: Vec<Option<&str>> = files.iter().map(|f| f.strip_prefix(dir).ok().and_then(|r| r.to_str())).collect();
+        cache.index_for(&rels.iter().flatten().copied().collect());
         use rayon::prelude::*;
+        let shared = &*cache;
         let parsed: Vec<Result<LoadedFile, RecipeError>> = files
             .par_iter()
-            .map(|f| {
-                let rel = f.strip_prefix(dir).ok().and_then(|r| r.to_str());
-                load_recipe_file(f, rel, &config, cache, started)
-            })
+            .zip(&rels)
+            .map(|(f, rel)| load_recipe_file(f, *rel, &config, shared, started))
             .collect();
         let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
         let mut lines = Vec::with_capacity(parsed.len());
-        let mut all_hits = true;
+        let mut hits = 0;
         for p in parsed {
             let (nodes, line, hit) = p?;
             lines.push(line);
-            all_hits &= hit;
+            hits += usize::from(hit);
             for (name, recipe, file) in nodes {
                 loaded.push(RawNode {
                     name,
@@ -222,7 +240,7 @@ impl Graph {
             graph.apply_overlay(&o)?;
         }
         graph.check_references()?;
-        cache.finish_load(lines, all_hits);
+        cache.finish_load(lines, hits);
         Ok(graph)
     }
 

@@ -255,7 +255,7 @@ impl Store {
 
     /// Replaces the saved host-tool identifications, atomically (a staging file renamed over it).
     pub fn save_host_tools(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.save_state(&self.spy("host-tools.json"), bytes)
+        self.save_state(&self.spy("host-tools.json"), bytes, 0o644)
     }
 
     /// The saved recipe cache of one graph directory (`.spy/recipes/<key>.jsonl`; `key`, lowercase
@@ -277,9 +277,20 @@ impl Store {
         let p = self.recipe_cache_path(key).ok_or_else(|| StoreError::BadEntryName(key.into()))?;
         let dir = self.spy("recipes");
         if !dir.is_dir() {
-            fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+            private_dir(&dir)?;
         }
-        self.save_state(&p, bytes)
+        // Owner only: the recipes of a private graph directory stay private.
+        self.save_state(&p, bytes, 0o600)
+    }
+
+    /// Removes every saved recipe cache (`spy gc`): they are made again by the next load, and a
+    /// store shared by many graph checkouts would otherwise keep one per checkout forever.
+    fn drop_recipe_caches(&self) -> Result<(), StoreError> {
+        let dir = self.spy("recipes");
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&dir)(e)),
+            _ => Ok(()),
+        }
     }
 
     fn recipe_cache_path(&self, key: &str) -> Option<PathBuf> {
@@ -287,14 +298,14 @@ impl Store {
         hex.then(|| self.spy("recipes").join(format!("{key}.jsonl")))
     }
 
-    /// Writes a state file of the store's own whole: a staging file renamed over it.
-    fn save_state(&self, p: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Writes a state file of the store's own whole, with `mode`: a staging file renamed over it.
+    fn save_state(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
         use std::io::Write;
         let p = p.to_path_buf();
         let mut tmp = self.staging_file_in(&self.tmp_dir(), "state-")?;
         tmp.write_all(bytes).map_err(io(&p))?;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(io(&p))?;
         tmp.persist(&p).map_err(|e| StoreError::Io {
             path: p.clone(),
@@ -677,6 +688,7 @@ impl Store {
             for r in &stale {
                 let _ = fs_err::remove_file(r);
             }
+            self.drop_recipe_caches()?;
         }
         Ok(report)
     }
