@@ -461,8 +461,9 @@ pub fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
 
 /// What CPython's own suite found wrong in a single file, as a user meets it: `%Z` of a time tuple
 /// names the zone (musl prints nothing for a NULL tm_zone; 2.7), DER certificates load as cadata
-/// (OpenSSL 3.2+; 2.7, 3.11), a TLS peer that closes without close_notify is an EOF (OpenSSL 3;
-/// 2.7) and one that resets is an OSError, not SSLError "[SYS]" (3.11), and `python -m trace
+/// (OpenSSL 3.2+; 2.7, 3.7, 3.11), a TLS peer that closes without close_notify is an EOF (OpenSSL
+/// 3; 2.7, 3.7) and one that resets is an OSError on a read or a write, not SSLError "[SYS]" or
+/// "unknown error" (2.7, 3.7, 3.11), and `python -m trace
 /// --count` writes its report although the standard library has no files (3.x).
 pub fn tls_time_and_trace_as_upstream(bin: &Path) {
     let root = root_with_certificate(bin);
@@ -494,12 +495,12 @@ def serve(how):
     s = server.wrap_socket(conn, server_side=True)
     s.sendall(b'hi')
     s.recv(1)
-    if how == 'reset':
+    if how != 'eof':
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     else:
         s.shutdown(socket.SHUT_RDWR)
     s.close()
-for how in ('eof', 'reset'):
+for how in ('eof', 'reset', 'send'):
     t = threading.Thread(target=serve, args=(how,))
     t.start()
     c = client.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname='localhost')
@@ -507,12 +508,18 @@ for how in ('eof', 'reset'):
     c.sendall(b'!')
     t.join()
     try:
-        rest = c.recv(10)
-        out.append('%s:%s' % (how, 'empty' if rest == b'' else repr(rest)))
+        if how == 'send':
+            for _ in range(100):
+                c.sendall(b'x' * 65536)
+            rest = 'sent'
+        else:
+            rest = c.recv(10)
+        out.append('%s:%s' % (how, 'empty' if rest == b'' else rest))
     except ssl.SSLError as e:
         out.append('%s:SSLError %s' % (how, e))
     except (OSError, IOError) as e:
-        out.append('%s:OSError %s' % (how, errno.errorcode.get(e.errno)))
+        reset = e.errno in (errno.ECONNRESET, errno.EPIPE)
+        out.append('%s:OSError %s' % (how, 'reset' if reset else errno.errorcode.get(e.errno)))
     c.close()
 print(' | '.join(out))
 "#;
@@ -524,7 +531,7 @@ print(' | '.join(out))
         .env("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
         .output()
         .unwrap();
-    assert_eq!(ok(&o).trim(), "CET | der:1 | eof:empty | reset:OSError ECONNRESET");
+    assert_eq!(ok(&o).trim(), "CET | der:1 | eof:empty | reset:OSError reset | send:OSError reset");
 
     std::fs::write(dir.join("traced.py"), "import json\nprint(json.dumps([1]))\n").unwrap();
     let o = Command::new(bin)
