@@ -7,14 +7,17 @@
 # tree, since regrtest lists directories). Prints the counts and the modules that
 # failed, were skipped or changed the environment; docs/packages.md explains each.
 #
-# Usage: benches/cpython-suite.sh [3.13|3.11|2.7]   (SPY_STORE=target/tmp/e2e-store uses what the
-# tests built; SUITE_LOG=FILE keeps regrtest's output there)
+# Usage: benches/cpython-suite.sh [3.13|3.11|2.7] [TEST_MODULE...]   (SPY_STORE=target/tmp/e2e-store
+# uses what the tests built; SUITE_LOG=FILE keeps regrtest's output there; test modules named after
+# the version run alone, verbosely on failure, to check a row of docs/packages.md)
 # 2.7 runs its release as it is (no test-modules variant: tests that need _testcapi skip), with
 # `test` from the interpreter node on PYTHONPATH (2.7 has no -I, so its child interpreters see it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=${1:-3.13}
-case "$version" in 3.13|3.11|2.7) ;; *) echo "usage: $0 [3.13|3.11|2.7]" >&2; exit 2 ;; esac
+case "$version" in 3.13|3.11|2.7) ;; *) echo "usage: $0 [3.13|3.11|2.7] [TEST_MODULE...]" >&2; exit 2 ;; esac
+shift || true
+modules=("$@")
 release=python$version-x86_64
 cargo build --release -q
 spy=$PWD/target/release/spy
@@ -22,6 +25,7 @@ if [ "$version" = 2.7 ]; then
   out=$($spy realize --no-out-link -q "$release")
   cpython=$($spy realize --no-out-link -q "cpython$version-x86_64")
   run=(-m test.regrtest -j2)   # 2.7 knows no `-u none`: no resource is enabled by default
+  [ ${#modules[@]} -gt 0 ] && run=(-m test.regrtest -v "${modules[@]}")
 else
   out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
     --overlay overlays/cpython-suite.toml "$release")
@@ -30,6 +34,7 @@ else
   # -I from the ZIP.
   cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython$version-x86_64")
   run=(-m test -j2 -u none --timeout 1200)
+  [ ${#modules[@]} -gt 0 ] && run+=(-v "${modules[@]}")
 fi
 work=$(mktemp -d /tmp/spy-suite-XXXXXX)
 trap 'rm -rf "$work"' EXIT
