@@ -319,3 +319,40 @@ fn darwin_arm64_signature_matches_the_linkers() {
     spy_fuse::macho::resign(&copy, &ident).unwrap();
     assert!(std::fs::read(&copy).unwrap() == original, "our signature differs from zig's");
 }
+
+/// overlays/libedit.toml on darwin: the cross-built interpreter's readline module is over libedit
+/// (its version string is libedit's), GNU readline is not linked, the licence has no GPL, and the
+/// release is still a signed, libSystem-only single file.
+fn libedit_replaces_readline(short: &str, cpu: u32) {
+    let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/libedit.toml");
+    let release = format!("python3.11-{short}");
+    let out = common::realize_real(&release, &[&overlay]);
+    let bytes = std::fs::read(out.join("bin").join(&release)).unwrap();
+    let m = goblin::mach::MachO::parse(&bytes, 0).unwrap();
+    assert_libsystem_only_macos11_executable(&m, cpu);
+    let (_, ident) = verify_code_signature(&bytes, &m);
+    assert_eq!(ident, release);
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"EditLine wrapper"), "libedit's rl_library_version is linked in");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let comps = manifest["components"].as_array().unwrap();
+    assert!(comps
+        .iter()
+        .any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
+    assert!(!comps.iter().any(|c| c["name"] == "readline"), "GNU readline is still linked");
+    let license = manifest["license"].as_str().unwrap();
+    assert!(license.contains("BSD-3-Clause") && !license.contains("GPL"), "{license}");
+    assert!(common::builtin_modules(&manifest).contains(&"readline"));
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_arm64_libedit_replaces_readline() {
+    libedit_replaces_readline("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
+}
+
+#[test]
+#[ignore = "e2e: tests/e2e/run"]
+fn darwin_x86_64_libedit_replaces_readline() {
+    libedit_replaces_readline("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
+}
