@@ -572,6 +572,20 @@ pub fn git_in(repo: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// A release made with overlays/libedit.toml, by its manifest: libedit is linked, GNU readline is
+/// not, and the binary's licence has no GPL.
+pub fn manifest_says_libedit_not_readline(out: &Path) {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let comps = m["components"].as_array().unwrap();
+    assert!(comps
+        .iter()
+        .any(|c| c["name"] == "libedit" && c["license"] == "BSD-3-Clause" && c["role"] == "linked"));
+    assert!(!comps.iter().any(|c| c["name"] == "readline"), "GNU readline is still linked");
+    let license = m["license"].as_str().unwrap();
+    assert!(license.contains("BSD-3-Clause") && !license.contains("GPL"), "{license}");
+    assert!(builtin_modules(&m).contains(&"readline"));
+}
+
 /// The `modules.builtin` list of a release manifest.
 pub fn builtin_modules(manifest: &serde_json::Value) -> Vec<&str> {
     manifest["modules"]["builtin"]
