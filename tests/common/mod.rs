@@ -904,7 +904,8 @@ pub fn with_compiles_a_c_extension_sdist(release: &str, suffix: &str, python: &s
         assert!(locked.contains(line), "{line} in:\n{locked}");
     }
     let root = empty_root(&out.join("bin").join(release), release, &[]);
-    let probe = "import sys, spamext, spamext_util\nprint(spamext.add(2, 3), spamext.greeting(), spamext_util.twice(4), 'spamext' in sys.builtin_module_names)";
+    // One string printed, so that 2.7's print statement shows what 3's function does.
+    let probe = "import sys, spamext, spamext_util\nprint('%s %s %s %s' % (spamext.add(2, 3), spamext.greeting(), spamext_util.twice(4), 'spamext' in sys.builtin_module_names))";
     let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]);
     assert_eq!(ok(&o).trim(), "5 hello from a wheel 8 True");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
