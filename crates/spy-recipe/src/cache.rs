@@ -10,7 +10,8 @@
 //!
 //! The cache is not trusted more than a recipe: an entry is deserialized through the same checked
 //! types as the TOML (names, paths, URLs), and a line that does not parse is a miss. The header
-//! carries a hash of the schema's source, so a spy with another schema ignores the file.
+//! carries a hash of what decides how a file parses (build.rs), so a spy that parses differently
+//! ignores the file.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -21,7 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::schema::PartialRecipe;
 use crate::RecipeError;
 
-/// Changes whenever `schema.rs`, `names.rs` or the locked crate versions change (build.rs).
+/// Changes whenever `schema.rs`, `names.rs`, the crate's Cargo.toml or the locked crate versions
+/// change (build.rs).
 const SCHEMA: &str = env!("SPY_RECIPE_SCHEMA_HASH");
 
 /// A file changed less than this long before a load is parsed but not recorded.
@@ -144,7 +146,8 @@ impl RecipeCache {
         self.recorded = recorded;
     }
 
-    /// Whether a load took any table from this cache (it had entries for the files found).
+    /// Whether the cache had entries for the files a load found (a load that failed may then have
+    /// taken tables from it).
     pub(crate) fn has_entries(&self) -> bool {
         !self.index.is_empty()
     }
@@ -181,8 +184,7 @@ impl RecipeCache {
                 }
             }
         }
-        let text = crate::read(path)?;
-        let partial: PartialRecipe = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+        let (text, partial) = crate::parse_recipe_file(path)?;
         let line = match (rel, stamp) {
             (Some(rel), Some(s)) if !s.is_racy(load_started) => entry_line(rel, s, &partial),
             _ => None,
@@ -195,8 +197,8 @@ impl RecipeCache {
         })
     }
 
-    /// Records a load's lines (in file order); the cache changes when any file was parsed, or a
-    /// file it knew is gone.
+    /// Records a load's lines (in file order); the cache changes when a file gets a new entry, or
+    /// an entry goes (its file is gone, changed just now, or the line was damaged or doubled).
     pub(crate) fn finish_load(&mut self, lines: Vec<Option<Vec<u8>>>, hits: usize) {
         // A file that cannot be recorded (changed just now, a name that is not UTF-8) is no reason
         // to write the cache again; a new entry, or an entry to drop, is.
@@ -261,16 +263,9 @@ impl Iterator for LineRanges<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::{write, CONFIG};
     use crate::Graph;
     use std::path::PathBuf;
-
-    const CONFIG: &str = "format = 1\n[targets.x86_64-linux-musl]\nshort = \"x86_64\"\n[targets.i686-linux-musl]\nshort = \"i686\"\n";
-
-    fn write(dir: &Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
 
     /// A load that records every file (as if it started long after they were written).
     fn later() -> SystemTime {

@@ -533,13 +533,19 @@ fn load_recipe_file(
         // A recorded table the graph's settings now refuse (a target gone from spy.toml): the
         // error is made again from the file, so that it names the line.
         Err(_) if hit => {
-            let text = read(path)?;
-            let partial = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+            let (text, partial) = parse_recipe_file(path)?;
             nodes_of_file(path, config, partial, &text)?
         }
         Err(e) => return Err(e),
     };
     Ok((nodes, line, hit))
+}
+
+/// A recipe file's text and its table as written.
+fn parse_recipe_file(path: &Path) -> Result<(String, PartialRecipe), RecipeError> {
+    let text = read(path)?;
+    let partial = toml::from_str(&text).map_err(|e| RecipeError::parse(path, &text, &e))?;
+    Ok((text, partial))
 }
 
 /// The nodes a recipe file's table makes (one, or one per variant), checked against the graph's

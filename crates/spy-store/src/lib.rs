@@ -301,14 +301,13 @@ impl Store {
     /// Writes a state file of the store's own whole, with `mode`: a staging file renamed over it.
     fn save_state(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
         use std::io::Write;
-        let p = p.to_path_buf();
         let mut tmp = self.staging_file_in(&self.tmp_dir(), "state-")?;
-        tmp.write_all(bytes).map_err(io(&p))?;
+        tmp.write_all(bytes).map_err(io(p))?;
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&p))?;
-        tmp.persist(&p).map_err(|e| StoreError::Io {
-            path: p.clone(),
+            .map_err(io(p))?;
+        tmp.persist(p).map_err(|e| StoreError::Io {
+            path: p.to_path_buf(),
             message: e.to_string(),
         })?;
         Ok(())
