@@ -1,45 +1,54 @@
 #!/usr/bin/env bash
 # CPython's whole regression suite run by a single file (issue 21): `python -m test -j2`, each test
 # under a timeout, no optional resources (-u none: no network, no GUI). The binary is the release
-# of that Python (python3.13-x86_64 by default) made with overlays/cpython-test-modules.toml (the test modules built in) and
+# of that Python (python3.13-x86_64 by default) made with its test modules built in
+# (overlays/cpython-test-modules.toml, overlays/stackless-test-modules.toml) and
 # overlays/cpython-suite.toml (the `test` package and the sources in its ZIP, so the interpreters
 # the suite starts again with -I still import `test`; the suite itself reads the interpreter node's
-# tree, since regrtest lists directories). Prints the counts and the modules that
-# failed, were skipped or changed the environment; docs/packages.md explains each.
+# tree, since regrtest lists directories). Prints the counts and the modules that failed, were
+# skipped or changed the environment; docs/packages.md explains each.
 #
-# Usage: benches/cpython-suite.sh [3.13|3.11|2.7] [TEST_MODULE...]   (SPY_STORE=target/tmp/e2e-store
-# uses what the tests built; SUITE_LOG=FILE keeps regrtest's output there; test modules named after
-# the version run alone, verbosely on failure, to check a row of docs/packages.md)
-# 2.7 runs its release as it is (no test-modules variant: tests that need _testcapi skip), with
-# `test` from the interpreter node on PYTHONPATH (2.7 has no -I, so its child interpreters see it).
+# Usage: benches/cpython-suite.sh [3.13|3.11|2.7|stackless3.7|stackless2.7] [TEST_MODULE...]
+# (SPY_STORE=target/tmp/e2e-store uses what the tests built; SUITE_LOG=FILE keeps regrtest's output
+# there; test modules named after the version run alone, verbosely, to check a row of
+# docs/packages.md). 2.7 and Stackless 2.7 run their release as it is (no test-modules variant:
+# tests that need _testcapi skip), with `test` from the interpreter node on PYTHONPATH (2.7 has no
+# -I, so its child interpreters see it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=${1:-3.13}
-case "$version" in 3.13|3.11|2.7) ;; *) echo "usage: $0 [3.13|3.11|2.7] [TEST_MODULE...]" >&2; exit 2 ;; esac
+case "$version" in
+  3.13|3.11) release=python$version; interpreter=cpython$version; pyver=$version
+    overlays=(--overlay overlays/cpython-test-modules.toml) ;;
+  2.7) release=python2.7; interpreter=cpython2.7; pyver=2.7 ;;
+  stackless3.7) release=stackless3.7; interpreter=slpython3.7; pyver=3.7
+    overlays=(--overlay overlays/stackless-test-modules.toml) ;;
+  stackless2.7) release=stackless2.7; interpreter=slpython2.7; pyver=2.7 ;;
+  *) echo "usage: $0 [3.13|3.11|2.7|stackless3.7|stackless2.7] [TEST_MODULE...]" >&2; exit 2 ;;
+esac
 shift || true
 modules=("$@")
-release=python$version-x86_64
+release=$release-x86_64
 cargo build --release -q
 spy=$PWD/target/release/spy
-if [ "$version" = 2.7 ]; then
+if [ "$pyver" = 2.7 ]; then
   out=$($spy realize --no-out-link -q "$release")
-  cpython=$($spy realize --no-out-link -q "cpython$version-x86_64")
+  cpython=$($spy realize --no-out-link -q "$interpreter-x86_64")
   run=(-m test.regrtest -j2)   # 2.7 knows no `-u none`: no resource is enabled by default
   [ ${#modules[@]} -gt 0 ] && run=(-m test.regrtest -v "${modules[@]}")
 else
-  out=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml \
-    --overlay overlays/cpython-suite.toml "$release")
+  out=$($spy realize --no-out-link -q "${overlays[@]}" --overlay overlays/cpython-suite.toml "$release")
   # regrtest lists test directories with os.listdir, which a ZIP does not answer: the suite's own
   # process imports `test` from the interpreter node's tree (PYTHONPATH), the ones it starts with
   # -I from the ZIP.
-  cpython=$($spy realize --no-out-link -q --overlay overlays/cpython-test-modules.toml "cpython$version-x86_64")
+  cpython=$($spy realize --no-out-link -q "${overlays[@]}" "$interpreter-x86_64")
   run=(-m test -j2 -u none --timeout 1200)
   [ ${#modules[@]} -gt 0 ] && run+=(-v "${modules[@]}")
 fi
 work=$(mktemp -d /tmp/spy-suite-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/home" "$work/tests"
-ln -s "$cpython/lib/python$version/test" "$work/tests/test"
+ln -s "$cpython/lib/python$pyver/test" "$work/tests/test"
 log=${SUITE_LOG:-$work/suite.log}
 # A shell that starts this script in the background leaves SIGINT ignored, and an ignored signal
 # stays ignored across exec: CPython then installs no KeyboardInterrupt handler, and cases of

@@ -645,6 +645,46 @@ fn zoneinfo_works_in_an_empty_root(py: &Py, t: &Target) {
 /// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
 /// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
 /// (10,000) needs the 8 MiB glibc gives them (a 1 MiB stack crashed 3.13 in `repr`).
+/// zipimport's directory of the stdlib ZIP comes from the built-in `_spy_zipdir` (issue 19: the
+/// Python loop was an eighth of `-c pass`) and equals what zipimport's Python code reads; the
+/// directories the C code leaves to Python (a cp437 name, a local header offset past the
+/// directory) give upstream's answers.
+fn zip_directory_parsed_in_c_as_in_python(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = r#"
+import os, sys, tempfile, zipfile, zipimport
+import _spy_zipdir
+fast = zipimport._read_directory(sys.executable)
+sys.modules['_spy_zipdir'] = None  # `import _spy_zipdir` fails: zipimport's own code
+slow = zipimport._read_directory(sys.executable)
+del sys.modules['_spy_zipdir']
+print('stdlib', len(fast) > 1000 and fast == slow)
+d = tempfile.mkdtemp()
+z = os.path.join(d, 'names.zip')
+with zipfile.ZipFile(z, 'w') as f:
+    f.writestr('plain.py', 'x = 1')
+    f.writestr('cafX.py', 'y = 2')
+data = open(z, 'rb').read().replace(b'cafX', b'caf\x82')  # no UTF-8 flag: cp437
+open(z, 'wb').write(data)
+print('cp437', sorted(zipimport._read_directory(z)))
+central = data.rindex(b'PK\x01\x02')
+bad = data[:central + 42] + b'\xff\xff\xff\x7f' + data[central + 46:]
+open(z, 'wb').write(bad)
+try:
+    zipimport._read_directory(z)
+    print('offset accepted')
+except zipimport.ZipImportError as e:
+    print('offset', str(e).split(':')[0])
+"#;
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(
+        common::ok(&o),
+        "stdlib True\ncp437 ['caf\u{e9}.py', 'plain.py']\noffset bad local header offset\n",
+        "{}",
+        py.node
+    );
+}
+
 fn deep_recursion_raises_in_threads(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let probe = r#"
@@ -864,16 +904,24 @@ macro_rules! checks {
 
 checks!(python3_13_x86_64, PY313, X86_64);
 
-/// zoneinfo (3.9 and later) for each CPython 3 and target.
-macro_rules! zoneinfo {
-    ($name:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
-        #[test] $(#[$attr])?
-        fn $name() {
-            zoneinfo_works_in_an_empty_root(&$py, &$target);
+/// The checks only CPython 3 has a subject for (zoneinfo; zipimport in Python, with its
+/// directory parsed in C), per Python and target (`python3_13_x86_64_py3::...`).
+macro_rules! checks3 {
+    ($module:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
+        mod $module {
+            use super::*;
+            #[test] $(#[$attr])?
+            fn zoneinfo_works_in_an_empty_root() {
+                super::zoneinfo_works_in_an_empty_root(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn zip_directory_parsed_in_c_as_in_python() {
+                super::zip_directory_parsed_in_c_as_in_python(&$py, &$target);
+            }
         }
     };
 }
-zoneinfo!(python3_13_x86_64_zoneinfo_works_in_an_empty_root, PY313, X86_64);
+checks3!(python3_13_x86_64_py3, PY313, X86_64);
 
 /// `spy realize --with` ([`common::with_compiles_a_c_extension_sdist`]).
 #[test]
@@ -903,9 +951,9 @@ fn python3_13_x86_64_libedit_replaces_readline() {
 fn python3_11_x86_64_libedit_replaces_readline() {
     libedit_replaces_readline(&PY311, &X86_64);
 }
-zoneinfo!(python3_13_i686_zoneinfo_works_in_an_empty_root, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
-zoneinfo!(python3_11_x86_64_zoneinfo_works_in_an_empty_root, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
-zoneinfo!(python3_11_i686_zoneinfo_works_in_an_empty_root, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);
+checks3!(python3_13_i686_py3, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
+checks3!(python3_11_x86_64_py3, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
+checks3!(python3_11_i686_py3, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_13_i686, PY313, I686, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_11_x86_64, PY311, X86_64, #[ignore = "e2e: tests/e2e/run"]);
 checks!(python3_11_i686, PY311, I686, #[ignore = "e2e: tests/e2e/run"]);
