@@ -641,10 +641,6 @@ fn zoneinfo_works_in_an_empty_root(py: &Py, t: &Target) {
     assert_eq!(common::ok(&o).trim(), "2:00:00 1:00:00 True");
 }
 
-/// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
-/// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
-/// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
-/// (10,000) needs the 8 MiB glibc gives them (a 1 MiB stack crashed 3.13 in `repr`).
 /// zipimport's directory of the stdlib ZIP comes from the built-in `_spy_zipdir` (issue 19: the
 /// Python loop was an eighth of `-c pass`) and equals what zipimport's Python code reads; the
 /// directories the C code leaves to Python (a cp437 name, a local header offset past the
@@ -685,6 +681,10 @@ except zipimport.ZipImportError as e:
     );
 }
 
+/// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
+/// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
+/// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
+/// (10,000) needs the 8 MiB glibc gives them (a 1 MiB stack crashed 3.13 in `repr`).
 fn deep_recursion_raises_in_threads(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let probe = r#"
