@@ -102,6 +102,10 @@ const STACKLESS37: Flavor = Flavor {
         "zlib",
         "_ctypes",
         "_asyncio",
+        "_decimal",
+        "parser",
+        "_crypt",
+        "ossaudiodev",
     ],
     packages: &[("greenlet-slp3.7", "3.1.1")],
     co: false,
@@ -342,6 +346,35 @@ got, line = loop.run_until_complete(main())
 print("asyncio", got, line, len(log))
 "#;
 
+/// What CPython's suite found in Stackless 3.7 (docs/packages.md): decimal is the C one (the
+/// result is libmpdec's), a module name with a NUL is not found (3.7's zipimport cut it there),
+/// zipimport reads its archive again after its caches are cleared (that imported the cp437 codec
+/// from the archive being read: RecursionError), and faulthandler's stack-overflow helper
+/// overflows instead of looping forever (GCC made a loop of its recursion).
+const PY37_PROBE: &str = r#"
+import decimal, subprocess, sys, zipimport
+decimal.getcontext().prec = 40
+print("decimal", decimal.Decimal is __import__("_decimal").Decimal, decimal.Decimal(1) / decimal.Decimal(7))
+try:
+    __import__("string\x00")
+    print("nul imported")
+except ModuleNotFoundError as e:
+    print("nul", type(e).__name__)
+zipimport._zip_directory_cache.clear()
+sys.path_importer_cache.clear()
+for name in list(sys.modules):
+    if name.startswith("encodings.") and name != "encodings.utf_8":
+        del sys.modules[name]
+import encodings.cp437, json.tool
+print("zip reread", encodings.cp437.__name__, json.tool.__name__)
+try:
+    p = subprocess.run([sys.executable, "-c", "import faulthandler; faulthandler.enable(); faulthandler._stack_overflow()"],
+                       stderr=subprocess.PIPE, timeout=60)
+    print("stack overflow", p.returncode, b"Fatal Python error" in p.stderr)
+except subprocess.TimeoutExpired:
+    print("stack overflow looped")
+"#;
+
 fn run_probe(root: &Path, script: &str) -> String {
     let path = root.join("probe.py");
     std::fs::write(&path, script).unwrap();
@@ -392,6 +425,15 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
     if f.stdlib == "python3.7" {
         let text = run_probe(root.path(), ASYNCIO_PROBE);
         assert!(text.contains("asyncio [0, 1, 2] b'PING\\n' 3"), "{text}");
+        let text = run_probe(root.path(), PY37_PROBE);
+        for line in [
+            "decimal True 0.1428571428571428571428571428571428571429",
+            "nul ModuleNotFoundError",
+            "zip reread encodings.cp437 json.tool",
+            "stack overflow -11 True",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
     }
 }
 

@@ -463,8 +463,9 @@ pub fn root_with_certificate(bin: &Path) -> tempfile::TempDir {
 /// names the zone (musl prints nothing for a NULL tm_zone; 2.7), DER certificates load as cadata
 /// (OpenSSL 3.2+; 2.7, 3.7, 3.11), a TLS peer that closes without close_notify is an EOF (OpenSSL
 /// 3; 2.7, 3.7) and one that resets is an OSError on a read or a write, not SSLError "[SYS]" or
-/// "unknown error" (2.7, 3.7, 3.11), and `python -m trace
-/// --count` writes its report although the standard library has no files (3.x).
+/// "unknown error" (2.7, 3.7, 3.11), a password callback that fails raises its own exception
+/// (OpenSSL 3 calls it again: SystemError in 3.7), and `python -m trace --count` writes its report
+/// although the standard library has no files (3.x).
 pub fn tls_time_and_trace_as_upstream(bin: &Path) {
     let root = root_with_certificate(bin);
     let dir = root.path();
@@ -486,7 +487,17 @@ try:
 except ssl.SSLError as e:
     out.append('der:%s' % e)
     client.load_verify_locations(cafile=cert)
-server.load_cert_chain(cert, key)
+def too_long():
+    return 'x' * 2000
+def raises():
+    raise KeyError('from the callback')
+for password in (too_long, raises):
+    try:
+        server.load_cert_chain(cert, sys.argv[3], password=password)
+        out.append('pw:loaded')
+    except Exception as e:
+        out.append('pw:%s' % type(e).__name__)
+server.load_cert_chain(cert, sys.argv[3], password=lambda: 'secret')
 listener = socket.socket()
 listener.bind(('127.0.0.1', 0))
 listener.listen(2)
@@ -526,22 +537,31 @@ for how in ('eof', 'reset', 'send'):
 print(' | '.join(out))
 "#;
     std::fs::write(dir.join("probe.py"), probe).unwrap();
+    let o = Command::new(host_tool("openssl"))
+        .args(["pkey", "-aes128", "-passout", "pass:secret", "-in"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("protected.pem"))
+        .output()
+        .unwrap();
+    ok(&o);
     let o = Command::new(bin)
         .arg(dir.join("probe.py"))
         .arg(dir.join("cert.pem"))
         .arg(dir.join("key.pem"))
+        .arg(dir.join("protected.pem"))
         .env("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
         .output()
         .unwrap();
     let out = ok(&o);
     let parts: Vec<&str> = out.trim().split(" | ").collect();
-    assert_eq!(parts[..3], ["CET", "der:1", "eof:empty"], "{out}");
+    assert_eq!(parts[..5], ["CET", "der:1", "pw:ValueError", "pw:KeyError", "eof:empty"], "{out}");
     // A read from a reset connection: OSError from errno, or (3.11, as with OpenSSL 3.0, which its
     // tests expect) the EOF of a connection gone, suppressed; a write to it: OSError, or (3.11)
     // SSLEOFError. Never SSLError "[SYS] unknown error" or "unknown error".
-    assert!(["reset:OSError reset", "reset:empty"].contains(&parts[3]), "{out}");
-    assert!(["send:OSError reset", "send:SSLEOFError"].contains(&parts[4]), "{out}");
-    assert_eq!(parts.len(), 5, "{out}");
+    assert!(["reset:OSError reset", "reset:empty"].contains(&parts[5]), "{out}");
+    assert!(["send:OSError reset", "send:SSLEOFError"].contains(&parts[6]), "{out}");
+    assert_eq!(parts.len(), 7, "{out}");
 
     std::fs::write(dir.join("traced.py"), "import json\nprint(json.dumps([1]))\n").unwrap();
     let o = Command::new(bin)
@@ -998,8 +1018,8 @@ pub fn stdlib_data_is_in_the_zip(bin: &Path, out: &Path, stdlib: &Path, release:
         assert_eq!(ok(&o).trim(), "print(\"hi\")");
     }
     // pydoc reads its stylesheet, and knows the stdlib's modules (for their documentation's
-    // address), inside the ZIP (patched in 3.11 and 3.13: CPython's test_pydoc found both).
-    if ["python3.11", "python3.13"].iter().any(|v| stdlib.ends_with(v)) {
+    // address), inside the ZIP (patched in 3.7, 3.11 and 3.13: CPython's test_pydoc found both).
+    if ["python3.7", "python3.11", "python3.13"].iter().any(|v| stdlib.ends_with(v)) {
         let root = empty_root(bin, release, &[]);
         let probe = "import pydoc, json\nprint(pydoc.TextDoc().getdocloc(json))\nprint('CSS file for pydoc' in pydoc._url_handler('pydoc_data/_pydoc.css', 'text/css'))";
         let o = run_in_root(root.path(), &[], &[&format!("/{release}"), "-c", probe]);
