@@ -972,6 +972,24 @@ fn prefix_pip_and_data(f: &Flavor, short: &str) {
     common::stdlib_data_is_in_the_zip(&bin, &out, &interp.join("lib").join(f.stdlib), &name);
     common::prefix_pip_and_venv(&bin, &name, f.stdlib, f.stdlib == "python2.7");
     common::tls_time_and_trace_as_upstream(&bin);
+    if f.stdlib == "python3.7" {
+        sources_in_pydoc_and_inspect(&name);
+    }
+}
+
+/// With `--py-sources`, pydoc and inspect read a stdlib function's lines from the module its
+/// relative file name stands for. pydoc of a class deriving from collections.abc.Mapping failed
+/// with IndexError (Stackless 3.7, CPython's test_pydoc): linecache read collections/abc.py, the
+/// module `__module__` names, for the methods of _collections_abc.
+fn sources_in_pydoc_and_inspect(release: &str) {
+    let mirror = sources_mirror().display().to_string();
+    let out = common::realize_real_with(release, &[], &["--mirror", &mirror, "--py-sources"]);
+    let root = root_with(&out.join("bin").join(release), &[]);
+    let probe = "import collections.abc, inspect, pydoc\nclass C(collections.abc.Mapping):\n    pass\n\
+        print(pydoc.render_doc(C, renderer=pydoc.plaintext).splitlines()[2])\n\
+        print(inspect.getsource(collections.abc.Mapping.__contains__).splitlines()[0])\n";
+    let text = run_probe(root.path(), probe);
+    assert_eq!(text, "class C(collections.abc.Mapping)\n    def __contains__(self, key):\n", "{release}");
 }
 
 macro_rules! flavor_tests {
