@@ -352,7 +352,7 @@ print("asyncio", got, line, len(log))
 /// from the archive being read: RecursionError), and faulthandler's stack-overflow helper
 /// overflows instead of looping forever (GCC made a loop of its recursion).
 const PY37_PROBE: &str = r#"
-import decimal, subprocess, sys, zipimport
+import decimal, resource, subprocess, sys, zipimport
 decimal.getcontext().prec = 40
 print("decimal", decimal.Decimal is __import__("_decimal").Decimal, decimal.Decimal(1) / decimal.Decimal(7))
 try:
@@ -368,8 +368,10 @@ for name in list(sys.modules):
 import encodings.cp437, json.tool
 print("zip reread", encodings.cp437.__name__, json.tool.__name__)
 try:
+    # An 8 MiB stack, as Linux gives by default: the helper gives up (RuntimeError) past 100 MiB.
     p = subprocess.run([sys.executable, "-c", "import faulthandler; faulthandler.enable(); faulthandler._stack_overflow()"],
-                       stderr=subprocess.PIPE, timeout=60)
+                       stderr=subprocess.PIPE, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20)))
     print("stack overflow", p.returncode, b"Fatal Python error" in p.stderr)
 except subprocess.TimeoutExpired:
     print("stack overflow looped")
@@ -989,7 +991,10 @@ fn sources_in_pydoc_and_inspect(release: &str) {
         print(pydoc.render_doc(C, renderer=pydoc.plaintext).splitlines()[2])\n\
         print(inspect.getsource(collections.abc.Mapping.__contains__).splitlines()[0])\n";
     let text = run_probe(root.path(), probe);
-    assert_eq!(text, "class C(collections.abc.Mapping)\n    def __contains__(self, key):\n", "{release}");
+    assert_eq!(
+        text, "class C(collections.abc.Mapping)\n    def __contains__(self, key):\n",
+        "{release}"
+    );
 }
 
 macro_rules! flavor_tests {
