@@ -681,6 +681,25 @@ except zipimport.ZipImportError as e:
     );
 }
 
+/// What `-c pass` imports beyond upstream's start-up (issue 19): not `_struct` (the directory of
+/// the stdlib ZIP comes from `_spy_zipdir`), and in 3.13 the encodings start-up needs and
+/// linecache are frozen, not read from the ZIP; a codec that is not frozen still comes from it.
+fn start_up_imports_only_what_it_needs(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = "import sys\n\
+        print('_struct' in sys.modules, sys.modules['encodings'].__spec__.origin, sys.modules.get('linecache') and sys.modules['linecache'].__spec__.origin)\n\
+        import encodings.cp437\nprint(type(encodings.cp437.__loader__).__name__)";
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    let expected = if py.version.starts_with("3.13") {
+        "False frozen frozen\nzipimporter\n".to_string()
+    } else {
+        // 3.11 imports no linecache at start-up, and its encodings come from the ZIP.
+        format!("False {}/encodings/__init__.pyc None\nzipimporter\n", bin.display())
+    };
+    let text = common::ok(&o);
+    assert!(text.starts_with(&expected), "{}: {text}", py.node);
+}
+
 /// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
 /// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
 /// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
@@ -917,6 +936,10 @@ macro_rules! checks3 {
             #[test] $(#[$attr])?
             fn zip_directory_parsed_in_c_as_in_python() {
                 super::zip_directory_parsed_in_c_as_in_python(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn start_up_imports_only_what_it_needs() {
+                super::start_up_imports_only_what_it_needs(&$py, &$target);
             }
         }
     };
