@@ -684,17 +684,26 @@ except zipimport.ZipImportError as e:
 /// What `-c pass` imports beyond upstream's start-up (issue 19): not `_struct` (the directory of
 /// the stdlib ZIP comes from `_spy_zipdir`), and in 3.13 the encodings start-up needs and
 /// linecache are frozen, not read from the ZIP; a codec that is not frozen still comes from it.
+/// And each module imported from the ZIP is unmarshalled once (zipimport's get_filename, which
+/// the spec asks for, loaded the code that get_code then loaded again).
 fn start_up_imports_only_what_it_needs(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let probe = "import sys\n\
         print('_struct' in sys.modules, sys.modules['encodings'].__spec__.origin, sys.modules.get('linecache') and sys.modules['linecache'].__spec__.origin)\n\
-        import encodings.cp437\nprint(type(encodings.cp437.__loader__).__name__)";
+        import encodings.cp437\nprint(type(encodings.cp437.__loader__).__name__)\n\
+        import marshal\nreal, calls = marshal.loads, []\nmarshal.loads = lambda data: calls.append(1) or real(data)\n\
+        before = set(sys.modules)\nimport json.tool, email.parser\n\
+        loaded = [m for m in set(sys.modules) - before if type(sys.modules[m].__loader__).__name__ == 'zipimporter']\n\
+        print('unmarshalled', len(calls) == len(loaded) > 5)";
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
     let expected = if py.version.starts_with("3.13") {
-        "False frozen frozen\nzipimporter\n".to_string()
+        "False frozen frozen\nzipimporter\nunmarshalled True\n".to_string()
     } else {
         // 3.11 imports no linecache at start-up, and its encodings come from the ZIP.
-        format!("False {}/encodings/__init__.pyc None\nzipimporter\n", bin.display())
+        format!(
+            "False {}/encodings/__init__.pyc None\nzipimporter\nunmarshalled True\n",
+            bin.display()
+        )
     };
     let text = common::ok(&o);
     assert!(text.starts_with(&expected), "{}: {text}", py.node);
