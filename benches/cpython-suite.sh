@@ -57,14 +57,37 @@ log=${SUITE_LOG:-$work/suite.log}
 sigint_default=(-c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])')
 start=$(date +%s)
 set +e
-# Its own session (process group): a test that times out leaves its children behind (test_threading's
-# `-I` child of Stackless 3.7 spun on for hours), and the whole group goes when the suite ends.
-(cd "$work" && exec setsid env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb PYTHONPATH="$work/tests" \
-  "$out/bin/$release" "${sigint_default[@]}" "$out/bin/$release" "${run[@]}" >"$log" 2>&1) &
-suite=$!
-wait "$suite"
+# The suite runs under a child subreaper: regrtest starts each worker in a session of its own,
+# and a worker that times out exits and leaves its children running (test_threading's `-I` child
+# spun on for an hour after a run). Orphans come back to the subreaper, which kills whatever is
+# left of them when the suite ends.
+reap='
+import ctypes, os, signal, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+status = subprocess.call(sys.argv[1:])
+def children():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+                    yield int(pid)
+        except (OSError, IndexError):
+            pass
+while True:
+    left = list(children())
+    if not left:
+        break
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+sys.exit(status if status >= 0 else 128 - status)
+'
+(cd "$work" && exec /usr/bin/python3.11 -c "$reap" env -i PATH=/usr/bin:/bin HOME="$work/home" TERM=dumb \
+  PYTHONPATH="$work/tests" "$out/bin/$release" "${sigint_default[@]}" "$out/bin/$release" "${run[@]}" >"$log" 2>&1)
 status=$?
-kill -KILL -- "-$suite" 2>/dev/null
 set -e
 echo "$release: python -m test -j2 finished with status $status in $(( $(date +%s) - start )) s (log: $log)"
 /usr/bin/python3.11 - "$log" <<'PY'
