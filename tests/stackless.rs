@@ -377,6 +377,13 @@ except subprocess.TimeoutExpired:
     print("stack overflow looped")
 "#;
 
+/// Each of `lines` is in a probe's output (which the panic prints whole).
+fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+}
+
 fn run_probe(root: &Path, script: &str) -> String {
     let path = root.join("probe.py");
     std::fs::write(&path, script).unwrap();
@@ -408,16 +415,17 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
     }
     let root = root_with(&bin, &[]);
     let text = run_probe(root.path(), PROBE);
-    for line in [
-        "stdlib /python/os.pyc",
-        "pipeline 100",
-        "preempted True [200000, 200000]",
-        "greenlets [4, 8, 12, 16, 20]",
-        "greenlet throw caught x [True]",
-        "tls slt revo TLSv1.3",
-    ] {
-        assert!(text.contains(line), "{line:?} not in:\n{text}");
-    }
+    assert_has_lines(
+        &text,
+        &[
+            "stdlib /python/os.pyc",
+            "pipeline 100",
+            "preempted True [200000, 200000]",
+            "greenlets [4, 8, 12, 16, 20]",
+            "greenlet throw caught x [True]",
+            "tls slt revo TLSv1.3",
+        ],
+    );
     if f.co {
         let text = run_probe(root.path(), CO_PROBE);
         assert!(text.contains("gevent True [0, 1, 2]"), "{text}");
@@ -428,14 +436,15 @@ fn features_in_an_empty_root(f: &Flavor, short: &str) {
         let text = run_probe(root.path(), ASYNCIO_PROBE);
         assert!(text.contains("asyncio [0, 1, 2] b'PING\\n' 3"), "{text}");
         let text = run_probe(root.path(), PY37_PROBE);
-        for line in [
-            "decimal True 0.1428571428571428571428571428571428571429",
-            "nul ModuleNotFoundError",
-            "zip reread encodings.cp437 json.tool",
-            "stack overflow -11 True",
-        ] {
-            assert!(text.contains(line), "{line:?} not in:\n{text}");
-        }
+        assert_has_lines(
+            &text,
+            &[
+                "decimal True 0.1428571428571428571428571428571428571429",
+                "nul ModuleNotFoundError",
+                "zip reread encodings.cp437 json.tool",
+                "stack overflow -11 True",
+            ],
+        );
     }
 }
 
@@ -930,13 +939,14 @@ fn concurrence_msgpack_aes_geventmysql(short: &str) {
     let text = run_probe(root.path(), STACK_PROBE);
     assert!(text.contains("concurrence True True"), "{text}");
     let text = run_probe(root.path(), DATA_PROBE);
-    for line in [
-        "msgpack (0, 6, 2) msgpack._cmsgpack True",
-        "aes 69c4e0d86a7b0430d8cdb78070b4c55a 00112233445566778899aabbccddeeff sixteen byte msgsixteen byte msgsixteen byte msg",
-        "geventmysql <module 'geventmysql._mysql' (built-in)> 111",
-    ] {
-        assert!(text.contains(line), "{line:?} not in:\n{text}");
-    }
+    assert_has_lines(
+        &text,
+        &[
+            "msgpack (0, 6, 2) msgpack._cmsgpack True",
+            "aes 69c4e0d86a7b0430d8cdb78070b4c55a 00112233445566778899aabbccddeeff sixteen byte msgsixteen byte msgsixteen byte msg",
+            "geventmysql <module 'geventmysql._mysql' (built-in)> 111",
+        ],
+    );
 }
 
 macro_rules! coroutine_stack_tests {
