@@ -119,7 +119,31 @@ pub fn check(
         substituters: None,
         ..opts.clone()
     };
-    spy_sched::realize(&fresh, plan, roots, &opts, &ui)?;
+    if closure {
+        spy_sched::realize(&fresh, plan, roots, &opts, &ui)?;
+    } else {
+        // The scheduler starts a node once its direct dependencies are there, but a build may read
+        // entries further down (a fuse node reads every library it links): a hard-linked input
+        // between two rebuilt nodes would let the upper one start first. So the named nodes are
+        // rebuilt in waves, each after the named nodes of its closure. (With --closure every
+        // node in between is rebuilt too, and one realize keeps that order by itself.)
+        let mut done: Vec<NodeIndex> = Vec::new();
+        let mut left: Vec<NodeIndex> = plan.closure(&rebuild).into_iter().filter(|n| rebuild.contains(n)).collect();
+        while !left.is_empty() {
+            let wave: Vec<NodeIndex> = left
+                .iter()
+                .copied()
+                .filter(|&n| {
+                    plan.closure(&[n])
+                        .iter()
+                        .all(|d| *d == n || !rebuild.contains(d) || done.contains(d))
+                })
+                .collect();
+            spy_sched::realize(&fresh, plan, &wave, &opts, &ui)?;
+            done.extend(&wave);
+            left.retain(|n| !done.contains(n));
+        }
+    }
 
     let mut differing = Vec::new();
     for &n in &rebuild {
