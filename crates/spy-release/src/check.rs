@@ -127,21 +127,26 @@ pub fn check(
         // between two rebuilt nodes would let the upper one start first. So the named nodes are
         // rebuilt in waves, each after the named nodes of its closure. (With --closure every
         // node in between is rebuilt too, and one realize keeps that order by itself.)
+        // Each named node with the named nodes below it.
+        let mut left: Vec<(NodeIndex, Vec<NodeIndex>)> = rebuild
+            .iter()
+            .map(|&n| {
+                (
+                    n,
+                    plan.closure(&[n]).into_iter().filter(|d| *d != n && rebuild.contains(d)).collect(),
+                )
+            })
+            .collect();
         let mut done: Vec<NodeIndex> = Vec::new();
-        let mut left: Vec<NodeIndex> = plan.closure(&rebuild).into_iter().filter(|n| rebuild.contains(n)).collect();
         while !left.is_empty() {
             let wave: Vec<NodeIndex> = left
                 .iter()
-                .copied()
-                .filter(|&n| {
-                    plan.closure(&[n])
-                        .iter()
-                        .all(|d| *d == n || !rebuild.contains(d) || done.contains(d))
-                })
+                .filter(|(_, below)| below.iter().all(|d| done.contains(d)))
+                .map(|(n, _)| *n)
                 .collect();
             spy_sched::realize(&fresh, plan, &wave, &opts, &ui)?;
             done.extend(&wave);
-            left.retain(|n| !done.contains(n));
+            left.retain(|(n, _)| !done.contains(n));
         }
     }
 
