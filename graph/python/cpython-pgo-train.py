@@ -1,12 +1,14 @@
-# The training run of CPython's profile-guided build (cpython3.toml): what the profile-use build
-# optimizes for. Run by the instrumented build-tree interpreter, twice: `compile` imports every
-# stdlib module from source (parser, compiler, marshal.dumps), `pyc` imports them again from the
-# cache the first run wrote (marshal.loads, module bodies: what start-up and imports do); both then
-# run the workload below (the interpreter loop, objects, the C modules users call most).
+# The training run of CPython's profile-guided build (cpython3.toml, PY_PGO): what the profile-use
+# build optimizes for. The instrumented build-tree interpreter runs it twice: the first run imports
+# every stdlib module from source (parser, compiler, marshal.dumps), the second imports them again
+# from the cache the first wrote (marshal.loads, module bodies: what start-up and imports do); both
+# then run the workload below (the interpreter loop, objects, the C modules users call most).
 #
 # It must be deterministic, or the profile (hence the binary) would differ between two builds: one
 # thread, no subprocess, no clock or random value that decides a branch (fixed seeds), PYTHONHASHSEED
 # fixed and address randomization off (the recipe runs it so), so that even identity hashes repeat.
+import dataclasses
+import math
 import os
 import string
 import _posixsubprocess
@@ -26,10 +28,10 @@ for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "execv"
 
 # `os` may be frozen; `string` never is.
 LIB = os.path.dirname(string.__file__)
-# Packages not imported: GUIs (no _tkinter), the test suite, and modules whose import acts
-# (opens a browser, prints, starts a REPL).
+# Not imported: GUIs (no _tkinter), the test suite, modules whose import acts (opens a browser,
+# prints), and directories that hold no stdlib module.
 SKIP_TOP = {"test", "idlelib", "tkinter", "turtledemo", "turtle", "antigravity", "this",
-            "__hello__", "__phello__", "site-packages", "lib-dynload", "ensurepip", "venv"}
+            "__hello__", "__phello__", "site-packages", "lib-dynload"}
 
 
 def stdlib_modules():
@@ -67,21 +69,16 @@ def import_all():
             pass
 
 
+@dataclasses.dataclass(order=True)
+class Point:  # at module level: the workload pickles points
+    x: float
+    y: float
+
+    def norm(self):
+        return math.hypot(self.x, self.y)
+
+
 def workload():
-    import math
-    import dataclasses
-
-    global Point  # pickled below
-
-    @dataclasses.dataclass(order=True)
-    class Point:
-        x: float
-        y: float
-
-        def norm(self):
-            return math.hypot(self.x, self.y)
-
-    Point.__qualname__ = "Point"
     import array, base64, bisect, collections, dataclasses, datetime, decimal, difflib, enum
     import fractions, functools, hashlib, heapq, html.parser, io, itertools, json, math, operator
     import pickle, random, re, statistics, string, struct, textwrap, typing, unicodedata, zlib
