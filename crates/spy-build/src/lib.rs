@@ -228,7 +228,7 @@ fn run_build(job: &BuildJob, w: &mut Work) -> Result<(), BuildError> {
             let name = if entries.len() == 1 && entries[0].path().is_dir() {
                 let name = entries[0].file_name().to_string_lossy().into_owned();
                 fs_err::rename(entries[0].path(), work_dir.join(&name)).map_err(|e| job.setup_err(e))?;
-                let _ = fs_err::remove_dir(&tmp);
+                fs_err::remove_dir(&tmp).map_err(|e| job.setup_err(e))?;
                 name
             } else {
                 let name = format!("source-{i}");

@@ -61,6 +61,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// Removes a file that may not be there; any other failure is an error.
+fn remove_file_if_present(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// The node an entry was made for: what a caller tells [`Store::transact`] and the metadata
 /// records.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -112,6 +120,7 @@ pub struct TempRoots {
 
 impl Drop for TempRoots {
     fn drop(&mut self) {
+        // Nothing to report to from here; a file left behind is unlocked, and gc removes it.
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -540,9 +549,7 @@ impl Store {
                 continue;
             };
             match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(_dead) => {
-                    let _ = fs_err::remove_file(e.path());
-                }
+                Ok(_dead) => remove_file_if_present(&e.path())?,
                 Err(_) => {
                     let text = fs_err::read_to_string(e.path()).unwrap_or_default();
                     live.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
@@ -560,13 +567,13 @@ impl Store {
             link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             std::process::id()
         ));
-        let _ = fs_err::remove_file(&tmp);
+        remove_file_if_present(&tmp)?;
         std::os::unix::fs::symlink(&target, &tmp).map_err(io(&tmp))?;
         fs_err::rename(&tmp, link).map_err(io(link))?;
         let abs = std::path::absolute(link).map_err(io(link))?;
         let key = spy_hash::Blake3::of_bytes(abs.as_os_str().as_encoded_bytes()).short(32);
         let root = self.spy("roots").join(key);
-        let _ = fs_err::remove_file(&root);
+        remove_file_if_present(&root)?;
         std::os::unix::fs::symlink(&abs, &root).map_err(io(&root))?;
         Ok(())
     }
@@ -627,12 +634,7 @@ impl Store {
                 fs_err::remove_file(self.meta_path(&m.store_name)).map_err(io(&self.meta_path(&m.store_name)))?;
                 remove_tree(&self.entry(&m.store_name))?;
                 // An entry without a log (substituted, or its log already gone) is not an error.
-                let log = self.log_path(&m.store_name);
-                if let Err(e) = std::fs::remove_file(&log) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(io(&log)(e));
-                    }
-                }
+                remove_file_if_present(&self.log_path(&m.store_name))?;
             }
             report.freed_bytes += m.size;
             report.removed.push(m.store_name.to_string());
@@ -685,7 +687,7 @@ impl Store {
         }
         if !dry_run {
             for r in &stale {
-                let _ = fs_err::remove_file(r);
+                remove_file_if_present(r)?;
             }
             self.drop_recipe_caches()?;
         }
