@@ -292,6 +292,15 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     assert_eq!(elf.interpreter, None, "asks for a dynamic loader");
     assert!(elf.libraries.is_empty() && elf.dynamic.is_none(), "dynamic: {:?}", elf.libraries);
     assert!(elf.syms.is_empty(), "not stripped: {} symbols", elf.syms.len());
+    // C is compiled without unwind tables (graph/toolchain/toolchain.toml; about 1 MB of
+    // .eh_frame before): what is left is the compiler runtime's (libgcc), a few KiB.
+    let unwind: u64 = elf
+        .section_headers
+        .iter()
+        .filter(|s| matches!(elf.shdr_strtab.get_at(s.sh_name), Some(".eh_frame" | ".eh_frame_hdr")))
+        .map(|s| s.sh_size)
+        .sum();
+    assert!(unwind < 64 * 1024, "{unwind} bytes of unwind tables");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["release"], release.as_str());
     assert_eq!(m["interpreter"]["version"], py.version);
@@ -316,13 +325,16 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
     for gone in ["test/", "idlelib/", "tkinter/", "lib-tk/", "turtle.pyc"] {
         assert!(!listing.lines().any(|l| l.starts_with(gone)), "{gone} should be excluded");
     }
-    // ensurepip stays, with its wheels: venv and `-m ensurepip` install pip from them.
+    // ensurepip stays, with its wheels: venv and `-m ensurepip` install pip from them. Each is
+    // recompressed whole (spy-pack-wheels.py): xz, bz2 for 2.7; no plain wheel is left beside.
+    let packed = if py.version.starts_with('2') { ".whl.bz2" } else { ".whl.xz" };
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with("ensurepip/_bundled/pip-") && l.ends_with(".whl")),
-        "no pip wheel"
+            .any(|l| l.starts_with("ensurepip/_bundled/pip-") && l.ends_with(packed)),
+        "no pip wheel ending in {packed}"
     );
+    assert!(!listing.lines().any(|l| l.ends_with(".whl")), "a wheel left as it was");
     assert!(!listing.lines().any(|l| l.ends_with(".py")), "sources in the ZIP");
     // Modules: everything named is built in; what is not built is listed with a reason.
     let builtin = common::builtin_modules(&m);

@@ -712,6 +712,13 @@ pub fn prefix_pip_and_venv(bin: &Path, release: &str, stdlib: &str, py2: bool) {
 
     let show = "import spyhello, sys; print(spyhello.GREETING); print(spyhello.__file__)";
     run(&python, &["-m", "ensurepip", "--user"]);
+    // pip from the bundled wheel, which the ZIP carries recompressed (spy-pack-wheels.py).
+    let bundled = run(&python, &["-c", "import ensurepip; print(ensurepip.version())"]);
+    let installed = run(&python, &["-m", "pip", "--version"]);
+    assert!(
+        installed.starts_with(&format!("pip {} from {}", bundled.trim(), home.display())),
+        "bundled pip {bundled}, installed {installed}"
+    );
     run(&python, &["-m", "pip", "install", "--user", wheel]);
     let text = run(&python, &["-c", show]);
     assert!(

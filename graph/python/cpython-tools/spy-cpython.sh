@@ -72,6 +72,13 @@ for g in ("Grammar.txt", "PatternGrammar.txt"):
 ' "$stdlib"
     ls "$stdlib"/lib2to3/*.pickle
   fi
+  # ensurepip's wheels, recompressed whole (spy-pack-wheels.py; the single-file patches inflate
+  # them): xz, or bz2 for 2.7, which has no lzma module.
+  if [ -d "$stdlib/ensurepip/_bundled" ]; then
+    local packing=xz
+    if [ "${version%%.*}" = 2 ]; then packing=bz2; fi
+    "$py" -E -S "$cpython_tools/lib/spy-pack-wheels.py" "$stdlib/ensurepip/_bundled" "$packing"
+  fi
   # A C extension built for the single file could never be loaded by it (a static executable has
   # no dynamic loader): its sysconfig names a stand-in compiler that says so and what to do.
   cp "$cpython_tools/lib/spy-no-c-extensions.py" "$stdlib/_spy_no_c_extensions.py"
