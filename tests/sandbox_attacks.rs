@@ -264,6 +264,37 @@ fn a_descriptor_leaked_to_spy_does_not_reach_the_build() {
     assert!(!numbers.contains(&"7"), "the leaked descriptor reached the build:\n{fds}");
 }
 
+/// A build starts with every signal at its default action and none blocked, however spy was
+/// started: here as `nohup` and a script's background job start it (SIGHUP, SIGINT, SIGQUIT
+/// ignored) and with SIGUSR1 blocked. Inherited, they changed what a profile-guided CPython
+/// counted, so its build was not the same as a rebuild started from a terminal.
+#[test]
+fn signals_ignored_or_blocked_by_spys_caller_do_not_reach_the_build() {
+    let f = Fixture::new();
+    f.write(
+        "graph/sigs.toml",
+        "name = \"sigs\"\nversion = \"1\"\n[phases]\nbuild = \"grep -E '^Sig(Ign|Blk)' /proc/self/status > $out/sigs\"\n",
+    );
+    let mut cmd = f.cmd(&["realize", "sigs"]);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
+            for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT] {
+                signal(s, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            }
+            let mut blocked = SigSet::empty();
+            blocked.add(Signal::SIGUSR1);
+            blocked.thread_block().map_err(std::io::Error::from)
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sigs = std::fs::read_to_string(f.root().join("result/sigs")).unwrap();
+    // grep: SigIgn and SigBlk of the grep process, which the build's shell started.
+    assert_eq!(sigs, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", "{sigs}");
+}
+
 const EUID_C: &str = r#"
 #include <stdio.h>
 #include <unistd.h>

@@ -339,7 +339,7 @@ fn pid1(spec: &SandboxSpec) -> Result<i32, SandboxError> {
     .map_err(err("read-only root"))?;
 
     // SIGCHLD is read from a signalfd, so it is blocked from before the fork (none is lost); the
-    // build gets the usual mask back.
+    // build starts with every signal at its default and none blocked (default_signals).
     let mut chld = nix::sys::signal::SigSet::empty();
     chld.add(nix::sys::signal::Signal::SIGCHLD);
     chld.thread_block().map_err(err("block SIGCHLD"))?;
@@ -350,7 +350,10 @@ fn pid1(spec: &SandboxSpec) -> Result<i32, SandboxError> {
     .map_err(err("signalfd"))?;
     match unsafe { fork() }.map_err(err("fork the build"))? {
         ForkResult::Child => {
-            let _ = chld.thread_unblock();
+            if let Err(e) = default_signals() {
+                eprintln!("spy: {e}");
+                unsafe { libc::_exit(125) }
+            }
             let e = exec_build(spec);
             eprintln!("spy: {}", e.unwrap_err());
             unsafe { libc::_exit(125) }
@@ -409,6 +412,51 @@ fn supervise(build: nix::unistd::Pid, lifeline: Option<i32>, sigfd: &nix::sys::s
             }
         }
     }
+}
+
+/// Every signal back to its default action and none blocked, whatever spy inherited: `nohup` or
+/// a background job of a script starts spy with SIGHUP, SIGINT and SIGQUIT ignored, which `exec`
+/// keeps, and what a build's programs find there can change its output (CPython's signal module
+/// records the handlers it starts with; a profile-guided build then counted other branches:
+/// cpython3.13 built in the background differed from its rebuild in `spy check`).
+fn default_signals() -> Result<(), SandboxError> {
+    // The kernel's struct sigaction (x86): libc's sigaction() refuses the signals it reserves for
+    // itself (32 and 33 in glibc), which a caller can still have left ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signo in 1..=64 {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct and no old action, in the single-threaded child
+        // before exec.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                &default as *const KernelSigaction,
+                std::ptr::null::<u8>(),
+                8usize,
+            )
+        };
+        if r != 0 {
+            return Err(ioerr(format!("default action of signal {signo}"))(std::io::Error::last_os_error()));
+        }
+    }
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(err("empty signal mask"))
 }
 
 /// Pid 2: the build, with no way to gain privileges and the seccomp filter, as the spec says.
