@@ -105,8 +105,6 @@ fn python313_checks_identical_substitutes_and_releases() {
     }
 }
 
-/// CycloneDX's reference library validates the SBOM against the 1.6 JSON schema (strict: no
-/// unknown fields). Installed once into a venv of the host's Python from PyPI, with pip.
 /// 3.11 and its release, rebuilt, are the same (e2e: CI builds no 3.11 release). Profile-guided
 /// with 3.13's training, its build differed here (graph/python/cpython3.toml, PY_PGO).
 #[test]
@@ -118,6 +116,8 @@ fn python311_rebuilds_identically() {
     assert!(err.contains("2 node(s) rebuilt, all bit-for-bit identical"), "{err}");
 }
 
+/// CycloneDX's reference library validates the SBOM against the 1.6 JSON schema (strict: no
+/// unknown fields). Installed once into a venv of the host's Python from PyPI, with pip.
 fn cyclonedx_validator_accepts(sbom: &Path) {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cyclonedx-venv");
     let python = venv.join("bin/python");
