@@ -268,6 +268,18 @@ fn gc_keeps_rooted_closures_and_removes_the_rest() {
     let left = f.entries();
     assert_eq!(left.len(), 3, "{left:?}");
     assert!(left.iter().all(|e| !e.contains("-other-")));
+    // `spy list` tells built from removed (it reads the metadata directory once, then checks the
+    // entries found there).
+    let (list, _) = f.ok(&["list"]);
+    let state = |node: &str| {
+        let line = list.lines().find(|l| l.split_whitespace().next() == Some(node));
+        line.and_then(|l| l.split_whitespace().last()).unwrap_or_default().to_string()
+    };
+    assert_eq!(
+        (state("hello-x86_64"), state("other-x86_64"), state("hello-i686")),
+        ("built".to_string(), "-".to_string(), "-".to_string()),
+        "{list}"
+    );
     std::process::Command::new(f.root().join("result/bin/hello")).status().unwrap();
     // Without the root, everything goes.
     std::fs::remove_file(f.root().join("result")).unwrap();

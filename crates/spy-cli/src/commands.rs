@@ -55,13 +55,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         return crate::cache::key(cmd);
     }
     let mut ctx = Ctx::load(&cli)?;
+    let code = run_command(&mut ctx, cli);
+    // The process ends after this: the graph of a large package set is freed by the kernel at
+    // once rather than node by node (nothing in a Ctx acts when dropped).
+    std::mem::forget(ctx);
+    code
+}
+
+fn run_command(ctx: &mut Ctx, cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Key { .. } => unreachable!("handled before loading"),
-        Command::Push(args) => crate::cache::push(&mut ctx, args),
-        Command::Serve(args) => crate::cache::serve(&ctx, args),
-        Command::Check(args) => crate::check::check(&mut ctx, args),
-        Command::Release(args) => crate::check::release(&mut ctx, args),
-        Command::Realize(args) => realize(&mut ctx, args),
+        Command::Push(args) => crate::cache::push(ctx, args),
+        Command::Serve(args) => crate::cache::serve(ctx, args),
+        Command::Check(args) => crate::check::check(ctx, args),
+        Command::Release(args) => crate::check::release(ctx, args),
+        Command::Realize(args) => realize(ctx, args),
         Command::Fetch { nodes, offline } => {
             let keys = ctx.keys(&nodes)?;
             let (plan, roots) = ctx.plan(&keys)?;
@@ -79,8 +87,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List { target, targets, json } => list(&mut ctx, target, targets, json),
-        Command::Show { node, json } => show(&mut ctx, &node, json),
+        Command::List { target, targets, json } => list(ctx, target, targets, json),
+        Command::Show { node, json } => show(ctx, &node, json),
         Command::Path { node, json } => {
             let (plan, n) = ctx.one(&node)?;
             let name = plan.node(n).store_name();
@@ -108,7 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             std::io::copy(&mut f, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { node, format } => graph(&mut ctx, &node, format),
+        Command::Graph { node, format } => graph(ctx, &node, format),
         Command::WhyDepends { a, b } => {
             let keys = ctx.keys(&[a.clone(), b.clone()])?;
             let (plan, roots) = ctx.plan(&keys[..1])?;
@@ -329,24 +337,29 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool, json: bool) -
         print_json(&serde_json::json!(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<(String, String, &str, bool)> = nodes
-        .iter()
-        .map(|n| {
-            (
-                display_name(&ctx.graph, &n.key),
-                n.version.clone(),
-                n.kind.as_str(),
-                ctx.store.is_valid(&n.store_name()),
-            )
-        })
-        .collect();
+    let present = ctx.store.names_with_meta();
+    let built = |name: &spy_store::StoreName| present.as_ref().is_none_or(|p| p.contains(name.as_str())) && ctx.store.is_valid(name);
+    use std::io::Write;
     let tty = std::io::stdout().is_terminal();
+    // One write per block, not per line (stdout is line-buffered): 10,000 rows were 10,000 writes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if tty {
-        println!("{:<36} {:<14} {:<10} STATE", "NODE", "VERSION", "KIND");
+        writeln!(out, "{:<36} {:<14} {:<10} STATE", "NODE", "VERSION", "KIND")?;
     }
-    for (name, version, kind, built) in rows {
-        println!("{name:<36} {version:<14} {kind:<10} {}", if built { "built" } else { "-" });
+    for n in &nodes {
+        let state = if built(&n.store_name()) { "built" } else { "-" };
+        writeln!(
+            out,
+            "{:<36} {:<14} {:<10} {state}",
+            display_name(&ctx.graph, &n.key),
+            n.version,
+            n.kind.as_str()
+        )?;
     }
+    out.flush()?;
+    drop(nodes);
+    // The process ends here: freeing the plan of a large graph node by node is time for nothing.
+    std::mem::forget(plan);
     Ok(ExitCode::SUCCESS)
 }
 

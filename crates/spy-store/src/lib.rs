@@ -349,6 +349,22 @@ impl Store {
         matches!(self.lookup(store_name), Ok(Some(_)))
     }
 
+    /// The names of the entries that have metadata, from one read of the metadata directory: a
+    /// superset of the valid entries, so that a caller asking about thousands of names (`spy
+    /// list`) makes one directory read instead of an open that fails for each name not built.
+    /// `None` when the directory cannot be read; then ask [`Store::is_valid`] for each.
+    pub fn names_with_meta(&self) -> Option<std::collections::HashSet<String>> {
+        let dir = fs_err::read_dir(self.spy("meta")).ok()?;
+        let mut names = std::collections::HashSet::new();
+        for e in dir {
+            let name = e.ok()?.file_name();
+            if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                names.insert(n.to_string());
+            }
+        }
+        Some(names)
+    }
+
     /// Blocks until this process holds the node's lock. `on_wait` is called once if another
     /// process holds it, so the caller can say why it is waiting.
     fn lock(&self, id: &NodeId, on_wait: impl FnOnce()) -> Result<NodeLock, StoreError> {
