@@ -58,6 +58,20 @@ fn every_json_output_has_its_documented_fields() {
         assert!(show.get(k).is_some(), "show --json lacks {k}: {show}");
     }
     assert_eq!(show["built"], true);
+    // list --json streams its nodes: after the realize, the same document with hello built.
+    let (text, _) = f.ok(&["list", "--json"]);
+    let relisted: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        text,
+        format!("{}\n", serde_json::to_string_pretty(&relisted).unwrap()),
+        "the layout of one pretty array"
+    );
+    let hello_now = relisted.as_array().unwrap().iter().find(|n| n["node"] == "hello-x86_64").unwrap();
+    assert_eq!(
+        (hello_now["built"].clone(), hello_now["path"].clone()),
+        (true.into(), hello["path"].clone())
+    );
+    assert_eq!(relisted.as_array().unwrap().len(), list.as_array().unwrap().len());
     assert_eq!(keys(&show["state"]), ["build_seconds", "files", "sandboxed", "size", "tree_hash"]);
     assert!(
         show["deps"].as_array().unwrap().iter().any(|d| d == "libgreet@x86_64-linux-musl"),

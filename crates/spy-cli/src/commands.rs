@@ -318,28 +318,43 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool, json: bool) -
         .filter(|n| only_target.as_ref().is_none_or(|t| &n.key.target == t))
         .collect();
     nodes.sort_by_cached_key(|n| display_name(&ctx.graph, &n.key));
+    use std::io::Write;
+    let present = ctx.store.names_with_meta();
+    let built = |name: &spy_store::StoreName| present.as_ref().is_none_or(|p| p.contains(name.as_str())) && ctx.store.is_valid(name);
     if json {
-        let list: Vec<serde_json::Value> = nodes
-            .iter()
-            .map(|n| {
-                serde_json::json!({
+        // Streamed, one node at a time, in the layout of `to_string_pretty` of the whole array:
+        // the array of 10,000 values was most of the command's peak memory.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if nodes.is_empty() {
+            writeln!(out, "[]")?;
+        } else {
+            out.write_all(b"[\n")?;
+            for (i, n) in nodes.iter().enumerate() {
+                let name = n.store_name();
+                let value = serde_json::json!({
                     "node": display_name(&ctx.graph, &n.key),
                     "key": n.key.to_string(),
                     "name": n.key.name,
                     "target": n.key.target,
                     "version": n.version,
                     "kind": n.kind.as_str(),
-                    "built": ctx.store.is_valid(&n.store_name()),
-                    "path": path_str(&ctx.store.entry(&n.store_name())),
-                })
-            })
-            .collect();
-        print_json(&serde_json::json!(list))?;
+                    "built": built(&name),
+                    "path": path_str(&ctx.store.entry(&name)),
+                });
+                // JSON strings escape newlines: each line of the element is a line of the output.
+                for (k, line) in serde_json::to_string_pretty(&value)?.lines().enumerate() {
+                    out.write_all(if k == 0 { b"  " } else { b"\n  " })?;
+                    out.write_all(line.as_bytes())?;
+                }
+                out.write_all(if i + 1 < nodes.len() { b",\n" } else { b"\n" })?;
+            }
+            out.write_all(b"]\n")?;
+        }
+        out.flush()?;
+        drop(nodes);
+        std::mem::forget(plan);
         return Ok(ExitCode::SUCCESS);
     }
-    let present = ctx.store.names_with_meta();
-    let built = |name: &spy_store::StoreName| present.as_ref().is_none_or(|p| p.contains(name.as_str())) && ctx.store.is_valid(name);
-    use std::io::Write;
     let tty = std::io::stdout().is_terminal();
     // One write per block, not per line (stdout is line-buffered): 10,000 rows were 10,000 writes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
