@@ -677,6 +677,10 @@ try:
     fast['nope']
 except KeyError as e:
     print('missing', e)
+try:
+    fast[(1, 2)]
+except KeyError as e:
+    print('tuple key', e.args == ((1, 2),))
 blocks = sys.getallocatedblocks()
 again = zipimport._read_directory(sys.executable)
 print('lazy', sys.getallocatedblocks() - blocks < 50)
@@ -732,7 +736,7 @@ except zipimport.ZipImportError as e:
     assert_eq!(
         common::ok(&o),
         "stdlib True Directory dict\nanswers True True True True True 1 None False\n\
-         missing 'nope'\nlazy True\ndamaged 300 True\n\
+         missing 'nope'\ntuple key True\nlazy True\ndamaged 300 True\n\
          cp437 ['caf\u{e9}.py', 'plain.py']\noffset bad local header offset\n",
         "{}",
         py.node
