@@ -350,19 +350,20 @@ impl Store {
     }
 
     /// The names of the entries that have metadata, from one read of the metadata directory: a
-    /// superset of the valid entries, so that a caller asking about thousands of names (`spy
-    /// list`) makes one directory read instead of an open that fails for each name not built.
-    /// `None` when the directory cannot be read; then ask [`Store::is_valid`] for each.
-    pub fn names_with_meta(&self) -> Option<std::collections::HashSet<String>> {
-        let dir = fs_err::read_dir(self.spy("meta")).ok()?;
-        let mut names = std::collections::HashSet::new();
-        for e in dir {
-            let name = e.ok()?.file_name();
-            if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
-                names.insert(n.to_string());
+    /// superset of the complete entries (an entry is complete when [`Store::lookup`] says so), so
+    /// that a caller asking about thousands of names (`spy list`) makes one directory read instead
+    /// of an open that fails for each name not built. Files whose names are not entry names were
+    /// not written by this store; nothing refers to them.
+    pub fn meta_names(&self) -> Result<Vec<StoreName>, StoreError> {
+        let dir = self.spy("meta");
+        let mut names = Vec::new();
+        for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
+            let name = e.map_err(io(&dir))?.file_name().to_string_lossy().into_owned();
+            if let Some(Ok(store_name)) = name.strip_suffix(".json").map(StoreName::parse) {
+                names.push(store_name);
             }
         }
-        Some(names)
+        Ok(names)
     }
 
     /// Blocks until this process holds the node's lock. `on_wait` is called once if another
@@ -403,13 +404,8 @@ impl Store {
     /// The complete entry of a node id, reading only the metadata whose name carries the id's
     /// prefix (entries are named `<id prefix>-name-version`).
     pub fn lookup_id(&self, id: &NodeId) -> Result<Option<EntryMeta>, StoreError> {
-        let dir = self.spy("meta");
         let hex = id.to_hex();
-        for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
-            let name = e.map_err(io(&dir))?.file_name().to_string_lossy().into_owned();
-            let Some(Ok(store_name)) = name.strip_suffix(".json").map(StoreName::parse) else {
-                continue;
-            };
+        for store_name in self.meta_names()? {
             if hex.starts_with(store_name.id_prefix()) {
                 if let Some(m) = self.lookup(&store_name)?.filter(|m| m.node.id == *id) {
                     return Ok(Some(m));
@@ -421,16 +417,10 @@ impl Store {
 
     /// Every complete entry.
     pub fn entries(&self) -> Result<Vec<EntryMeta>, StoreError> {
-        let dir = self.spy("meta");
         let mut out = Vec::new();
-        for e in fs_err::read_dir(&dir).map_err(io(&dir))? {
-            let e = e.map_err(io(&dir))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            // Names that are not entry names were not written by this store; nothing refers to them.
-            if let Some(Ok(store_name)) = name.strip_suffix(".json").map(StoreName::parse) {
-                if let Some(m) = self.lookup(&store_name)? {
-                    out.push(m);
-                }
+        for store_name in self.meta_names()? {
+            if let Some(m) = self.lookup(&store_name)? {
+                out.push(m);
             }
         }
         out.sort_by(|a, b| a.store_name.cmp(&b.store_name));
