@@ -714,7 +714,7 @@ for trial in range(300):
         data[random.randrange(start, len(data) - 22)] = random.randrange(256)
     open(z0, 'wb').write(data)
     same += read(z0, True) == read(z0, False)
-print('damaged', same, read(z0, True)[0] in ('ok', 'error'))
+print('damaged', same)
 d = tempfile.mkdtemp()
 z = os.path.join(d, 'names.zip')
 with zipfile.ZipFile(z, 'w') as f:
@@ -736,7 +736,7 @@ except zipimport.ZipImportError as e:
     assert_eq!(
         common::ok(&o),
         "stdlib True Directory dict\nanswers True True True True True 1 None False\n\
-         missing 'nope'\ntuple key True\nlazy True\ndamaged 300 True\n\
+         missing 'nope'\ntuple key True\nlazy True\ndamaged 300\n\
          cp437 ['caf\u{e9}.py', 'plain.py']\noffset bad local header offset\n",
         "{}",
         py.node
