@@ -1,7 +1,9 @@
 //! The darwin targets, cross-built on Linux with zig (docs/darwin.md), checked structurally (there
 //! is no Mac here): the libraries' objects, the interpreter, and the signed single-file release.
 //! They build the real darwin closures (about ten minutes per target on two cores, in parallel),
-//! so they run in CI like the Linux end-to-end tests.
+//! so they run in tests/e2e/run, not in CI: CI builds the newest of each family for x86_64 and one
+//! i686 smoke test, and these closures (OpenSSL, ncurses and CPython 3.11 twice) were a quarter of
+//! its cold time.
 
 mod common;
 
@@ -45,11 +47,13 @@ fn libraries_are_mach_o_for(short: &str, cpu: u32) {
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_x86_64_libraries_are_mach_o() {
     libraries_are_mach_o_for("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_arm64_libraries_are_mach_o() {
     libraries_are_mach_o_for("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
 }
@@ -84,11 +88,13 @@ fn assert_libsystem_only_macos11_executable(m: &goblin::mach::MachO, cpu: u32) {
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_arm64_interpreter_is_a_libsystem_only_mach_o() {
     interpreter_is_a_libsystem_only_mach_o("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_x86_64_interpreter_is_a_libsystem_only_mach_o() {
     interpreter_is_a_libsystem_only_mach_o("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
 }
@@ -296,11 +302,13 @@ print(len(zi._zip_directory_cache["{bin}"]), imp.get_filename("encodings"))
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_arm64_release_is_a_signed_single_file() {
     release_is_a_signed_single_file("darwin-arm64", goblin::mach::cputype::CPU_TYPE_ARM64);
 }
 
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_x86_64_release_is_a_signed_single_file() {
     release_is_a_signed_single_file("darwin-x86_64", goblin::mach::cputype::CPU_TYPE_X86_64);
 }
@@ -308,6 +316,7 @@ fn darwin_x86_64_release_is_a_signed_single_file() {
 /// Our signer against zig's linker: re-signing the linker's output with the linker's identifier
 /// gives the linker's bytes.
 #[test]
+#[ignore = "e2e: tests/e2e/run"]
 fn darwin_arm64_signature_matches_the_linkers() {
     let interp = common::realize_real("cpython3.11-darwin-arm64", &[]);
     let original = std::fs::read(interp.join("bin/python3.11")).unwrap();
