@@ -23,13 +23,19 @@ pub enum HashError {
 
 /// Lowercase hex (hot in id computation, hence not `hex::encode`'s char iterator).
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
-    }
+    let mut out = vec![0; bytes.len() * 2];
+    write_hex(bytes, &mut out);
     String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Writes the lowercase hex of `bytes` into `out`, which holds exactly twice as many bytes.
+pub fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    assert_eq!(out.len(), bytes.len() * 2, "a hex buffer of the wrong size");
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[(b >> 4) as usize];
+        pair[1] = DIGITS[(b & 15) as usize];
+    }
 }
 
 macro_rules! digest_newtype {
@@ -43,7 +49,9 @@ macro_rules! digest_newtype {
             }
             /// First `n` hex digits, used in store entry names.
             pub fn short(&self, n: usize) -> String {
-                let mut s = self.to_hex();
+                // Only the digits asked for (store names take 32 of 64).
+                let n = n.min(64);
+                let mut s = to_hex(&self.0[..n.div_ceil(2)]);
                 s.truncate(n);
                 s
             }

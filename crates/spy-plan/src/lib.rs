@@ -464,7 +464,10 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
         let ids: Vec<(usize, NodeId)> = members
             .par_iter()
             .map(|&i| {
-                let dep_ids: Vec<(String, NodeId)> = dep_positions[i].iter().map(|&d| (nodes[d].key.name.clone(), nodes[d].id)).collect();
+                let dep_ids: Vec<(&str, NodeId)> = dep_positions[i]
+                    .iter()
+                    .map(|&d| (nodes[d].key.name.as_str(), nodes[d].id))
+                    .collect();
                 (i, canonical::node_id(&nodes[i], &dep_ids))
             })
             .collect();

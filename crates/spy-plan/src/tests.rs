@@ -280,3 +280,159 @@ fn result_links_name_one_root_plainly_and_several_by_name() {
         vec![PathBuf::from("r-python3.11-x86_64"), PathBuf::from("r-python2.7-i686")]
     );
 }
+
+/// A node with every part of the canonical form set, its strings full of what JSON escapes.
+fn node_with_everything(odd: &str) -> PlanNode {
+    use spy_recipe::{FuseSpec, Phase, ZipCompression};
+    let patch = |name: &str, b: u8| Patch {
+        name: name.into(),
+        path: PathBuf::from("/x").join(name),
+        blake3: spy_hash::Blake3([b; 32]),
+    };
+    PlanNode {
+        key: NodeKey {
+            name: format!("n{odd}"),
+            target: "x86_64-linux-musl".into(),
+        },
+        id: NodeId([0; 32]),
+        version: format!("1.{odd}"),
+        kind: Kind::Fuse,
+        description: "not hashed".into(),
+        license: "not hashed".into(),
+        sources: vec![
+            Source {
+                pin: SourcePin::Sha256(spy_hash::Sha256([0xab; 32])),
+                file: format!("a{odd}.tar.gz"),
+                urls: vec!["https://example.org/a.tar.gz".into()],
+                debian: None,
+                pypi: None,
+                unpack: true,
+                var: "src".into(),
+            },
+            Source {
+                pin: SourcePin::Git {
+                    url: "https://example.org/g".into(),
+                    commit: COMMIT.into(),
+                    exclude: vec![],
+                },
+                file: "g.tar".into(),
+                urls: vec![],
+                debian: None,
+                pypi: None,
+                unpack: false,
+                var: format!("src_1{odd}"),
+            },
+            Source {
+                pin: SourcePin::Git {
+                    url: "https://example.org/g".into(),
+                    commit: COMMIT.into(),
+                    exclude: vec!["Doc".into(), format!("x{odd}")],
+                },
+                file: "h.tar".into(),
+                urls: vec![],
+                debian: None,
+                pypi: None,
+                unpack: true,
+                var: "src_2".into(),
+            },
+        ],
+        patches: vec![patch(&format!("p{odd}.patch"), 1), patch("q.patch", 2)],
+        files: vec![patch(&format!("f{odd}"), 3)],
+        env: [("A".to_string(), odd.to_string()), (format!("B{odd}"), "-O2".to_string())]
+            .into_iter()
+            .collect(),
+        // Inserted out of name order: the form sorts them by name.
+        phases: [
+            (Phase::Install, format!("make install{odd}")),
+            (Phase::Build, "make".into()),
+            (Phase::Configure, "./configure".into()),
+        ]
+        .into_iter()
+        .collect(),
+        tools: vec![HostTool {
+            name: "bash".into(),
+            path: "/usr/bin/bash".into(),
+            version: format!("GNU bash{odd}"),
+        }],
+        weight: 3,
+        deps: vec![],
+        file: PathBuf::from("/g/n.toml"),
+        fuse: Some(FusePlan {
+            spec: FuseSpec {
+                interpreter: "interp".into(),
+                executable: format!("bin/python{odd}"),
+                stdlib: "lib/python3".into(),
+                modules: if odd.is_empty() { None } else { Some(format!("m{odd}.json")) },
+                exclude: vec!["test".into(), odd.into()],
+                compression: if odd.is_empty() {
+                    ZipCompression::Stored
+                } else {
+                    ZipCompression::Deflated
+                },
+                stored: if odd.is_empty() {
+                    vec![]
+                } else {
+                    vec!["os.pyc".into(), odd.into()]
+                },
+                flavor: "plain".into(),
+                sources: !odd.is_empty(),
+            },
+            release: format!("python{odd}-x86_64"),
+            licenses: [("zlib".to_string(), format!("Zlib{odd}"))].into_iter().collect(),
+        }),
+    }
+}
+
+/// The hand-written canonical form is serde_json's serialization of the same structure, byte for
+/// byte: escapes (every control character, quotes, backslashes, DEL and non-ASCII as is), empty
+/// and absent parts, the order of keys, dependencies and phases.
+#[test]
+fn canonical_form_is_serde_jsons_bytes() {
+    let deps = vec![
+        ("zz".to_string(), NodeId([9; 32])),
+        ("aa".to_string(), NodeId([7; 32])),
+        ("aa".to_string(), NodeId([3; 32])),
+    ];
+    let controls: String = (0u8..0x20).map(char::from).collect();
+    for odd in ["", "plain", "\"quoted\" \\back\\slash", "\u{7f}é€😀 /<>&'", &controls, "\\u0000"] {
+        let mut node = node_with_everything(odd);
+        for _ in 0..2 {
+            let fast = canonical_form(&node, &deps);
+            assert_eq!(fast, canonical::reference::canonical_form(&node, &deps), "{odd:?}");
+            let borrowed: Vec<(&str, NodeId)> = deps.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+            assert_eq!(canonical::node_id(&node, &borrowed), NodeId::of_bytes(fast.as_bytes()));
+            // And with the optional parts empty or absent.
+            node.fuse = None;
+            node.files.clear();
+            node.tools.clear();
+            node.sources.truncate(1);
+        }
+    }
+    // The fixture graph's nodes, whose ids the golden tests pin.
+    let d = tempfile::tempdir().unwrap();
+    let g = fixture(d.path(), &lib(""));
+    let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
+    for ix in plan.dag.node_indices() {
+        let n = plan.node(ix);
+        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
+        assert_eq!(canonical_form(n, &deps), canonical::reference::canonical_form(n, &deps));
+    }
+}
+
+/// Every node of the repository's graph, for every target, hashes as serde_json's form does (the
+/// real fuse nodes, git pins, patches, files and host tools).
+#[test]
+fn the_real_graphs_ids_are_serde_jsons() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../graph");
+    let g = Graph::load(&root, &[]).unwrap();
+    let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
+    let mut fuse = 0;
+    for ix in plan.dag.node_indices() {
+        let n = plan.node(ix);
+        fuse += usize::from(n.fuse.is_some());
+        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
+        let reference = canonical::reference::canonical_form(n, &deps);
+        assert_eq!(n.id, NodeId::of_bytes(reference.as_bytes()), "{}", n.key);
+    }
+    assert!(plan.len() > 150 && fuse > 20, "{} nodes, {fuse} fuse nodes", plan.len());
+}
