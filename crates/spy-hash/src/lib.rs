@@ -28,13 +28,23 @@ pub fn to_hex(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
+/// The two hex digits of each byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    t
+};
+
 /// Writes the lowercase hex of `bytes` into `out`, which holds exactly twice as many bytes.
 pub fn write_hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     assert_eq!(out.len(), bytes.len() * 2, "a hex buffer of the wrong size");
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
     }
 }
 
@@ -278,6 +288,17 @@ pub fn tree_listing(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, S
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// The table-driven hex is `hex`'s, for every byte value; `short` is a prefix of it.
+    #[test]
+    fn hex_is_lowercase_hex_of_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(to_hex(&all), hex::encode(&all));
+        let id = NodeId(std::array::from_fn(|i| (i * 37) as u8));
+        for n in [0, 1, 31, 32, 33, 64, 80] {
+            assert_eq!(id.short(n), id.to_hex()[..n.min(64)]);
+        }
+    }
 
     #[test]
     fn hex_roundtrip_and_rejects_bad() {

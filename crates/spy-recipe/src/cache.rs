@@ -13,7 +13,7 @@
 //! carries a hash of what decides how a file parses (build.rs), so a spy that parses differently
 //! ignores the file.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -71,9 +71,10 @@ struct Header {
 pub struct RecipeCache {
     /// The saved file, header checked (empty if there was none, or it was foreign).
     bytes: Vec<u8>,
-    /// Relative path → (stamp, the whole line in `bytes`, the recipe's JSON in `bytes`), for the
-    /// files a load found (indexed after the walk, so a huge hostile file cannot fill memory).
-    index: HashMap<String, (Stamp, Range<usize>, Range<usize>)>,
+    /// Per file a load found, in its order: the saved entry (stamp, the whole line in `bytes`, the
+    /// recipe's JSON in `bytes`), if there is one (indexed after the walk, so a huge hostile file
+    /// cannot fill memory).
+    slots: Vec<Option<Entry>>,
     /// How many well-formed lines `bytes` has (a file gone since, a line twice, count too).
     recorded: usize,
     /// Whether a load records what it parsed (a cache nobody will save does not stat files).
@@ -82,14 +83,27 @@ pub struct RecipeCache {
     updated: Option<Vec<u8>>,
 }
 
+/// A saved entry: the file's stamp, its whole line and its recipe's JSON (ranges of the file).
+type Entry = (Stamp, Range<usize>, Range<usize>);
+
+/// A file's line in the next save: its saved line, or a new one.
+pub(crate) enum CacheLine {
+    Saved(Range<usize>),
+    New(Vec<u8>),
+}
+
 /// One recipe file's part of a load: the table, and its cache line (`None`: not to be recorded).
 pub(crate) struct Looked {
     pub partial: PartialRecipe,
     /// The file's text when it was read (a hit does not read it).
     pub text: Option<String>,
-    pub line: Option<Vec<u8>>,
+    pub line: Option<CacheLine>,
     pub hit: bool,
 }
+
+/// The start of an entry line, `["rel/path.toml",[stamp]]`: the path borrowed unless escaped.
+#[derive(serde::Deserialize)]
+struct EntryKey<'a>(#[serde(borrow)] Cow<'a, str>, Stamp);
 
 impl RecipeCache {
     /// A cache that knows nothing yet: every file is parsed, and recorded for the next load.
@@ -122,34 +136,41 @@ impl RecipeCache {
     }
 
     /// Each well-formed entry line: its relative path, stamp, whole line and recipe JSON.
-    fn entries(&self) -> impl Iterator<Item = (String, Stamp, Range<usize>, Range<usize>)> + '_ {
+    fn entries(&self) -> impl Iterator<Item = (Cow<'_, str>, Entry)> + '_ {
         LineRanges::new(&self.bytes).skip(1).filter_map(|line| {
             let text = &self.bytes[line.clone()];
-            let tab = text.iter().position(|&b| b == b'\t')?;
-            let (rel, stamp) = serde_json::from_slice::<(String, Stamp)>(&text[..tab]).ok()?;
+            let tab = memchr::memchr(b'\t', text)?;
+            let EntryKey(rel, stamp) = serde_json::from_slice(&text[..tab]).ok()?;
             let recipe = line.start + tab + 1..line.end;
-            Some((rel, stamp, line, recipe))
+            Some((rel, (stamp, line, recipe)))
         })
     }
 
-    /// Indexes the entries of the files a load found (`wanted`, relative paths).
-    pub(crate) fn index_for(&mut self, wanted: &std::collections::HashSet<&str>) {
-        let mut index = HashMap::new();
+    /// Indexes the entries of the files a load found (`rels`: their relative paths, `None` for
+    /// one that is not UTF-8, in the load's order, which is byte order).
+    ///
+    /// A save writes its lines in that order, so one merge of the two sorted lists pairs them,
+    /// without hashing 10,000 paths twice. A line out of order, or a second line for a path, is
+    /// left out: it is counted, so the cache is saved again, in order.
+    pub(crate) fn index_for(&mut self, rels: &[Option<&str>]) {
+        let mut slots = vec![None; rels.len()];
+        let mut wanted = rels.iter().enumerate().filter_map(|(i, r)| r.map(|r| (i, r))).peekable();
         let mut recorded = 0;
-        for (rel, stamp, line, recipe) in self.entries() {
+        for (rel, entry) in self.entries() {
             recorded += 1;
-            if wanted.contains(rel.as_str()) {
-                index.insert(rel, (stamp, line, recipe));
+            while wanted.next_if(|&(_, w)| w < rel.as_ref()).is_some() {}
+            if let Some((i, _)) = wanted.next_if(|&(_, w)| w == rel.as_ref()) {
+                slots[i] = Some(entry);
             }
         }
-        self.index = index;
+        self.slots = slots;
         self.recorded = recorded;
     }
 
     /// Whether the cache had entries for the files a load found (a load that failed may then have
     /// taken tables from it).
     pub(crate) fn has_entries(&self) -> bool {
-        !self.index.is_empty()
+        self.slots.iter().any(Option::is_some)
     }
 
     /// How many files the saved cache has entries for.
@@ -167,18 +188,20 @@ impl RecipeCache {
         self.updated.as_deref()
     }
 
-    /// The table of the file at `path` (`rel` below the graph directory; `None` keeps it out of
-    /// the cache): from the cache when its stamp is the recorded one, else read and parsed.
-    pub(crate) fn look_up(&self, path: &Path, rel: Option<&str>, load_started: SystemTime) -> Result<Looked, RecipeError> {
+    /// The table of the file at `path`, the load's file number `pos` (`rel` below the graph
+    /// directory; `None` keeps it out of the cache): from the cache when its stamp is the recorded
+    /// one, else read and parsed.
+    pub(crate) fn look_up(&self, path: &Path, pos: usize, rel: Option<&str>, load_started: SystemTime) -> Result<Looked, RecipeError> {
         let rel = rel.filter(|_| self.records);
         let stamp = rel.and_then(|_| std::fs::metadata(path).ok()).map(|md| Stamp::of(&md));
-        if let (Some(stamp), Some((recorded, line, recipe))) = (stamp, rel.and_then(|r| self.index.get(r))) {
+        let saved = self.slots.get(pos).and_then(Option::as_ref).filter(|_| rel.is_some());
+        if let (Some(stamp), Some((recorded, line, recipe))) = (stamp, saved) {
             if *recorded == stamp {
                 if let Ok(partial) = serde_json::from_slice::<PartialRecipe>(&self.bytes[recipe.clone()]) {
                     return Ok(Looked {
                         partial,
                         text: None,
-                        line: Some(self.bytes[line.clone()].to_vec()),
+                        line: Some(CacheLine::Saved(line.clone())),
                         hit: true,
                     });
                 }
@@ -186,7 +209,7 @@ impl RecipeCache {
         }
         let (text, partial) = crate::parse_recipe_file(path)?;
         let line = match (rel, stamp) {
-            (Some(rel), Some(s)) if !s.is_racy(load_started) => entry_line(rel, s, &partial),
+            (Some(rel), Some(s)) if !s.is_racy(load_started) => entry_line(rel, s, &partial).map(CacheLine::New),
             _ => None,
         };
         Ok(Looked {
@@ -199,7 +222,7 @@ impl RecipeCache {
 
     /// Records a load's lines (in file order); the cache changes when a file gets a new entry, or
     /// an entry goes (its file is gone, changed just now, or the line was damaged or doubled).
-    pub(crate) fn finish_load(&mut self, lines: Vec<Option<Vec<u8>>>, hits: usize) {
+    pub(crate) fn finish_load(&mut self, lines: Vec<Option<CacheLine>>, hits: usize) {
         // A file that cannot be recorded (changed just now, a name that is not UTF-8) is no reason
         // to write the cache again; a new entry, or an entry to drop, is.
         let new_lines = lines.iter().flatten().count() - hits;
@@ -210,7 +233,10 @@ impl RecipeCache {
         let mut out = serde_json::to_vec(&header()).expect("a header serializes");
         out.push(b'\n');
         for line in lines.into_iter().flatten() {
-            out.extend_from_slice(&line);
+            out.extend_from_slice(match &line {
+                CacheLine::Saved(range) => &self.bytes[range.clone()],
+                CacheLine::New(bytes) => bytes,
+            });
             out.push(b'\n');
         }
         self.updated = Some(out);
@@ -251,10 +277,7 @@ impl Iterator for LineRanges<'_> {
             return None;
         }
         let start = self.pos;
-        let end = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(self.bytes.len(), |i| start + i);
+        let end = memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |i| start + i);
         self.pos = end + 1;
         Some(start..end)
     }
@@ -390,6 +413,29 @@ mod tests {
         assert_eq!(graph.nodes.len(), 4);
     }
 
+    /// Entries are paired with files by one merge of two sorted lists: lines out of order, or a
+    /// path twice, are misses (the files are read), and the cache is saved again in order.
+    #[test]
+    fn entries_out_of_order_or_twice_are_read_again_and_saved_in_order() {
+        let (_d, g) = graph_dir();
+        let saved = saved_after_first_load(&g);
+        let text = String::from_utf8(saved.clone()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        let parsed = Graph::load(&g, &[]).unwrap();
+        let reversed: Vec<&str> = lines.iter().rev().copied().collect();
+        let twice: Vec<&str> = lines.iter().flat_map(|l| [*l, *l]).collect();
+        for damaged in [reversed, twice] {
+            let bytes = format!("{header}\n{}\n", damaged.join("\n"));
+            let (graph, cache) = load(&g, bytes.as_bytes());
+            assert_eq!(format!("{:?}", graph.nodes), format!("{:?}", parsed.nodes));
+            let again = cache.updated().expect("saved again").to_vec();
+            assert_eq!(again, saved, "in file order, once each");
+            let (_, cache) = load(&g, &again);
+            assert!(cache.updated().is_none(), "every entry is a hit now");
+        }
+    }
+
     #[test]
     fn a_load_that_fails_on_cached_tables_is_made_again_from_the_files() {
         let (_d, g) = graph_dir();
@@ -410,7 +456,7 @@ mod tests {
         }
         let (graph, cache) = load(&g, big.as_bytes());
         assert_eq!(graph.nodes.len(), 4);
-        assert!(cache.index.is_empty() && cache.recorded == 200_000);
+        assert!(!cache.has_entries() && cache.recorded == 200_000);
         assert!(cache.updated().is_some(), "the entries of unknown files are dropped");
     }
 

@@ -194,13 +194,14 @@ impl Graph {
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         let rels: Vec<Option<&str>> = files.iter().map(|f| f.strip_prefix(dir).ok().and_then(|r| r.to_str())).collect();
-        cache.index_for(&rels.iter().flatten().copied().collect());
+        cache.index_for(&rels);
         use rayon::prelude::*;
         let shared = &*cache;
         let parsed: Vec<Result<LoadedFile, RecipeError>> = files
             .par_iter()
             .zip(&rels)
-            .map(|(f, rel)| load_recipe_file(f, *rel, &config, shared, started))
+            .enumerate()
+            .map(|(pos, (f, rel))| load_recipe_file(f, pos, *rel, &config, shared, started))
             .collect();
         let mut loaded: Vec<RawNode> = Vec::with_capacity(parsed.len());
         let mut lines = Vec::with_capacity(parsed.len());
@@ -517,16 +518,17 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
 type LoadedNode = (String, Box<PartialRecipe>, PathBuf);
 
 /// A recipe file's nodes, its cache line (`None`: not recorded) and whether the cache had it.
-type LoadedFile = (Vec<LoadedNode>, Option<Vec<u8>>, bool);
+type LoadedFile = (Vec<LoadedNode>, Option<cache::CacheLine>, bool);
 
 fn load_recipe_file(
     path: &Path,
+    pos: usize,
     rel: Option<&str>,
     config: &GraphConfig,
     cache: &RecipeCache,
     started: std::time::SystemTime,
 ) -> Result<LoadedFile, RecipeError> {
-    let looked = cache.look_up(path, rel, started)?;
+    let looked = cache.look_up(path, pos, rel, started)?;
     let (line, hit) = (looked.line, looked.hit);
     let nodes = match nodes_of_file(path, config, looked.partial, looked.text.as_deref().unwrap_or_default()) {
         Ok(nodes) => nodes,
