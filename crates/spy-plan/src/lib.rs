@@ -423,8 +423,16 @@ pub fn result_links(out_link: Option<&Path>, names: &[String]) -> Vec<PathBuf> {
 pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Result<Plan, PlanError> {
     use rayon::prelude::*;
     let (names, order) = walk(graph, roots)?;
-    let position: HashMap<Ix, usize> = order.iter().enumerate().map(|(i, (ix, _))| (*ix, i)).collect();
-    let dep_positions: Vec<Vec<usize>> = order.iter().map(|(_, deps)| deps.iter().map(|d| position[d]).collect()).collect();
+    // Each visited node's position in `order`, in a flat table (as in `walk`), not a hash map.
+    let slot = |(n, t): Ix| n as usize * names.targets.len() + t as usize;
+    let mut position = vec![usize::MAX; names.nodes.len() * names.targets.len()];
+    for (i, (ix, _)) in order.iter().enumerate() {
+        position[slot(*ix)] = i;
+    }
+    let dep_positions: Vec<Vec<usize>> = order
+        .iter()
+        .map(|(_, deps)| deps.iter().map(|&d| position[slot(d)]).collect())
+        .collect();
 
     let (mut nodes, tool_names): (Vec<PlanNode>, Vec<Vec<String>>) = order
         .par_iter()
@@ -468,21 +476,20 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
                     .iter()
                     .map(|&d| (nodes[d].key.name.as_str(), nodes[d].id))
                     .collect();
-                (i, canonical::node_id(&nodes[i], &dep_ids))
+                let (n, id) = (&nodes[i], canonical::node_id(&nodes[i], &dep_ids));
+                // Names and versions follow the recipe grammar; together they must still fit one
+                // path component.
+                StoreName::new(&id, &n.key.name, &n.version).map_err(|e| PlanError::StoreName {
+                    file: n.file.clone(),
+                    node: n.key.to_string(),
+                    message: e.to_string(),
+                })?;
+                Ok((i, id))
             })
-            .collect();
+            .collect::<Result<_, PlanError>>()?;
         for (i, id) in ids {
             nodes[i].id = id;
         }
-    }
-    for n in &nodes {
-        // Names and versions follow the recipe grammar; together they must still fit one path
-        // component.
-        StoreName::new(&n.id, &n.key.name, &n.version).map_err(|e| PlanError::StoreName {
-            file: n.file.clone(),
-            node: n.key.to_string(),
-            message: e.to_string(),
-        })?;
     }
 
     let edges = nodes.iter().map(|n| n.deps.len()).sum();

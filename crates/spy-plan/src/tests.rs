@@ -436,3 +436,20 @@ fn the_real_graphs_ids_are_serde_jsons() {
     }
     assert!(plan.len() > 150 && fuse > 20, "{} nodes, {fuse} fuse nodes", plan.len());
 }
+
+/// A name and a version each within the grammar's 128 bytes can still make a store name longer
+/// than one path component allows: the resolve refuses it, naming the node and its file.
+#[test]
+fn a_store_name_over_255_bytes_is_refused_by_the_resolve() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "spy.toml", CONFIG);
+    let (name, version) = ("n".repeat(120), "1".repeat(120));
+    write(d.path(), "long.toml", &format!("name = \"{name}\"\nversion = \"{version}\"\n"));
+    write(d.path(), "short.toml", "name = \"short\"\nversion = \"1\"\n");
+    let g = Graph::load(d.path(), &[]).unwrap();
+    let e = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap_err();
+    assert!(
+        matches!(&e, PlanError::StoreName { node, file, .. } if node.starts_with(&name) && file.ends_with("long.toml")),
+        "{e}"
+    );
+}
