@@ -319,7 +319,9 @@ fn list(ctx: &mut Ctx, only_target: Option<String>, targets: bool, json: bool) -
         .filter(|n| only_target.as_ref().is_none_or(|t| &n.key.target == t))
         .map(|n| (display_name(&ctx.graph, &n.key), n))
         .collect();
-    nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Stable: nodes of equal names (a `-` in a target's short name can make two) keep the plan's
+    // order, as they always had.
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
     use serde::ser::{SerializeSeq, Serializer};
     use std::io::Write;
     // One read of the metadata directory; the names found there are checked in full. Unreadable:

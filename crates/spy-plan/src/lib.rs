@@ -468,8 +468,11 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
     for (i, &l) in level.iter().enumerate() {
         by_level[l].push(i);
     }
+    // Names and versions follow the recipe grammar; together they must still fit one path
+    // component. Checked in the parallel pass; the error names the first such node in plan order.
+    let mut fits = vec![true; nodes.len()];
     for members in by_level {
-        let ids: Vec<(usize, NodeId)> = members
+        let ids: Vec<(usize, NodeId, bool)> = members
             .par_iter()
             .map(|&i| {
                 let dep_ids: Vec<(&str, NodeId)> = dep_positions[i]
@@ -477,19 +480,21 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
                     .map(|&d| (nodes[d].key.name.as_str(), nodes[d].id))
                     .collect();
                 let (n, id) = (&nodes[i], canonical::node_id(&nodes[i], &dep_ids));
-                // Names and versions follow the recipe grammar; together they must still fit one
-                // path component.
-                StoreName::new(&id, &n.key.name, &n.version).map_err(|e| PlanError::StoreName {
-                    file: n.file.clone(),
-                    node: n.key.to_string(),
-                    message: e.to_string(),
-                })?;
-                Ok((i, id))
+                (i, id, StoreName::new(&id, &n.key.name, &n.version).is_ok())
             })
-            .collect::<Result<_, PlanError>>()?;
-        for (i, id) in ids {
+            .collect();
+        for (i, id, fit) in ids {
             nodes[i].id = id;
+            fits[i] = fit;
         }
+    }
+    if let Some(n) = nodes.iter().zip(&fits).find_map(|(n, fit)| (!fit).then_some(n)) {
+        let e = StoreName::new(&n.id, &n.key.name, &n.version).expect_err("checked above");
+        return Err(PlanError::StoreName {
+            file: n.file.clone(),
+            node: n.key.to_string(),
+            message: e.to_string(),
+        });
     }
 
     let edges = nodes.iter().map(|n| n.deps.len()).sum();

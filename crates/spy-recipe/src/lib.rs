@@ -220,7 +220,7 @@ impl Graph {
             }
         }
         // Sorted first: duplicates become neighbours and the map is bulk-built.
-        loaded.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.file.cmp(&b.file)));
+        loaded.par_sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.file.cmp(&b.file)));
         if let Some(w) = loaded.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(RecipeError::Duplicate {
                 name: w[0].name.clone(),
