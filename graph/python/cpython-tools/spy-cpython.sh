@@ -105,17 +105,16 @@ for g in ("Grammar.txt", "PatternGrammar.txt"):
   local minor="${version#*.}"
   # (Before 3.9, `-d ''` gives the same relative names: no store path in 3.7's .pyc either.)
   if [ "$minor" -ge 9 ]; then flags+=(-s "$stdlib"); else flags+=(-d ''); fi
-  if [ "$minor" -ge 10 ]; then
-    "$py" -E -S -m compileall -j2 "${flags[@]}" "$stdlib"
-  else
-    # Before 3.10 the .pyc of one source were not the same from build to build (3.7's were not):
-    # marshal wrote a frozenset constant (`x in {"a", "b"}`) in its hash order, which hash
-    # randomization changes, and marked objects as shared by their reference counts, which
-    # depend on what the same process compiled before (so on how -j splits the work). A fixed
-    # seed (which -E would ignore: the environment is cleared of what -E guards against instead)
-    # and one process make them the same.
-    env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -m compileall "${flags[@]}" "$stdlib"
-  fi
+  # One process, in compileall's sorted order, with a fixed hash seed (which -E would ignore: the
+  # environment is cleared of what -E guards against instead). marshal marks an object as shared
+  # by its reference count, which depends on what the same process compiled before, so on how
+  # `-j` splits the work: 3.7's .pyc differed from build to build that way, and 3.13's too
+  # (`spy check` found test_tkinter/test_text.pyc 15 bytes shorter in a rebuild; from 3.12 on
+  # the interpreter keeps code constants it has seen, so refcounts carry from file to file:
+  # argparse.pyc and weakref.pyc come out differently with -j2 than in one process). Before 3.10
+  # marshal also wrote frozenset constants (`x in {"a", "b"}`) in their hash order. It costs a
+  # few seconds per build.
+  env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -m compileall "${flags[@]}" "$stdlib"
 }
 
 # modules.json: the built-in modules, and each module left out with its reason (for the manifest).
