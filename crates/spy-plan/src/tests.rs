@@ -144,6 +144,11 @@ const GOLDEN_LIB: &str = "a9471864d6f81b98e2a513a49cf5903553a7cef18a9bfe90080dde
 const GOLDEN_GIT_EXCLUDING: &str = "18de148ffb40c4da70c0bdd72fd0562648be6b3ac78a9fdc51e0a158172c0446";
 const GOLDEN_APP: &str = "0c8db9f2e51bc3a4924e0b2ae7f414a04bed2fdb7ec3e9c68703f1590192b293";
 
+/// A node's dependencies as the canonical form takes them: (name, id).
+fn dep_ids(plan: &Plan, n: &PlanNode) -> Vec<(String, NodeId)> {
+    n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect()
+}
+
 #[test]
 fn streamed_id_equals_hash_of_canonical_text() {
     let d = tempfile::tempdir().unwrap();
@@ -151,8 +156,10 @@ fn streamed_id_equals_hash_of_canonical_text() {
     let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
     for ix in plan.dag.node_indices() {
         let n = plan.node(ix);
-        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
+        let deps = dep_ids(&plan, n);
         let text = canonical_form(n, &deps);
+        // The fixture graph's nodes, whose ids the golden tests pin, as serde_json writes them.
+        assert_eq!(text, canonical::reference::canonical_form(n, &deps));
         assert!(
             text.starts_with(&format!("spy-node-v1\n{{\"builder\":{BUILDER_VERSION},\"deps\":[")),
             "{text}"
@@ -385,7 +392,8 @@ fn node_with_everything(odd: &str) -> PlanNode {
 
 /// The hand-written canonical form is serde_json's serialization of the same structure, byte for
 /// byte: escapes (every control character, quotes, backslashes, DEL and non-ASCII as is), empty
-/// and absent parts, the order of keys, dependencies and phases.
+/// and absent parts, the order of keys, dependencies and phases (and the fixture graph's nodes:
+/// `streamed_id_equals_hash_of_canonical_text`).
 #[test]
 fn canonical_form_is_serde_jsons_bytes() {
     let deps = vec![
@@ -408,15 +416,6 @@ fn canonical_form_is_serde_jsons_bytes() {
             node.sources.truncate(1);
         }
     }
-    // The fixture graph's nodes, whose ids the golden tests pin.
-    let d = tempfile::tempdir().unwrap();
-    let g = fixture(d.path(), &lib(""));
-    let plan = resolve_all(&g, &mut ProbeCache::in_memory()).unwrap();
-    for ix in plan.dag.node_indices() {
-        let n = plan.node(ix);
-        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
-        assert_eq!(canonical_form(n, &deps), canonical::reference::canonical_form(n, &deps));
-    }
 }
 
 /// Every node of the repository's graph, for every target, hashes as serde_json's form does (the
@@ -430,7 +429,7 @@ fn the_real_graphs_ids_are_serde_jsons() {
     for ix in plan.dag.node_indices() {
         let n = plan.node(ix);
         fuse += usize::from(n.fuse.is_some());
-        let deps: Vec<(String, NodeId)> = n.deps.iter().map(|&d| (plan.node(d).key.name.clone(), plan.node(d).id)).collect();
+        let deps = dep_ids(&plan, n);
         let reference = canonical::reference::canonical_form(n, &deps);
         assert_eq!(n.id, NodeId::of_bytes(reference.as_bytes()), "{}", n.key);
     }
