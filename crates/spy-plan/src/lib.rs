@@ -400,7 +400,9 @@ pub fn parse_spec(graph: &Graph, spec: &str) -> Result<NodeKey, PlanError> {
 /// The name `spy list` shows for a key: `zlib-x86_64`.
 pub fn display_name(graph: &Graph, key: &NodeKey) -> String {
     match graph.config.targets.get(key.target.as_str()) {
-        Some(t) => format!("{}-{}", key.name, t.short),
+        // Not `format!`: `Display` of a str goes through the formatter's padding logic, and a
+        // listing names every node.
+        Some(t) => [key.name.as_str(), "-", t.short.as_str()].concat(),
         None => key.to_string(),
     }
 }

