@@ -193,11 +193,11 @@ impl Graph {
         // By bytes: the walk spells each path as `dir` joined with names, as `config_path` is
         // (a `Path` comparison parses both into components, 10,000 times).
         files.retain(|f| f.as_os_str() != config_path.as_os_str());
-        files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+        use rayon::prelude::*;
+        files.par_sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
 
         let rels: Vec<Option<&str>> = files.iter().map(|f| rel_path(dir, f)).collect();
         cache.index_for(&rels);
-        use rayon::prelude::*;
         let shared = &*cache;
         let parsed: Vec<Result<LoadedFile, RecipeError>> = files
             .par_iter()
