@@ -425,15 +425,14 @@ pub fn result_links(out_link: Option<&Path>, names: &[String]) -> Vec<PathBuf> {
 pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Result<Plan, PlanError> {
     use rayon::prelude::*;
     let (names, order) = walk(graph, roots)?;
-    // Each visited node's position in `order`, in a flat table (as in `walk`), not a hash map.
-    let slot = |(n, t): Ix| n as usize * names.targets.len() + t as usize;
-    let mut position = vec![usize::MAX; names.nodes.len() * names.targets.len()];
+    // Each visited node's position in `order`.
+    let mut position = vec![usize::MAX; names.slots()];
     for (i, (ix, _)) in order.iter().enumerate() {
-        position[slot(*ix)] = i;
+        position[names.slot(*ix)] = i;
     }
     let dep_positions: Vec<Vec<usize>> = order
         .iter()
-        .map(|(_, deps)| deps.iter().map(|&d| position[slot(d)]).collect())
+        .map(|(_, deps)| deps.iter().map(|&d| position[names.slot(d)]).collect())
         .collect();
 
     let (mut nodes, tool_names): (Vec<PlanNode>, Vec<Vec<String>>) = order
@@ -589,6 +588,16 @@ impl<'g> Names<'g> {
         names
     }
 
+    /// How many (node, target) pairs there are, and a pair's place among them: the index of the
+    /// flat tables a resolve keeps per pair, not hash maps (a resolve visits every node).
+    fn slots(&self) -> usize {
+        self.nodes.len() * self.targets.len()
+    }
+
+    fn slot(&self, (n, t): Ix) -> usize {
+        n as usize * self.targets.len() + t as usize
+    }
+
     fn ix(&self, key: &NodeKey) -> Option<Ix> {
         Some((*self.node_ix.get(key.name.as_str())?, *self.target_ix.get(key.target.as_str())?))
     }
@@ -668,15 +677,9 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
         Exit(Ix, Vec<Ix>),
     }
     let mut names = Names::new(graph);
-    // Flat tables indexed by `node * targets + target`, not hash sets: a resolve visits every node.
-    let slot = {
-        let targets = names.targets.len();
-        move |(n, t): Ix| n as usize * targets + t as usize
-    };
-    let slots = names.nodes.len() * names.targets.len();
-    let mut done = vec![false; slots];
+    let mut done = vec![false; names.slots()];
     // Where on the current path a node is (`usize::MAX`: not on it).
-    let mut on_path = vec![usize::MAX; slots];
+    let mut on_path = vec![usize::MAX; names.slots()];
     let mut order: Vec<(Ix, Vec<Ix>)> = Vec::new();
     for root in roots {
         let root_ix = names.ix(root).ok_or_else(|| PlanError::UnknownName {
@@ -702,10 +705,10 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
         while let Some(frame) = stack.pop() {
             match frame {
                 Frame::Enter(ix) => {
-                    if done[slot(ix)] {
+                    if done[names.slot(ix)] {
                         continue;
                     }
-                    let pos = on_path[slot(ix)];
+                    let pos = on_path[names.slot(ix)];
                     if pos != usize::MAX {
                         let mut cycle: Vec<String> = path[pos..].iter().map(|k| names.nodes[k.0 as usize].name.clone()).collect();
                         cycle.push(names.nodes[ix.0 as usize].name.clone());
@@ -717,15 +720,15 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
                         return Err(PlanError::Cycle { cycle });
                     }
                     let deps = names.dep_ixs(ix)?;
-                    on_path[slot(ix)] = path.len();
+                    on_path[names.slot(ix)] = path.len();
                     path.push(ix);
                     stack.push(Frame::Exit(ix, deps.clone()));
                     stack.extend(deps.iter().rev().map(|&d| Frame::Enter(d)));
                 }
                 Frame::Exit(ix, deps) => {
                     path.pop();
-                    on_path[slot(ix)] = usize::MAX;
-                    if !std::mem::replace(&mut done[slot(ix)], true) {
+                    on_path[names.slot(ix)] = usize::MAX;
+                    if !std::mem::replace(&mut done[names.slot(ix)], true) {
                         order.push((ix, deps));
                     }
                 }
