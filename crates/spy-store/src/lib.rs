@@ -503,7 +503,10 @@ impl Store {
             });
         }
         let dest = self.source_path(expected);
-        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o444));
+        // Read-only, as every cached source: a source that could not be made so is not cached.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o444))
+            .map_err(io(&dest))?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
             message: e.to_string(),

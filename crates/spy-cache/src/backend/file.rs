@@ -142,8 +142,11 @@ impl Backend for FileBackend {
         let mut src = fs_err::File::open(from).map_err(|e| self.io(from, e))?;
         std::io::copy(&mut src, tmp.as_file_mut()).map_err(|e| self.io(&dest, e))?;
         tmp.as_file().sync_all().map_err(|e| self.io(&dest, e))?;
-        // Cache files are readable by whoever serves the directory.
-        let _ = std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        // Cache files are readable by whoever serves the directory. Through the open file, not
+        // its path, and an upload whose mode cannot be set is an error, not a file left private.
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(|e| self.io(&dest, e))?;
         tmp.persist(&dest).map_err(|e| self.io(&dest, e))?;
         Ok(())
     }
