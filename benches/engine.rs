@@ -11,6 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SPY: &str = env!("CARGO_BIN_EXE_spy");
+
+// The allocator the spy executable runs the engine with (src/main.rs), so that the in-process
+// figures are the executable's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const NODES: usize = 10_000;
 
 fn write(p: &Path, text: &str) {
