@@ -105,8 +105,9 @@ fn python313_checks_identical_substitutes_and_releases() {
     }
 }
 
-/// 3.11 and its release, rebuilt, are the same (e2e: CI builds no 3.11 release). Profile-guided
-/// with 3.13's training, its build differed here (graph/python/cpython3.toml, PY_PGO).
+/// 3.11 and its release, rebuilt, are the same (e2e: CI builds no 3.11 release). Its build is
+/// profile-guided too: its training once counted a loop whose length was random (crypt's salts;
+/// graph/python/cpython-pgo-train.py), and this rebuild found longobject.o laid out differently.
 #[test]
 #[ignore = "e2e: tests/e2e/run"]
 fn python311_rebuilds_identically() {
