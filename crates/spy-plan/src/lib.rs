@@ -17,6 +17,11 @@ mod probe;
 mod realize;
 
 use std::collections::{BTreeMap, HashMap};
+
+/// The maps every resolve fills and reads once per node and dependency, keyed by names. foldhash
+/// is seeded per process like std's SipHash, so crafted names cannot make them collide in
+/// general, at a fraction of SipHash's cost (20M instructions of a 10,000-node `spy list`).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -221,7 +226,7 @@ pub fn var_name(name: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub dag: DiGraph<PlanNode, ()>,
-    index: HashMap<NodeKey, NodeIndex>,
+    index: FastMap<NodeKey, NodeIndex>,
 }
 
 impl Plan {
@@ -508,7 +513,7 @@ pub fn resolve(graph: &Graph, roots: &[NodeKey], probes: &mut ProbeCache) -> Res
     let edges = nodes.iter().map(|n| n.deps.len()).sum();
     let mut plan = Plan {
         dag: DiGraph::with_capacity(nodes.len(), edges),
-        index: HashMap::with_capacity(nodes.len()),
+        index: FastMap::with_capacity_and_hasher(nodes.len(), Default::default()),
     };
     for node in nodes {
         let key = node.key.clone();
@@ -558,9 +563,9 @@ pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanE
 struct Names<'g> {
     config: &'g spy_recipe::GraphConfig,
     nodes: Vec<&'g spy_recipe::RawNode>,
-    node_ix: HashMap<&'g str, u32>,
+    node_ix: FastMap<&'g str, u32>,
     targets: Vec<&'g str>,
-    target_ix: HashMap<&'g str, u32>,
+    target_ix: FastMap<&'g str, u32>,
     /// Per target: the nodes the implicit dependencies are built from (they must not receive the
     /// implicit dependencies themselves).
     stdenv: HashMap<u32, std::collections::HashSet<u32>>,
