@@ -518,6 +518,7 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
         path: dir.to_path_buf(),
         message: e.to_string(),
     })?;
+    let mut subdirs = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| RecipeError::Io {
             path: dir.to_path_buf(),
@@ -529,10 +530,23 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecipeError> {
             message: e.to_string(),
         })?;
         if ft.is_dir() {
-            collect_toml(&p, out)?;
+            subdirs.push(p);
         } else if p.extension().is_some_and(|e| e == "toml") {
             out.push(p);
         }
+    }
+    // Subdirectories are read in parallel: a large graph spreads its recipes over many, a
+    // directory is read a syscall at a time, and the load sorts the files afterwards anyway.
+    use rayon::prelude::*;
+    let nested: Vec<Result<Vec<PathBuf>, RecipeError>> = subdirs
+        .par_iter()
+        .map(|d| {
+            let mut files = Vec::new();
+            collect_toml(d, &mut files).map(|()| files)
+        })
+        .collect();
+    for files in nested {
+        out.extend(files?);
     }
     Ok(())
 }
