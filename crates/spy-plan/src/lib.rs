@@ -545,13 +545,14 @@ fn closure_licenses(nodes: &[PlanNode], dep_positions: &[Vec<usize>], i: usize) 
 
 /// Resolves every node for every target it exists for.
 pub fn resolve_all(graph: &Graph, probes: &mut ProbeCache) -> Result<Plan, PlanError> {
+    let targets: Vec<spy_recipe::TargetFacts> = graph.config.targets.keys().map(|t| graph.config.target_facts(t)).collect();
     let mut roots = Vec::new();
     for node in graph.nodes.values() {
-        for t in graph.config.targets.keys() {
-            if node.has_target(t, &graph.config) {
+        for t in &targets {
+            if node.exists_for(*t) {
                 roots.push(NodeKey {
                     name: node.name.clone(),
-                    target: t.to_string(),
+                    target: t.name.to_string(),
                 });
             }
         }
@@ -565,6 +566,8 @@ struct Names<'g> {
     nodes: Vec<&'g spy_recipe::RawNode>,
     node_ix: FastMap<&'g str, u32>,
     targets: Vec<&'g str>,
+    /// Per target index: what decides which nodes exist for it.
+    target_facts: Vec<spy_recipe::TargetFacts<'g>>,
     target_ix: FastMap<&'g str, u32>,
     /// Per target: the nodes the implicit dependencies are built from (they must not receive the
     /// implicit dependencies themselves).
@@ -581,12 +584,14 @@ impl<'g> Names<'g> {
         let nodes: Vec<&spy_recipe::RawNode> = graph.nodes.values().collect();
         let node_ix = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
         let targets: Vec<&str> = graph.config.targets.keys().map(|t| t.as_str()).collect();
+        let target_facts = targets.iter().map(|t| graph.config.target_facts(t)).collect();
         let target_ix = targets.iter().enumerate().map(|(i, t)| (*t, i as u32)).collect();
         let mut names = Names {
             config: &graph.config,
             nodes,
             node_ix,
             targets,
+            target_facts,
             target_ix,
             stdenv: HashMap::new(),
             implicit: Vec::new(),
@@ -664,7 +669,7 @@ impl<'g> Names<'g> {
             .map(|d| {
                 let node = self.nodes[d as usize];
                 let name = &node.name;
-                if node.has_target(target, self.config) {
+                if node.exists_for(self.target_facts[t as usize]) {
                     Ok((d, t))
                 } else {
                     let user = self.nodes[n as usize];
@@ -699,7 +704,7 @@ fn walk<'g>(graph: &'g Graph, roots: &[NodeKey]) -> Result<(Names<'g>, Vec<Visit
             suggestions: Vec::new(),
         })?;
         let node = names.nodes[root_ix.0 as usize];
-        if !node.has_target(&root.target, names.config) {
+        if !node.exists_for(names.target_facts[root_ix.1 as usize]) {
             return Err(PlanError::NotForTarget {
                 name: root.name.clone(),
                 target: root.target.clone(),

@@ -70,6 +70,26 @@ impl GraphConfig {
     pub fn family(&self, target: &str) -> Option<&str> {
         self.targets.get(target).and_then(|t| t.family.as_deref())
     }
+
+    /// What decides which nodes exist for `target`, looked up once for the many nodes a resolve
+    /// asks about (two map lookups a node and dependency were 4 ms of a 10,000-node resolve).
+    pub fn target_facts<'a>(&'a self, target: &'a str) -> TargetFacts<'a> {
+        let t = self.targets.get(target);
+        TargetFacts {
+            name: target,
+            family: t.and_then(|t| t.family.as_deref()),
+            implicit: t.is_some_and(|t| !t.explicit),
+        }
+    }
+}
+
+/// A target as [`RawNode::exists_for`] needs it: its name, its family, and whether recipes
+/// without a `targets` list exist for it (a target spy.toml does not have: no).
+#[derive(Debug, Clone, Copy)]
+pub struct TargetFacts<'a> {
+    pub name: &'a str,
+    pub family: Option<&'a str>,
+    pub implicit: bool,
 }
 
 pub const FORMAT: u32 = 1;
@@ -90,10 +110,14 @@ impl RawNode {
     /// Whether the node exists for `target`: a recipe with `targets = [...]` exists for those; one
     /// without exists for every target that is not `explicit` in spy.toml.
     pub fn has_target(&self, target: &str, config: &GraphConfig) -> bool {
-        let family = config.family(target);
+        self.exists_for(config.target_facts(target))
+    }
+
+    /// [`RawNode::has_target`] with the target's facts looked up already.
+    pub fn exists_for(&self, target: TargetFacts<'_>) -> bool {
         match &self.recipe.targets {
-            Some(list) => list.iter().any(|t| t.as_str() == target || Some(t.as_str()) == family),
-            None => config.targets.get(target).is_some_and(|t| !t.explicit),
+            Some(list) => list.iter().any(|t| t.as_str() == target.name || Some(t.as_str()) == target.family),
+            None => target.implicit,
         }
     }
 }
