@@ -17,13 +17,13 @@ mod probe;
 mod realize;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// The maps every resolve fills and reads once per node and dependency, keyed by names. foldhash
 /// is seeded per process like std's SipHash, so crafted names cannot make them collide in
 /// general, at a fraction of SipHash's cost (20M instructions of a 10,000-node `spy list`).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use std::fmt;
-use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use spy_hash::{NodeId, Sha256};
@@ -565,8 +565,7 @@ struct Names<'g> {
     config: &'g spy_recipe::GraphConfig,
     nodes: Vec<&'g spy_recipe::RawNode>,
     node_ix: FastMap<&'g str, u32>,
-    targets: Vec<&'g str>,
-    /// Per target index: what decides which nodes exist for it.
+    /// Per target index: its name and what decides which nodes exist for it.
     target_facts: Vec<spy_recipe::TargetFacts<'g>>,
     target_ix: FastMap<&'g str, u32>,
     /// Per target: the nodes the implicit dependencies are built from (they must not receive the
@@ -583,14 +582,12 @@ impl<'g> Names<'g> {
     fn new(graph: &'g Graph) -> Self {
         let nodes: Vec<&spy_recipe::RawNode> = graph.nodes.values().collect();
         let node_ix = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
-        let targets: Vec<&str> = graph.config.targets.keys().map(|t| t.as_str()).collect();
-        let target_facts = targets.iter().map(|t| graph.config.target_facts(t)).collect();
-        let target_ix = targets.iter().enumerate().map(|(i, t)| (*t, i as u32)).collect();
+        let target_facts: Vec<spy_recipe::TargetFacts> = graph.config.targets.keys().map(|t| graph.config.target_facts(t)).collect();
+        let target_ix = target_facts.iter().enumerate().map(|(i, t)| (t.name, i as u32)).collect();
         let mut names = Names {
             config: &graph.config,
             nodes,
             node_ix,
-            targets,
             target_facts,
             target_ix,
             stdenv: HashMap::new(),
@@ -608,11 +605,11 @@ impl<'g> Names<'g> {
     /// How many (node, target) pairs there are, and a pair's place among them: the index of the
     /// flat tables a resolve keeps per pair, not hash maps (a resolve visits every node).
     fn slots(&self) -> usize {
-        self.nodes.len() * self.targets.len()
+        self.nodes.len() * self.target_facts.len()
     }
 
     fn slot(&self, (n, t): Ix) -> usize {
-        n as usize * self.targets.len() + t as usize
+        n as usize * self.target_facts.len() + t as usize
     }
 
     fn ix(&self, key: &NodeKey) -> Option<Ix> {
@@ -622,14 +619,13 @@ impl<'g> Names<'g> {
     fn key(&self, (n, t): Ix) -> NodeKey {
         NodeKey {
             name: self.nodes[n as usize].name.clone(),
-            target: self.targets[t as usize].to_string(),
+            target: self.target_facts[t as usize].name.to_string(),
         }
     }
 
     fn deps_of(&self, (n, t): Ix) -> std::borrow::Cow<'g, [spy_recipe::NodeName]> {
-        self.nodes[n as usize]
-            .recipe
-            .for_target_deps(self.targets[t as usize], self.config.family(self.targets[t as usize]))
+        let target = self.target_facts[t as usize];
+        self.nodes[n as usize].recipe.for_target_deps(target.name, target.family)
     }
 
     fn stdenv_closure(&mut self, t: u32) -> &std::collections::HashSet<u32> {
@@ -664,12 +660,12 @@ impl<'g> Names<'g> {
         // Node indices follow the graph's name order (a BTreeMap's), so this sorts by name.
         deps.sort_unstable();
         deps.dedup();
-        let target = self.targets[t as usize];
+        let target = self.target_facts[t as usize];
         deps.into_iter()
             .map(|d| {
                 let node = self.nodes[d as usize];
                 let name = &node.name;
-                if node.exists_for(self.target_facts[t as usize]) {
+                if node.exists_for(target) {
                     Ok((d, t))
                 } else {
                     let user = self.nodes[n as usize];
@@ -677,7 +673,7 @@ impl<'g> Names<'g> {
                         file: user.file.clone(),
                         needed_by: user.name.clone(),
                         name: name.clone(),
-                        target: target.to_string(),
+                        target: target.name.to_string(),
                     })
                 }
             })

@@ -219,8 +219,8 @@ impl RecipeCache {
             if *recorded == stamp {
                 // Checked as UTF-8 once, as a whole: from bytes, serde_json checks each string on
                 // its own (4 % of `spy list`'s instructions on 10,000 nodes).
-                let json = std::str::from_utf8(&self.bytes[recipe.clone()]);
-                if let Ok(partial) = json.map_err(|_| ()).and_then(|j| serde_json::from_str::<PartialRecipe>(j).map_err(|_| ())) {
+                let json = std::str::from_utf8(&self.bytes[recipe.clone()]).ok();
+                if let Some(partial) = json.and_then(|j| serde_json::from_str::<PartialRecipe>(j).ok()) {
                     return Ok(Looked {
                         partial,
                         text: None,
