@@ -128,7 +128,10 @@ impl Cache {
     fn fetch(&self, meta: &CacheMeta) -> (Result<(), CacheError>, PathBuf) {
         self.read.store(0, Ordering::SeqCst);
         let build = self.dir.path().join("build");
-        let _ = std::fs::remove_dir_all(&build);
+        // The previous fetch's directory, if any: any failure but its absence would leave it behind.
+        if let Err(e) = std::fs::remove_dir_all(&build) {
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}: {e}", build.display());
+        }
         std::fs::create_dir_all(&build).unwrap();
         let out = build.join("out");
         let found = Found {

@@ -366,7 +366,7 @@ pub fn run<S: Strategy>(
     let mut runner = TestRunner::new(config(default_cases));
     let result = runner.run(&strategy, |input| {
         let dest = scratch.dest();
-        let _ = std::fs::remove_dir_all(&dest);
+        remove_if_there(&dest);
         counts.borrow_mut().inputs += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| unpack(&input, &archive, &dest)));
         match outcome {
@@ -383,7 +383,7 @@ pub fn run<S: Strategy>(
         }
         check_tree(&dest, contained).map_err(TestCaseError::fail)?;
         // The destination itself goes (its parent's link count counts it).
-        let _ = std::fs::remove_dir_all(&dest);
+        remove_if_there(&dest);
         let after = scratch.snapshot();
         if after != before {
             return Err(TestCaseError::fail(format!(
@@ -439,4 +439,12 @@ pub fn bytes_under(dir: &Path) -> u64 {
             }
         })
         .sum()
+}
+
+/// Removes a destination tree; its absence is fine, any other failure would let one case's files
+/// leak into the next, so it fails the run.
+fn remove_if_there(dest: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dest) {
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}: {e}", dest.display());
+    }
 }
