@@ -771,6 +771,63 @@ fn start_up_imports_only_what_it_needs(py: &Py, t: &Target) {
     assert!(text.starts_with(&expected), "{}: {text}", py.node);
 }
 
+/// The frozen modules start-up runs are deep-frozen (issue 19): static code objects, not marshal
+/// data unmarshalled at each start (3.11 upstream; 3.13 by python3.13-deepfreeze.patch). In 3.13
+/// each equals, nested code objects included, what its marshal data (which `_imp` still exposes;
+/// 3.11 keeps none) unmarshals to; the one difference, upstream 3.11's too, is a frozenset
+/// constant kept as a tuple of its items (`x in {...}` on hashable `x` alike). A 3.13 subinterpreter unmarshals them instead
+/// (classes are numbered per interpreter there, and specialized code remembers those numbers).
+fn frozen_start_up_modules_are_deep_frozen(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = r#"
+import _imp, marshal, sys, types
+ATTRS = ('co_name', 'co_qualname', 'co_filename', 'co_argcount', 'co_posonlyargcount',
+         'co_kwonlyargcount', 'co_nlocals', 'co_stacksize', 'co_flags', 'co_firstlineno',
+         'co_code', 'co_names', 'co_varnames', 'co_cellvars', 'co_freevars', 'co_linetable',
+         'co_exceptiontable')
+def differs(a, b, where):
+    for attr in ATTRS:
+        if getattr(a, attr) != getattr(b, attr):
+            return where + '.' + attr
+    if len(a.co_consts) != len(b.co_consts):
+        return where + ' co_consts'
+    for i, (x, y) in enumerate(zip(a.co_consts, b.co_consts)):
+        if isinstance(y, types.CodeType):
+            if not isinstance(x, types.CodeType):
+                return where + ' const %d' % i
+            d = differs(x, y, where + '/' + y.co_name)
+            if d:
+                return d
+        elif isinstance(y, frozenset):
+            if x != y and not (type(x) is tuple and frozenset(x) == y and len(x) == len(y)):
+                return where + ' const %d' % i
+        elif type(x) is not type(y) or (x != y and x == x):
+            return where + ' const %d' % i
+    return None
+names = [n for n in _imp._frozen_module_names() if not n.startswith(('__hello', '__phello')) and n != 'os.path']
+bad = []
+for n in names:
+    code = _imp.get_frozen_object(n)
+    if code is not _imp.get_frozen_object(n):
+        bad.append(n + ' unmarshalled')
+    data = _imp.find_frozen(n, withdata=True)[0]
+    # 3.11 keeps no marshal data for a deep-frozen module (an empty view).
+    d = len(data) > 0 and differs(code, marshal.loads(data), n)
+    if d:
+        bad.append(d)
+print(len(names) >= 17, 'os' in names and 'site' in names, bad)
+if sys.version_info >= (3, 13):
+    import _interpreters
+    sub = _interpreters.create()
+    print(_interpreters.exec(sub, 'import _imp\nassert _imp.get_frozen_object("os") is not _imp.get_frozen_object("os")\nimport json, asyncio\nassert json.dumps([1]) == "[1]"'))
+    _interpreters.destroy(sub)
+else:
+    print(None)
+"#;
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(common::ok(&o), "True True []\nNone\n", "{}", py.node);
+}
+
 /// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
 /// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
 /// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
@@ -1011,6 +1068,10 @@ macro_rules! checks3 {
             #[test] $(#[$attr])?
             fn start_up_imports_only_what_it_needs() {
                 super::start_up_imports_only_what_it_needs(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn frozen_start_up_modules_are_deep_frozen() {
+                super::frozen_start_up_modules_are_deep_frozen(&$py, &$target);
             }
         }
     };
