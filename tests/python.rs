@@ -828,6 +828,19 @@ else:
     assert_eq!(common::ok(&o), "True True []\nNone\n", "{}", py.node);
 }
 
+/// The stdlib in the ZIP is compiled without the columns of PEP 657 (no traceback through it can
+/// show carets: the single file has no sources), code compiled at run time keeps them, and a
+/// traceback through the stdlib still names its file and line.
+fn stdlib_code_has_no_column_positions(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = "import json, traceback\n\
+        print({p[2:] for p in json.decoder.JSONDecoder.raw_decode.__code__.co_positions()})\n\
+        print(all(p[2] is not None for p in compile('x = 1 + 2', 's', 'exec').co_positions()))\n\
+        try:\n    json.loads('{')\nexcept ValueError as e:\n    print(traceback.extract_tb(e.__traceback__)[-1][1] > 0)";
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(common::ok(&o), "{(None, None)}\nTrue\nTrue\n", "{}", py.node);
+}
+
 /// Recursion through C code (repr, json, pickle, deepcopy of a 100,000-deep list) stops with
 /// RecursionError (2.7: RuntimeError) at the default limits, in the main thread and in others:
 /// musl gives threads 128 KiB of stack unless told otherwise, and 3.12's C recursion limit
@@ -1072,6 +1085,10 @@ macro_rules! checks3 {
             #[test] $(#[$attr])?
             fn frozen_start_up_modules_are_deep_frozen() {
                 super::frozen_start_up_modules_are_deep_frozen(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn stdlib_code_has_no_column_positions() {
+                super::stdlib_code_has_no_column_positions(&$py, &$target);
             }
         }
     };
