@@ -120,9 +120,19 @@ pub struct TempRoots {
 
 impl Drop for TempRoots {
     fn drop(&mut self) {
-        // Nothing to report to from here; a file left behind is unlocked, and gc removes it.
-        let _ = std::fs::remove_file(&self.path);
+        // A file left behind is unlocked, and gc removes it.
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => warn_left_behind(format_args!("{}: {e}", self.path.display())),
+            _ => {}
+        }
     }
+}
+
+/// For cleanups that cannot fail their caller (a drop, or what is left once an entry is
+/// registered): what they could not remove is debris `spy gc` removes, so the failure is only
+/// said, on stderr as spy's other warnings.
+pub(crate) fn warn_left_behind(failure: impl std::fmt::Display) {
+    eprintln!("spy: warning: {failure} (left behind; `spy gc` removes it)");
 }
 
 /// An exclusive lock on one node, released on drop (or when the process dies).
@@ -877,28 +887,62 @@ pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
     // Directories are opened to their owner only (0700, not 0755): a removal cut short (spy
     // killed while it clears a killed build's directory) leaves what remains as private as the
     // build directory was, set-user-ID files of the build included.
-    fn writable(p: &Path) {
-        if let Ok(md) = std::fs::symlink_metadata(p) {
-            if md.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        writable(&e.path());
-                    }
-                }
-            }
+    // The first failure is the error (a mode that could not be set would otherwise surface as
+    // remove_dir_all's less telling one). The mode is set through a descriptor opened without
+    // following links, so a link put where a directory was is not followed.
+    fn writable(p: &Path) -> Result<(), StoreError> {
+        let md = match std::fs::symlink_metadata(p) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(p)(e)),
+        };
+        if !md.is_dir() {
+            return Ok(());
         }
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+            .open(p)
+            .map_err(io(p))?;
+        dir.set_permissions(std::fs::Permissions::from_mode(0o700)).map_err(io(p))?;
+        for e in std::fs::read_dir(p).map_err(io(p))? {
+            writable(&e.map_err(io(p))?.path())?;
+        }
+        Ok(())
     }
     if !p.exists() && std::fs::symlink_metadata(p).is_err() {
         return Ok(());
     }
-    writable(p);
+    writable(p)?;
     std::fs::remove_dir_all(p).map_err(io(p))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_tree_removes_read_only_trees_and_follows_no_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(tree.join("a/b")).unwrap();
+        std::fs::write(tree.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("a/link")).unwrap();
+        for dir in ["a/b", "a", ""] {
+            std::fs::set_permissions(tree.join(dir), std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        remove_tree(&tree).unwrap();
+        assert!(std::fs::symlink_metadata(&tree).is_err());
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o555, "the link's target was changed");
+        // Gone already: nothing to do, no error.
+        remove_tree(&tree).unwrap();
+    }
 
     #[test]
     fn a_named_store_is_made_only_inside_an_existing_directory() {

@@ -12,7 +12,9 @@ use std::time::{Instant, SystemTime};
 
 use spy_hash::{NodeId, TreeHash};
 
-use crate::{io, link_or_copy_tree, normalize_tree, private_dir, remove_tree, EntryMeta, EntryNode, Store, StoreError, StoreName};
+use crate::{
+    io, link_or_copy_tree, normalize_tree, private_dir, remove_tree, warn_left_behind, EntryMeta, EntryNode, Store, StoreError, StoreName,
+};
 
 /// What the caller knows about an entry before it exists; the store adds the output's hash, size,
 /// timing, registration time, and the entry's name (made from id, name and version: the store
@@ -133,8 +135,11 @@ impl Drop for Work<'_> {
         if !self.registered {
             // A failed removal leaves debris without metadata: not an entry, and removed the next
             // time this node is locked or by `spy gc`.
-            let _ = remove_tree(&self.out);
-            let _ = remove_tree(&self.dir);
+            for tree in [&self.out, &self.dir] {
+                if let Err(e) = remove_tree(tree) {
+                    warn_left_behind(e);
+                }
+            }
         }
     }
 }
@@ -290,7 +295,9 @@ impl Store {
         w.registered = true;
         // Only the build area and scratch are left; if removal fails they are debris that `gc`
         // removes (the node's lock is free then), never part of the entry.
-        let _ = remove_tree(&w.dir);
+        if let Err(e) = remove_tree(&w.dir) {
+            warn_left_behind(e);
+        }
         Ok(meta)
     }
 }
