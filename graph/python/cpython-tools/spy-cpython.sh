@@ -121,17 +121,17 @@ for g in ("Grammar.txt", "PatternGrammar.txt"):
   # no_debug_ranges, what PYTHONNODEBUGRANGES does), a quarter of its deflated .pyc (python3.11:
   # 5.50 -> 4.17 MB; issue 19). Test suites keep them (CPython's tests check the carets under their
   # own lines); no single file holds them.
+  py_fixed_env() { env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S "$@"; }
   if [ "$minor" -ge 11 ]; then
     local tests=()
     mapfile -t tests < <(find "$stdlib" -type d \( -name test -o -name tests -o -name idle_test \) -prune | LC_ALL=C sort)
-    env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -X no_debug_ranges -m compileall \
-      -q -b --invalidation-mode unchecked-hash -x "$exclude|/(test|tests|idle_test)/" -s "$stdlib" "$stdlib"
+    py_fixed_env -X no_debug_ranges -m compileall "${flags[@]}" -x "$exclude|/(test|tests|idle_test)/" "$stdlib"
     if [ ${#tests[@]} -gt 0 ]; then
-      env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -m compileall "${flags[@]}" "${tests[@]}"
+      py_fixed_env -m compileall "${flags[@]}" "${tests[@]}"
     fi
     return
   fi
-  env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONHASHSEED=0 "$py" -S -m compileall "${flags[@]}" "$stdlib"
+  py_fixed_env -m compileall "${flags[@]}" "$stdlib"
 }
 
 # modules.json: the built-in modules, and each module left out with its reason (for the manifest).
