@@ -23,6 +23,19 @@ spy_cpython_dep_flags() {
   SPY_DEP_PKG_CONFIG_PATH="${SPY_DEP_PKG_CONFIG_PATH#:}"
 }
 
+# unicodedata's database and the CJK codecs' mappings (1.7 MB of tables) stay deflated in the
+# binary until their module is first imported (spy-lazy-tables.pl): 2.7, 3.7 and 3.x name them
+# alike. Run on the source tree before configure.
+spy_cpython_lazy_tables() {
+  local tool="$cpython_tools/lib/spy-lazy-tables.pl" loc
+  perl "$tool" hook Modules/unicodedata.c '^(?:PyInit_unicodedata|initunicodedata)\(void\)\n\{\n'
+  perl "$tool" tables Modules/unicodedata_db.h Modules/unicodename_db.h
+  perl "$tool" hook Modules/cjkcodecs/cjkcodecs.h '^\s*(?:PyInit__codecs_|init_codecs_)##loc\(void\)\s*\\\n\s*\{\s*\\\n'
+  for loc in cn hk jp kr tw; do
+    perl "$tool" tables --defines Modules/cjkcodecs/cjkcodecs.h "Modules/cjkcodecs/mappings_$loc.h"
+  done
+}
+
 # The link kit: what graph/python/pyext/spy-relink needs to link this interpreter again with
 # packages' extension modules (flavors). Run in the build tree after make.
 #   spy_cpython_link_kit VERSION LIBRARY 'LDFLAGS as make expands them' 'LIBS as make expands them'
