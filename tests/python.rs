@@ -771,6 +771,23 @@ fn start_up_imports_only_what_it_needs(py: &Py, t: &Target) {
     assert!(text.starts_with(&expected), "{}: {text}", py.node);
 }
 
+/// Every module start-up and the import set of issue 19 read from the ZIP is a stored member
+/// (`stored` in graph/python/releases-3.toml): inflating them cost a quarter of the import set's
+/// time. What else the stdlib has is deflated, asyncio's Windows event loops among it.
+fn import_set_reads_stored_members(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = "import sys\n\
+        import asyncio, email.parser, http.client, json, decimal\n\
+        read = sorted(m.__spec__.origin.split(sys.executable + '/', 1)[1] for m in list(sys.modules.values())\n\
+            if type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')\n\
+        import zipfile\n\
+        members = {i.filename: i.compress_type for i in zipfile.ZipFile(sys.executable).infolist()}\n\
+        print(len(read) > 100, [name for name in read if members[name] != zipfile.ZIP_STORED])\n\
+        print(members['asyncio/windows_events.pyc'] == zipfile.ZIP_DEFLATED)";
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(common::ok(&o), "True []\nTrue\n", "{}", py.node);
+}
+
 /// The frozen modules start-up runs are deep-frozen (issue 19): static code objects, not marshal
 /// data unmarshalled at each start (3.11 upstream; 3.13 by python3.13-deepfreeze.patch). In 3.13
 /// each equals, nested code objects included, what its marshal data (which `_imp` still exposes;
@@ -1121,6 +1138,10 @@ macro_rules! checks3 {
             #[test] $(#[$attr])?
             fn start_up_imports_only_what_it_needs() {
                 super::start_up_imports_only_what_it_needs(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn import_set_reads_stored_members() {
+                super::import_set_reads_stored_members(&$py, &$target);
             }
             #[test] $(#[$attr])?
             fn frozen_start_up_modules_are_deep_frozen() {
