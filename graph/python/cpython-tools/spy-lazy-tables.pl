@@ -81,7 +81,7 @@ sub tables {
     }
   }
   die "spy-lazy-tables: no header given\n" unless @headers;
-  my ($raw, @parts) = ('');
+  my ($raw, $last_text, @parts) = ('', '');
   for my $path (@headers) {
     my $text = slurp($path);
     my $count = 0;
@@ -111,14 +111,18 @@ sub tables {
       }
     }mges;
     die "spy-lazy-tables: $path: no table of $min_bytes bytes or more\n" unless $count;
-    spew($path, $text) if $path ne $headers[-1];
-    $headers[-1] = [$path, $text] if $path eq $headers[-1];
+    # The last header gets the deflated bytes and the function below, after all the arrays.
+    if ($path eq $headers[-1]) {
+      $last_text = $text;
+    } else {
+      spew($path, $text);
+    }
   }
-  my ($last, $text) = @{$headers[-1]};
+  my ($last, $text) = ($headers[-1], $last_text);
   my $z = Compress::Zlib::compress($raw, 9) // die "spy-lazy-tables: deflate failed\n";
-  my @hex = map { sprintf('%d', $_) } unpack('C*', $z);
+  my @deflated = unpack('C*', $z);
   my $blob = '';
-  $blob .= join(',', splice(@hex, 0, 24)) . ",\n" while @hex;
+  $blob .= join(',', splice(@deflated, 0, 24)) . ",\n" while @deflated;
   my $checks = join('', map { "_Static_assert(sizeof($_->[0]\[0\]) == $_->[2], \"$_->[0]: $_->[1] is not $_->[2] bytes\");\n" } @parts);
   my $list = join('', map { "    {$_->[0], sizeof($_->[0])},\n" } @parts);
   $text .= <<"C";
