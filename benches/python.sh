@@ -9,9 +9,12 @@
 #  - with --cold: realize python3.11-x86_64 into an empty store (sources from a local mirror made of
 #    the project store's sources, so no download is timed), wall time and spy's peak RSS.
 #
-# Usage: benches/python.sh [--cold] [TARGET_SHORT...]   (default: x86_64, and i686 if built)
+# Usage: benches/python.sh [--cold] [TARGET_SHORT...]   (default: x86_64, and i686 if built;
+#        RUNS=N: rounds of each interleaved start-up loop, 30 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+RUNS=${RUNS:-30}
+case "$RUNS" in ''|*[!0-9]*|0*) echo "benches/python.sh: RUNS must be a positive whole number, not '$RUNS'" >&2; exit 2 ;; esac
 cold=0
 [ "${1:-}" = "--cold" ] && { cold=1; shift; }
 targets=${*:-x86_64 i686}
@@ -38,13 +41,14 @@ PY
   done
 done
 
-$host - "$host" "${bins[@]}" <<'PY'
-import statistics, subprocess, sys, time
+RUNS=$RUNS $host - "$host" "${bins[@]}" <<'PY'
+import os, statistics, subprocess, sys, time
 exes = sys.argv[1:]
+rounds = int(os.environ["RUNS"])
 imports = "import asyncio, email.parser, http.client, json, decimal"
 for what, args in (("-c pass", ["-c", "pass"]), ("-S -c pass", ["-S", "-c", "pass"]), ("import set", ["-c", imports])):
     runs = {e: [] for e in exes}
-    for _ in range(30):
+    for _ in range(rounds):
         for e in exes:
             t = time.perf_counter()
             subprocess.run([e, *args], check=True)
