@@ -1017,40 +1017,12 @@ fn passes_a_cpython_test_subset(py: &Py, t: &Target) {
     assert!(passed, "{text}");
 }
 
-/// unicodedata's database and the CJK codecs' mappings stay deflated in the binary until their
-/// module's first import (graph/python/cpython-tools/spy-lazy-tables.pl). Upstream's own tests of
-/// them, from the interpreter node's `Lib/test`: the database's checksums over every code point (run
-/// by unittest, under which their `cpu` resource is on) and each codec's round trips
-/// (test_multibytecodec is left out: one of its cases needs `_testcapi`, which no release has).
+/// unicodedata's database and the CJK codecs' mappings, inflated on first import, as upstream's
+/// tests expect them ([`common::lazy_tables_inflate_as_upstream`]).
 fn lazy_tables_inflate_as_upstream(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let cpython = common::realize_real(&format!("{}-{}", py.interpreter, t.short), &[]);
-    let tests_dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(cpython.join("lib").join(py.stdlib).join("test"), tests_dir.path().join("test")).unwrap();
-    let mut c = Command::new(&bin);
-    c.args(["-m", "unittest", "-v"]);
-    for class in ["UnicodeMethodsTest", "UnicodeFunctionsTest", "UnicodeMiscTest"] {
-        c.arg(format!("test.test_unicodedata.{class}"));
-    }
-    for codecs in ["cn", "hk", "iso2022", "jp", "kr", "tw"] {
-        c.arg(format!("test.test_codecencodings_{codecs}"));
-    }
-    let o = c
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("PYTHONPATH", tests_dir.path())
-        .current_dir(tests_dir.path())
-        .output()
-        .unwrap();
-    common::ok(&o);
-    let text = String::from_utf8_lossy(&o.stderr);
-    for checksum in ["test_method_checksum", "test_function_checksum"] {
-        assert!(
-            text.lines().any(|l| l.starts_with(checksum) && l.ends_with(" ok")),
-            "{checksum} did not run and pass:\n{text}"
-        );
-    }
-    assert!(text.contains("\nOK"), "{text}");
+    common::lazy_tables_inflate_as_upstream(&bin, &cpython.join("lib").join(py.stdlib).join("test"));
 }
 
 /// The checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).

@@ -1007,6 +1007,14 @@ fn sources_in_pydoc_and_inspect(release: &str) {
     );
 }
 
+/// unicodedata's database and the CJK codecs' mappings, inflated on first import, as upstream's
+/// tests expect them ([`common::lazy_tables_inflate_as_upstream`]).
+fn lazy_tables_inflate_as_upstream(f: &Flavor, short: &str) {
+    let (bin, _, _) = release(f, short);
+    let interpreter = realize(&format!("{}-{short}", f.interpreter));
+    common::lazy_tables_inflate_as_upstream(&bin, &interpreter.join("lib").join(f.stdlib).join("test"));
+}
+
 macro_rules! flavor_tests {
     ($module:ident, $flavor:ident, $short:literal $(, #[$attr:meta])?) => {
         mod $module {
@@ -1026,6 +1034,10 @@ macro_rules! flavor_tests {
             #[test] $(#[$attr])?
             fn prefix_pip_and_data() {
                 super::prefix_pip_and_data(&$flavor, $short);
+            }
+            #[test] $(#[$attr])?
+            fn lazy_tables_inflate_as_upstream() {
+                super::lazy_tables_inflate_as_upstream(&$flavor, $short);
             }
         }
     };

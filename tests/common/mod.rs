@@ -1091,3 +1091,38 @@ pub fn start_spy_serve(mut cmd: Command) -> (Server, String) {
     std::thread::spawn(move || for _ in lines {});
     (server, url)
 }
+
+/// unicodedata's database and the CJK codecs' mappings stay deflated in the binary until their
+/// module's first import (graph/python/cpython-tools/spy-lazy-tables.pl). Upstream's own tests of
+/// them, from the interpreter node's `Lib/test`: the database's checksums over every code point (run
+/// by unittest, under which their `cpu` resource is on) and each codec's round trips
+/// (test_multibytecodec is left out: one of its cases needs `_testcapi`, which no release has).
+/// `test` is the interpreter node's `Lib/test` (the single file leaves it out).
+pub fn lazy_tables_inflate_as_upstream(bin: &Path, test: &Path) {
+    let tests_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(test, tests_dir.path().join("test")).unwrap();
+    let mut c = Command::new(bin);
+    c.args(["-m", "unittest", "-v"]);
+    for class in ["UnicodeMethodsTest", "UnicodeFunctionsTest", "UnicodeMiscTest"] {
+        c.arg(format!("test.test_unicodedata.{class}"));
+    }
+    for codecs in ["cn", "hk", "iso2022", "jp", "kr", "tw"] {
+        c.arg(format!("test.test_codecencodings_{codecs}"));
+    }
+    let o = c
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PYTHONPATH", tests_dir.path())
+        .current_dir(tests_dir.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stderr);
+    for checksum in ["test_method_checksum", "test_function_checksum"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(checksum) && l.ends_with(" ok")),
+            "{checksum} did not run and pass:\n{text}"
+        );
+    }
+    assert!(text.contains("\nOK"), "{text}");
+}
