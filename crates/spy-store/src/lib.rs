@@ -887,34 +887,46 @@ pub fn remove_tree(p: &Path) -> Result<(), StoreError> {
     // Directories are opened to their owner only (0700, not 0755): a removal cut short (spy
     // killed while it clears a killed build's directory) leaves what remains as private as the
     // build directory was, set-user-ID files of the build included.
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::unix::ffi::OsStrExt;
     // The first failure is the error (a mode that could not be set would otherwise surface as
-    // remove_dir_all's less telling one). The mode is set through a descriptor opened without
-    // following links, so a link put where a directory was is not followed.
-    fn writable(p: &Path) -> Result<(), StoreError> {
-        let md = match std::fs::symlink_metadata(p) {
-            Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io(p)(e)),
+    // remove_dir_all's less telling one). Each directory is opened below its parent's descriptor
+    // without following links, and its mode set and its entries read through its own: a link put
+    // where a directory was, at any depth, is not followed (`shown` only names it in errors).
+    fn writable(parent: Option<RawFd>, name: &Path, shown: &Path) -> Result<(), StoreError> {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::{fchmod, Mode};
+        let fd = match openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            // Gone, or not a directory (a file, or a link: O_NOFOLLOW refuses it).
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP) => return Ok(()),
+            Err(e) => return Err(io(shown)(e.into())),
         };
-        if !md.is_dir() {
-            return Ok(());
+        // Owns fd from here, and closes it on every path.
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| io(shown)(e.into()))?;
+        fchmod(dir.as_raw_fd(), Mode::from_bits_truncate(0o700)).map_err(|e| io(shown)(e.into()))?;
+        let mut names = Vec::new();
+        for e in dir.iter() {
+            let e = e.map_err(|e| io(shown)(e.into()))?;
+            let name = std::ffi::OsStr::from_bytes(e.file_name().to_bytes());
+            if name != "." && name != ".." {
+                names.push(PathBuf::from(name));
+            }
         }
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = File::options()
-            .read(true)
-            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
-            .open(p)
-            .map_err(io(p))?;
-        dir.set_permissions(std::fs::Permissions::from_mode(0o700)).map_err(io(p))?;
-        for e in std::fs::read_dir(p).map_err(io(p))? {
-            writable(&e.map_err(io(p))?.path())?;
+        for name in names {
+            writable(Some(dir.as_raw_fd()), &name, &shown.join(&name))?;
         }
         Ok(())
     }
     if !p.exists() && std::fs::symlink_metadata(p).is_err() {
         return Ok(());
     }
-    writable(p)?;
+    writable(None, p, p)?;
     std::fs::remove_dir_all(p).map_err(io(p))
 }
 
