@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # Big constant tables that only a module most programs never import reads (unicodedata's
-# database, the CJK codecs' mappings: 1.8 MB of every binary) are kept deflated in the binary and
+# database, the CJK codecs' mappings: 1.7 MB of python3.11) are kept deflated in the binary and
 # inflated into zero-filled (.bss) arrays of the same names and sizes on the module's first import,
 # so that only the programs that import the module pay for them, once, in time and memory.
 # Perl because the build sandbox has no Python before CPython is built; its zlib (Compress::Zlib,
@@ -118,7 +118,7 @@ sub tables {
       spew($path, $text);
     }
   }
-  my ($last, $text) = ($headers[-1], $last_text);
+  my $text = $last_text;
   my $z = Compress::Zlib::compress($raw, 9) // die "spy-lazy-tables: deflate failed\n";
   my @deflated = unpack('C*', $z);
   my $blob = '';
@@ -183,8 +183,8 @@ spy_inflate_tables(void)
 #undef SPY_INFLATE_TABLES
 #define SPY_INFLATE_TABLES() spy_inflate_tables()
 C
-  spew($last, $text);
-  printf("spy-lazy-tables: %s: %d tables, %d bytes deflated to %d\n", join(' ', @headers[0 .. $#headers - 1], $last), scalar(@parts), length($raw), length($z));
+  spew($headers[-1], $text);
+  printf("spy-lazy-tables: %s: %d tables, %d bytes deflated to %d\n", join(' ', @headers), scalar(@parts), length($raw), length($z));
 }
 
 my $command = shift(@ARGV) // '';
