@@ -4,7 +4,8 @@
 #  - `-c pass` start-up, median of 30 runs, against the host's /usr/bin/python3.11 (Debian's dynamic
 #    build, never a pyenv shim) in the same interleaved loop, with and without site (-S), and the
 #    import set of issue 19 (`import asyncio, email.parser, http.client, json, decimal`), for
-#    python3.11 and python3.13;
+#    python3.11 and python3.13; and a set of cold imports, modules that start-up and the import set
+#    do not load (in a single file: from solid xz blocks, releases-3.toml);
 #  - no-op `spy realize python3.11-x86_64` (median of 10) and its peak RSS (GNU time -v);
 #  - with --cold: realize python3.11-x86_64 into an empty store (sources from a local mirror made of
 #    the project store's sources, so no download is timed), wall time and spy's peak RSS.
@@ -46,7 +47,9 @@ import os, statistics, subprocess, sys, time
 exes = sys.argv[1:]
 rounds = int(os.environ["RUNS"])
 imports = "import asyncio, email.parser, http.client, json, decimal"
-for what, args in (("-c pass", ["-c", "pass"]), ("-S -c pass", ["-S", "-c", "pass"]), ("import set", ["-c", imports])):
+cold = "import argparse, csv, logging.handlers, sqlite3, tarfile, tomllib, unittest, xml.dom.minidom, zipfile"
+for what, args in (("-c pass", ["-c", "pass"]), ("-S -c pass", ["-S", "-c", "pass"]), ("import set", ["-c", imports]),
+                   ("cold imports", ["-c", cold])):
     runs = {e: [] for e in exes}
     for _ in range(rounds):
         for e in exes:

@@ -163,6 +163,41 @@ fn fuse_tables_are_checked() {
     assert!(err.contains("takes no sources and no phases"), "{err}");
 }
 
+/// `solid-zstd`: compiled modules not in `stored` go into zstd blocks after the other members
+/// (spy-fuse's zipout.rs), data files are deflated; zipfile lists every member and the block
+/// holds the module's bytes. The compression is part of the id and named in the manifest.
+#[test]
+fn solid_zstd_writes_unlisted_modules_into_zstd_blocks() {
+    let f = fixture();
+    let deflated = common::FUSE_FUSED.replace("[fuse]", "[fuse]\nstored = [\"pkg\"]\ncompression = \"deflated\"");
+    f.write("graph/fused.toml", &deflated);
+    let plain = id_of(&f, "fused");
+    f.write("graph/fused.toml", &deflated.replace("\"deflated\"", "\"solid-zstd\""));
+    assert_ne!(id_of(&f, "fused"), plain, "the compression changes the bytes, so the id");
+    let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let entry = std::path::PathBuf::from(out.trim());
+    let o = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import subprocess, sys, zipfile; z = zipfile.ZipFile(sys.argv[1])\n\
+             print(' '.join('%s:%d' % (i.filename, i.compress_type) for i in z.infolist() if not i.is_dir()))\n\
+             block = z.getinfo('.spy-solid/0000.zst'); z.fp.seek(block.header_offset + 30 + len(block.filename))\n\
+             frame = z.fp.read(block.compress_size)\n\
+             print(subprocess.run(['zstd', '-dc'], input=frame, capture_output=True, check=True).stdout.decode().strip())",
+        ])
+        .arg(entry.join("bin/fused-x86_64"))
+        .output()
+        .unwrap();
+    // 0: stored, 8: deflated, 93: zstd, 0x7053 (28755): in a solid block.
+    assert_eq!(
+        common::ok(&o).trim(),
+        "data.txt:8 pkg/__init__.pyc:0 .spy-solid/0000.zst:93 mod.pyc:28755\ncompiled mod"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["binary"]["stdlib_zip"]["compression"], "solid-zstd");
+    assert_eq!(m["binary"]["stdlib_zip"]["stored"]["members"], 1);
+}
+
 /// `stored` in a deflated ZIP: the listed paths are written uncompressed, the rest deflated; the
 /// setting is part of the id, and the manifest lists it with the count of members it took.
 #[test]

@@ -39,6 +39,7 @@ pub enum FuseError {
 
 pub mod macho;
 mod version;
+pub mod zipout;
 
 pub use version::FUSE_VERSION;
 
@@ -345,7 +346,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
                 compression: spec.compression.as_str(),
                 excluded: &spec.exclude,
                 sources: spec.sources,
-                stored: (!spec.stored.is_empty() && spec.compression == ZipCompression::Deflated).then(|| StoredMembers {
+                stored: (!spec.stored.is_empty() && spec.compression != ZipCompression::Stored).then(|| StoredMembers {
                     paths: &spec.stored,
                     members: members.iter().filter(|m| m.stored && m.file.is_some()).count(),
                 }),
@@ -541,12 +542,6 @@ impl From<io::Error> for WriteError {
     }
 }
 
-impl From<zip::result::ZipError> for WriteError {
-    fn from(e: zip::result::ZipError) -> Self {
-        WriteError::Io(e.into())
-    }
-}
-
 /// Writes `exe` followed by the ZIP of `members` to `dest`; a Mach-O executable is then signed
 /// again over the whole file, the ZIP inside its `__LINKEDIT` ([`macho`]).
 fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, dest: &Path, identifier: &str) -> Result<Written, WriteError> {
@@ -563,27 +558,25 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
         io::copy(&mut src, &mut file)?;
     }
     let executable_size = file.stream_position()?;
-    let mut zip = zip::ZipWriter::new(io::BufWriter::with_capacity(1 << 16, file));
+    let mut zip = zipout::ZipOut::new(io::BufWriter::with_capacity(1 << 16, file));
     let method = match compression {
-        ZipCompression::Stored => zip::CompressionMethod::Stored,
-        ZipCompression::Deflated => zip::CompressionMethod::Deflated,
+        ZipCompression::Stored => zipout::Method::Stored,
+        ZipCompression::Deflated | ZipCompression::SolidZstd => zipout::Method::Deflated,
     };
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(method)
-        .last_modified_time(zip::DateTime::default())
-        .unix_permissions(0o644);
-    let dir_options = options.unix_permissions(0o755);
-    let stored_options = options.compression_method(zip::CompressionMethod::Stored);
+    let mut solid = Vec::new();
     for m in members {
         match &m.file {
-            None => zip.add_directory(m.name.trim_end_matches('/'), dir_options)?,
+            None => zip.add_directory(m.name.trim_end_matches('/'))?,
+            Some(path) if compression == ZipCompression::SolidZstd && !m.stored && m.name.ends_with(".pyc") => {
+                solid.push((m.name.as_str(), path.as_path()));
+            }
             Some(path) => {
-                zip.start_file(m.name.as_str(), if m.stored { stored_options } else { options })?;
-                let mut src = fs_err::File::open(path)?;
-                io::copy(&mut src, &mut zip)?;
+                let method = if m.stored { zipout::Method::Stored } else { method };
+                zip.add_file(&m.name, method, &mut fs_err::File::open(path)?)?;
             }
         }
     }
+    zip.add_solid(&solid)?;
     let mut buffered = zip.finish()?;
     let zip_end = buffered.stream_position()?;
     buffered.flush()?;

@@ -382,3 +382,88 @@ fn a_binarys_license_is_its_parts_not_its_build_tools() {
     assert_eq!(binary_license(parts), "(BSD-2-Clause AND Unlicense) AND MIT AND PSF-2.0 AND Zlib");
     assert_eq!(binary_license([]), "");
 }
+
+/// A member's bytes the way the single-file zipimport reads a solid one (spy-solid-zip.patch):
+/// its local header's extra field names its block and where it starts in the block's bytes.
+fn solid_member_bytes(zip_bytes: &[u8], header: usize, size: usize) -> Vec<u8> {
+    let le16 = |p: usize| u16::from_le_bytes([zip_bytes[p], zip_bytes[p + 1]]) as usize;
+    let le32 = |p: usize| u32::from_le_bytes(zip_bytes[p..p + 4].try_into().unwrap()) as usize;
+    assert_eq!(le16(header + 8), zipout::SOLID_METHOD as usize);
+    let extra = header + 30 + le16(header + 26);
+    assert_eq!((le16(extra), le16(extra + 2)), (zipout::SOLID_EXTRA_ID as usize, 8));
+    let block = header - le32(extra + 4);
+    let start = le32(extra + 8);
+    assert_eq!(le16(block + 8), 93, "a block is a zstd member");
+    let data = block + 30 + le16(block + 26) + le16(block + 28);
+    let decoded = zstd::bulk::decompress(&zip_bytes[data..data + le32(block + 18)], le32(block + 22)).unwrap();
+    assert_eq!(decoded.len(), le32(block + 22));
+    assert_eq!(crc32fast::hash(&decoded), le32(block + 14) as u32, "the block's CRC-32");
+    decoded[start..start + size].to_vec()
+}
+
+#[test]
+fn solid_zstd_puts_unlisted_pyc_into_blocks_and_keeps_the_rest_readable() {
+    // 48 modules of 16 KiB, each different: three blocks of 256 KiB.
+    let mut seed = 7u64;
+    let mut module = |i: usize| -> String {
+        let own = i.to_string();
+        let mut text = String::new();
+        while text.len() < 16384 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            text.push_str(["def ", "return ", "self", "import ", "\n", "name", &own][(seed >> 60) as usize % 7]);
+        }
+        text.truncate(16384);
+        text
+    };
+    let modules: Vec<(String, String)> = (0..48).map(|i| (format!("lib/pkg/m{i:02}.pyc"), module(i))).collect();
+    let mut files: Vec<(&str, &str)> = modules.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    files.extend([
+        ("lib/os.pyc", "os bytecode"),
+        ("lib/grammar.txt", "data, deflated"),
+        ("exe", "\x7fELF pretend executable"),
+    ]);
+    let t = tree(&files);
+    let mut s = spec(&[]);
+    s.stored = vec!["os.pyc".into()];
+    let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
+    let dest = t.path().join("fused");
+    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidZstd, &dest, "x")
+        .ok()
+        .unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    let mut blocks = Vec::new();
+    let mut solid = 0;
+    for i in 0..archive.len() {
+        let f = archive.by_index_raw(i).unwrap();
+        let name = f.name().to_string();
+        match name.as_str() {
+            "os.pyc" => assert_eq!(f.compression(), zip::CompressionMethod::Stored),
+            "grammar.txt" => assert_eq!(f.compression(), zip::CompressionMethod::Deflated),
+            "pkg/" => {}
+            n if n.starts_with(zipout::SOLID_DIR) => {
+                let h = f.header_start() as usize;
+                assert_eq!(u16::from_le_bytes([bytes[h + 8], bytes[h + 9]]), 93, "{n}: zstd");
+                blocks.push(f.compressed_size());
+            }
+            n => {
+                let (_, text) = modules.iter().find(|(m, _)| m.strip_prefix("lib/") == Some(n)).expect(n);
+                let got = solid_member_bytes(&bytes, f.header_start() as usize, f.size() as usize);
+                assert_eq!(got, text.as_bytes(), "{n}");
+                assert_eq!(f.crc32(), crc32fast::hash(&got), "{n}");
+                assert_eq!(f.compressed_size(), 0, "{n}");
+                solid += 1;
+            }
+        }
+    }
+    assert_eq!(solid, 48);
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    let raw: u64 = 48 * 16384;
+    assert!(blocks.iter().sum::<u64>() < raw / 2, "{blocks:?}");
+    // The same inputs, the same bytes.
+    let again = t.path().join("again");
+    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidZstd, &again, "x")
+        .ok()
+        .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}

@@ -193,6 +193,12 @@ pub enum ZipCompression {
     #[default]
     Stored,
     Deflated,
+    /// Deflated, but for compiled modules (`.pyc`) not listed in `stored`: those go into zstd
+    /// blocks that the single-file zipimport reads (spy-fuse's zipout module; a third smaller than
+    /// deflating each alone). Only for interpreters whose zipimport reads them
+    /// (graph/python/spy-solid-zip.patch: CPython 3.11 and later).
+    #[serde(rename = "solid-zstd")]
+    SolidZstd,
 }
 
 impl ZipCompression {
@@ -200,6 +206,7 @@ impl ZipCompression {
         match self {
             ZipCompression::Stored => "stored",
             ZipCompression::Deflated => "deflated",
+            ZipCompression::SolidZstd => "solid-zstd",
         }
     }
 }

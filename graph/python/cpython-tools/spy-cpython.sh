@@ -5,7 +5,7 @@
 
 # The static libraries of the package set, in the order their flags are given; those the recipe
 # does not depend on are skipped. A library a CPython recipe starts to depend on is added here.
-SPY_CPYTHON_LIBRARIES="zlib bzip2 xz ncurses readline libedit sqlite libffi expat openssl"
+SPY_CPYTHON_LIBRARIES="zlib bzip2 xz zstd ncurses readline libedit sqlite libffi expat openssl"
 
 # Sets SPY_DEP_CPPFLAGS, SPY_DEP_LDFLAGS and SPY_DEP_PKG_CONFIG_PATH for the libraries among the
 # recipe's direct dependencies (the build exports each one's entry as $<name>). The recipe decides
