@@ -330,7 +330,7 @@ fn darwin_arm64_signature_matches_the_linkers() {
 }
 
 /// overlays/libedit.toml on darwin: the cross-built interpreter's readline module is over libedit
-/// (its version string is libedit's), GNU readline is not linked, the licence has no GPL, and the
+/// (its version string is libedit's), GNU readline is not linked, no part is GPL only, and the
 /// release is still a signed, libSystem-only single file.
 fn libedit_replaces_readline(short: &str, cpu: u32) {
     let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/libedit.toml");
