@@ -4,8 +4,9 @@
 //! `bin/<release>`, the interpreter's executable with its standard library appended as a ZIP (the
 //! interpreter finds it in its own file), and `manifest.json`, an SBOM of what went into it.
 //!
-//! The ZIP is written straight after the executable with offsets counted from the start of the
-//! file (what `zip -A` would make), so `unzip`, Python's `zipfile` and `zipimport` all read it.
+//! The ZIP ([`zipout`]) is written straight after the executable with offsets counted from the
+//! start of the file (what `zip -A` would make), so `unzip`, Python's `zipfile` and `zipimport` all
+//! read it (but for the members of `solid-zstd` blocks, which only the single-file zipimport reads).
 //! Members are sorted, dated 1980-01-01 and 0644: the same inputs give the same bytes.
 //!
 //! A Mach-O executable (darwin) cannot carry data after its end: there the ZIP goes inside
