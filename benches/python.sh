@@ -5,7 +5,7 @@
 #    build, never a pyenv shim) in the same interleaved loop, with and without site (-S), and the
 #    import set of issue 19 (`import asyncio, email.parser, http.client, json, decimal`), for
 #    python3.11 and python3.13; and a set of cold imports, modules that start-up and the import set
-#    do not load (deflated members; zstd blocks with overlays/solid-stdlib.toml);
+#    do not load (CPython 3: from zstd blocks, releases-3.toml);
 #  - no-op `spy realize python3.11-x86_64` (median of 10) and its peak RSS (GNU time -v);
 #  - with --cold: realize python3.11-x86_64 into an empty store (sources from a local mirror made of
 #    the project store's sources, so no download is timed), wall time and spy's peak RSS.

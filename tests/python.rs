@@ -319,8 +319,14 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         .output()
         .unwrap();
     let listing = common::ok(&listing);
-    // Every member reads back whole; none is in a zstd block (overlays/solid-stdlib.toml).
-    assert_eq!(members_read_back(&bin), 0);
+    // Every member reads back whole. 3.11's and 3.13's cold modules are in zstd blocks
+    // (releases-3.toml's `solid-zstd`), which their zipimport reads; 2.7 has none.
+    let solid = members_read_back(&bin);
+    if py.version.starts_with('3') {
+        assert!(solid > 400, "{solid} modules in zstd blocks");
+    } else {
+        assert_eq!(solid, 0);
+    }
     for member in py.members {
         assert!(listing.lines().any(|l| l == *member), "{member} missing from the stdlib ZIP");
     }
@@ -794,20 +800,10 @@ fn members_read_back(bin: &Path) -> usize {
     common::ok(&o).trim().parse().unwrap()
 }
 
-/// overlays/solid-stdlib.toml: the compiled modules outside `stored` are in zstd blocks; the
-/// release reads every one back through its zipimport, imports from several blocks in turn, and is
-/// smaller than the default release of the same interpreter.
-fn solid_stdlib_overlay_reads_every_member(py: &Py, t: &Target) {
-    let (plain, _, release) = realize(py, t);
-    let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/solid-stdlib.toml");
-    let out = common::realize_real(&release, &[&overlay]);
-    let bin = out.join("bin").join(&release);
-    let solid = members_read_back(&bin);
-    assert!(solid > 400, "{solid} modules in zstd blocks");
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["binary"]["stdlib_zip"]["compression"], "solid-zstd");
-    let (small, big) = (std::fs::metadata(&bin).unwrap().len(), std::fs::metadata(&plain).unwrap().len());
-    assert!(small + 400_000 < big, "{small} bytes with zstd blocks, {big} without");
+/// Cold imports from the zstd blocks (releases-3.toml's `solid-zstd`): modules from many blocks,
+/// one after another and back (the block kept changes each time), then the import set.
+fn cold_imports_read_zstd_blocks(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
     let probe = "import argparse, csv, logging.handlers, sqlite3, tarfile, tomllib, unittest, xml.dom.minidom, zipfile\n\
         import asyncio, email.parser, http.client, json, decimal\n\
         print(type(argparse.__loader__).__name__, argparse.ArgumentParser(prog='p').prog, csv.excel.delimiter)";
@@ -817,7 +813,7 @@ fn solid_stdlib_overlay_reads_every_member(py: &Py, t: &Target) {
 
 /// Every module start-up and the import set of issue 19 read from the ZIP is a stored member
 /// (`stored` in graph/python/releases-3.toml): inflating them cost a quarter of the import set's
-/// time. What else the stdlib has is deflated, asyncio's Windows event loops among it.
+/// time. The other compiled modules are in zstd blocks, asyncio's Windows event loops among them.
 fn import_set_reads_stored_members(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let probe = "import sys\n\
@@ -827,7 +823,7 @@ fn import_set_reads_stored_members(py: &Py, t: &Target) {
         import zipfile\n\
         members = {i.filename: i.compress_type for i in zipfile.ZipFile(sys.executable).infolist()}\n\
         print(len(read) > 100, [name for name in read if members[name] != zipfile.ZIP_STORED])\n\
-        print(members['asyncio/windows_events.pyc'] == zipfile.ZIP_DEFLATED)";
+        print(members['asyncio/windows_events.pyc'] == 0x7053)";
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
     assert_eq!(common::ok(&o), "True []\nTrue\n", "{}", py.node);
 }
@@ -1168,8 +1164,8 @@ macro_rules! checks3 {
                 super::stdlib_code_has_no_column_positions(&$py, &$target);
             }
             #[test] $(#[$attr])?
-            fn solid_stdlib_overlay_reads_every_member() {
-                super::solid_stdlib_overlay_reads_every_member(&$py, &$target);
+            fn cold_imports_read_zstd_blocks() {
+                super::cold_imports_read_zstd_blocks(&$py, &$target);
             }
         }
     };

@@ -16,8 +16,8 @@
 //! refuse to extract them (an unknown method), never returning wrong bytes; a reader with zstd
 //! extracts the blocks.
 //!
-//! zstd rather than xz, measured on python3.11's 544 cold modules (8.2 MB; deflated one by one
-//! 3.0 MB): 256 KiB blocks take 2.08 MB in zstd at level 19 and 1.95 MB in xz, but zstd decodes a
+//! zstd rather than xz, measured on python3.11's 547 cold modules (8.25 MB; deflated one by one
+//! 2.74 MB): 256 KiB blocks take 2.08 MB in zstd at level 19 and 1.95 MB in xz, but zstd decodes a
 //! block in 0.25 ms and xz in 2.9 ms, which made a set of cold imports 2.4 times slower.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -29,10 +29,11 @@ pub const SOLID_METHOD: u16 = 0x7053;
 /// offset of its bytes in the block's decompressed bytes.
 pub const SOLID_EXTRA_ID: u16 = 0x7053;
 /// Uncompressed bytes per block, at least (a block closes with the member that reaches it). An
-/// import of a module from a block not yet read decodes the whole block: 256 KiB keeps that near a
-/// quarter of a millisecond, and other sizes gained little (python3.11's cold modules in zstd: 2.33
-/// MB in 64 KiB blocks, 2.11 MB in 256 KiB, 1.95 MB in 1 MiB).
-pub const SOLID_BLOCK: u64 = 256 << 10;
+/// import of a module from a block not yet read decodes the whole block, and a program's cold
+/// imports touch many blocks: python3.11's 547 cold modules take 2.33 MB in 64 KiB blocks, 2.08 MB
+/// in 256 KiB ones (deflated one by one: 2.74 MB), but two sets of cold imports took 3–5 % longer
+/// than from deflated members with 64 KiB blocks, 18–20 % longer with 256 KiB ones.
+pub const SOLID_BLOCK: u64 = 64 << 10;
 /// The folder of the blocks: a name no module can have.
 pub const SOLID_DIR: &str = ".spy-solid/";
 
