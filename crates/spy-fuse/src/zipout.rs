@@ -89,22 +89,44 @@ fn u16_of(n: usize, what: &str) -> io::Result<u16> {
     u16::try_from(n).map_err(|_| too_big(what))
 }
 
-/// A writer that counts and checksums what passes through it.
-struct Counting<W> {
-    inner: W,
+/// A reader or writer that counts and checksums the bytes that pass through it.
+struct Checked<T> {
+    inner: T,
     bytes: u64,
     crc: crc32fast::Hasher,
 }
 
-impl<W: Write> Write for Counting<W> {
+impl<T> Checked<T> {
+    fn new(inner: T) -> Self {
+        Checked {
+            inner,
+            bytes: 0,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    fn seen(&mut self, buf: &[u8]) {
+        self.bytes += buf.len() as u64;
+        self.crc.update(buf);
+    }
+}
+
+impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        self.crc.update(&buf[..n]);
+        self.seen(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -117,30 +139,51 @@ impl<W: Write + Seek> ZipOut<W> {
         }
     }
 
-    fn local_header(&mut self, name: &str, method: u16, crc: u32, compressed: u32, size: u32, extra: &[u8]) -> io::Result<u64> {
-        let offset = self.out.stream_position()?;
+    /// Writes a member's local header and records its central-directory entry.
+    fn local_header(&mut self, entry: CentralEntry, extra: &[u8]) -> io::Result<()> {
+        let name = entry.name.as_str();
         let mut h = Vec::with_capacity(30 + name.len() + extra.len());
         h.extend_from_slice(&LOCAL_SIGNATURE.to_le_bytes());
         h.extend_from_slice(&VERSION_NEEDED.to_le_bytes());
         h.extend_from_slice(&flags(name).to_le_bytes());
-        h.extend_from_slice(&method.to_le_bytes());
+        h.extend_from_slice(&entry.method.to_le_bytes());
         h.extend_from_slice(&DOS_TIME.to_le_bytes());
         h.extend_from_slice(&DOS_DATE.to_le_bytes());
-        h.extend_from_slice(&crc.to_le_bytes());
-        h.extend_from_slice(&compressed.to_le_bytes());
-        h.extend_from_slice(&size.to_le_bytes());
+        h.extend_from_slice(&entry.crc.to_le_bytes());
+        h.extend_from_slice(&entry.compressed.to_le_bytes());
+        h.extend_from_slice(&entry.size.to_le_bytes());
         h.extend_from_slice(&u16_of(name.len(), name)?.to_le_bytes());
         h.extend_from_slice(&u16_of(extra.len(), name)?.to_le_bytes());
         h.extend_from_slice(name.as_bytes());
         h.extend_from_slice(extra);
         self.out.write_all(&h)?;
-        Ok(offset)
+        self.entries.push(entry);
+        Ok(())
     }
 
-    /// Writes the CRC-32 and sizes into the local header at `offset`, then returns to the end.
-    fn patch_header(&mut self, offset: u64, crc: u32, compressed: u32, size: u32) -> io::Result<()> {
+    /// A member whose CRC-32 and sizes are known once its data is written (0 until then).
+    fn entry(&mut self, name: String, method: u16, mode: u32) -> io::Result<CentralEntry> {
+        let offset = u32_of(self.out.stream_position()?, "the ZIP")?;
+        Ok(CentralEntry {
+            name,
+            method,
+            crc: 0,
+            compressed: 0,
+            size: 0,
+            offset,
+            mode,
+        })
+    }
+
+    /// Sets the CRC-32 and sizes of the member written last, in its local header (then returns to
+    /// the end) and its central-directory entry.
+    fn finish_last(&mut self, crc: u32, compressed: u64, size: u64) -> io::Result<()> {
+        let last = self.entries.last_mut().expect("a member was started");
+        let (compressed, size) = (u32_of(compressed, &last.name)?, u32_of(size, &last.name)?);
+        (last.crc, last.compressed, last.size) = (crc, compressed, size);
+        let header = u64::from(last.offset);
         let end = self.out.stream_position()?;
-        self.out.seek(SeekFrom::Start(offset + 14))?;
+        self.out.seek(SeekFrom::Start(header + 14))?;
         let mut fields = [0u8; 12];
         fields[..4].copy_from_slice(&crc.to_le_bytes());
         fields[4..8].copy_from_slice(&compressed.to_le_bytes());
@@ -152,18 +195,8 @@ impl<W: Write + Seek> ZipOut<W> {
 
     /// A directory (`name` without its trailing `/`).
     pub fn add_directory(&mut self, name: &str) -> io::Result<()> {
-        let name = format!("{name}/");
-        let offset = self.local_header(&name, STORED, 0, 0, 0, &[])?;
-        self.entries.push(CentralEntry {
-            name,
-            method: STORED,
-            crc: 0,
-            compressed: 0,
-            size: 0,
-            offset: u32_of(offset, "the ZIP")?,
-            mode: 0o040755,
-        });
-        Ok(())
+        let entry = self.entry(format!("{name}/"), STORED, 0o040755)?;
+        self.local_header(entry, &[])
     }
 
     /// A file member, its bytes streamed from `src`.
@@ -172,24 +205,17 @@ impl<W: Write + Seek> ZipOut<W> {
             Method::Stored => STORED,
             Method::Deflated => DEFLATED,
         };
-        let offset = self.local_header(name, code, 0, 0, 0, &[])?;
+        let entry = self.entry(name.to_string(), code, 0o100644)?;
+        self.local_header(entry, &[])?;
         let data_start = self.out.stream_position()?;
         let (crc, size) = match method {
             Method::Stored => {
-                let mut w = Counting {
-                    inner: &mut self.out,
-                    bytes: 0,
-                    crc: crc32fast::Hasher::new(),
-                };
+                let mut w = Checked::new(&mut self.out);
                 io::copy(src, &mut w)?;
                 (w.crc.finalize(), w.bytes)
             }
             Method::Deflated => {
-                let mut src = CrcReader {
-                    inner: src,
-                    bytes: 0,
-                    crc: crc32fast::Hasher::new(),
-                };
+                let mut src = Checked::new(src);
                 let mut enc = flate2::write::DeflateEncoder::new(&mut self.out, flate2::Compression::best());
                 io::copy(&mut src, &mut enc)?;
                 enc.finish()?;
@@ -197,18 +223,7 @@ impl<W: Write + Seek> ZipOut<W> {
             }
         };
         let compressed = self.out.stream_position()? - data_start;
-        let (compressed, size) = (u32_of(compressed, name)?, u32_of(size, name)?);
-        self.patch_header(offset, crc, compressed, size)?;
-        self.entries.push(CentralEntry {
-            name: name.to_string(),
-            method: code,
-            crc,
-            compressed,
-            size,
-            offset: u32_of(offset, "the ZIP")?,
-            mode: 0o100644,
-        });
-        Ok(())
+        self.finish_last(crc, compressed, size)
     }
 
     /// Solid members, in the order they share blocks: `(name, file)` pairs, each file's bytes
@@ -217,15 +232,12 @@ impl<W: Write + Seek> ZipOut<W> {
     pub fn add_solid(&mut self, members: &[(&str, &std::path::Path)]) -> io::Result<()> {
         let mut rest = members;
         while !rest.is_empty() {
-            let name = format!("{SOLID_DIR}{:04}.zst", self.blocks);
+            let block_entry = self.entry(format!("{SOLID_DIR}{:04}.zst", self.blocks), ZSTD, 0o100644)?;
             self.blocks += 1;
-            let header = self.local_header(&name, ZSTD, 0, 0, 0, &[])?;
+            let header = block_entry.offset;
+            self.local_header(block_entry, &[])?;
             let data_start = self.out.stream_position()?;
-            let mut block = Counting {
-                inner: zstd_encoder(&mut self.out)?,
-                bytes: 0,
-                crc: crc32fast::Hasher::new(),
-            };
+            let mut block = Checked::new(zstd_encoder(&mut self.out)?);
             let mut in_block = Vec::new();
             while let Some(((member, path), tail)) = rest.split_first() {
                 if block.bytes >= SOLID_BLOCK {
@@ -233,44 +245,23 @@ impl<W: Write + Seek> ZipOut<W> {
                 }
                 rest = tail;
                 let start = block.bytes;
-                let mut src = CrcReader {
-                    inner: fs_err::File::open(path)?,
-                    bytes: 0,
-                    crc: crc32fast::Hasher::new(),
-                };
+                let mut src = Checked::new(fs_err::File::open(path)?);
                 io::copy(&mut src, &mut block)?;
                 in_block.push((*member, u32_of(start, member)?, u32_of(src.bytes, member)?, src.crc.finalize()));
             }
-            let (crc, size) = (block.crc.finalize(), u32_of(block.bytes, &name)?);
+            let (crc, size) = (block.crc.finalize(), block.bytes);
             block.inner.finish()?;
-            let compressed = u32_of(self.out.stream_position()? - data_start, &name)?;
-            self.patch_header(header, crc, compressed, size)?;
-            self.entries.push(CentralEntry {
-                name,
-                method: ZSTD,
-                crc,
-                compressed,
-                size,
-                offset: u32_of(header, "the ZIP")?,
-                mode: 0o100644,
-            });
+            let compressed = self.out.stream_position()? - data_start;
+            self.finish_last(crc, compressed, size)?;
             for (member, start, size, crc) in in_block {
-                let offset = self.out.stream_position()?;
+                let mut entry = self.entry(member.to_string(), SOLID_METHOD, 0o100644)?;
+                (entry.crc, entry.size) = (crc, size);
                 let mut extra = Vec::with_capacity(12);
                 extra.extend_from_slice(&SOLID_EXTRA_ID.to_le_bytes());
                 extra.extend_from_slice(&8u16.to_le_bytes());
-                extra.extend_from_slice(&u32_of(offset - header, member)?.to_le_bytes());
+                extra.extend_from_slice(&(entry.offset - header).to_le_bytes());
                 extra.extend_from_slice(&start.to_le_bytes());
-                self.local_header(member, SOLID_METHOD, crc, 0, size, &extra)?;
-                self.entries.push(CentralEntry {
-                    name: member.to_string(),
-                    method: SOLID_METHOD,
-                    crc,
-                    compressed: 0,
-                    size,
-                    offset: u32_of(offset, "the ZIP")?,
-                    mode: 0o100644,
-                });
+                self.local_header(entry, &extra)?;
             }
         }
         Ok(())
@@ -317,22 +308,6 @@ fn flags(name: &str) -> u16 {
         0
     } else {
         FLAG_UTF8
-    }
-}
-
-/// A reader that counts and checksums what is read through it.
-struct CrcReader<R> {
-    inner: R,
-    bytes: u64,
-    crc: crc32fast::Hasher,
-}
-
-impl<R: Read> Read for CrcReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        self.crc.update(&buf[..n]);
-        Ok(n)
     }
 }
 
