@@ -2,7 +2,8 @@
 # What the bytes of a single-file Python are (issue 19): for each release given, the file's size,
 # its executable part and its stdlib ZIP; the executable's bytes by component, from the linker's map
 # that spy-relink keeps (lib/link-sizes.json of the flavor node: sections kept by --gc-sections,
-# summed by static library and store entry); the ZIP's bytes by top-level package. Prints a
+# summed by static library and store entry); what its lazy code groups hold, raw and compressed
+# (lib/lazy-code.json); the ZIP's bytes by top-level package. Prints a
 # markdown table docs/packages.md takes.
 #
 # Usage: benches/size.sh [RELEASE...]   (default: python3.13-x86_64 python3.11-x86_64
@@ -40,6 +41,15 @@ if os.path.exists(sizes_path):
         print(f"| {name} | {n:,} | {100 * n / total:.1f}% |")
 else:
     print(f"\n({sizes_path} missing: the flavor was linked before spy-relink kept its map)")
+lazy_path = os.path.join(flavor, "lib", "lazy-code.json")
+if os.path.exists(lazy_path):
+    groups = [g for g in json.load(open(lazy_path)) if g["bytes"]]
+    raw, packed = sum(g["bytes"] for g in groups), sum(g["compressed"] for g in groups)
+    print(f"\nlazy code groups (compressed in the file until imported; spy-relink), {mb(raw)} -> {mb(packed)}:\n")
+    print("| group | modules | bytes | compressed |\n|---|---|---:|---:|")
+    for g in sorted(groups, key=lambda g: -g["bytes"]):
+        mods = ", ".join(g["modules"][:3]) + (f" (+{len(g['modules']) - 3})" if len(g["modules"]) > 3 else "")
+        print(f"| {g['group']} | {mods} | {g['bytes']:,} | {g['compressed']:,} |")
 by_top = collections.Counter()
 for info in zipfile.ZipFile(os.path.join(out, b["path"])).infolist():
     top = info.filename.split("/")[0]

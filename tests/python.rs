@@ -1065,6 +1065,14 @@ fn lazy_tables_inflate_as_upstream(py: &Py, t: &Target) {
     common::lazy_tables_inflate_as_upstream(&bin, &cpython.join("lib").join(py.stdlib).join("test"));
 }
 
+/// SQLite's code stays compressed until `sqlite3` is imported (graph/python/pyext/lazy-code.json),
+/// and readline's and expat's stay sealed after that import.
+fn lazy_code_inflates_on_import(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = "import sqlite3\nprint('ok' if sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0] == 42 else 'wrong')";
+    common::lazy_code_inflates_on_import(&bin, probe);
+}
+
 /// The checks for one Python on one target, as a module of tests (`python3_11_x86_64::...`).
 macro_rules! checks {
     ($module:ident, $py:ident, $target:ident $(, #[$attr:meta])?) => {
@@ -1093,6 +1101,10 @@ macro_rules! checks {
             #[test] $(#[$attr])?
             fn passes_a_cpython_test_subset() {
                 super::passes_a_cpython_test_subset(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn lazy_code_inflates_on_import() {
+                super::lazy_code_inflates_on_import(&$py, &$target);
             }
             #[test] $(#[$attr])?
             fn lazy_tables_inflate_as_upstream() {

@@ -949,6 +949,18 @@ fn concurrence_msgpack_aes_geventmysql(short: &str) {
     );
 }
 
+/// gevent's extensions (and libev inside them) stay compressed until gevent is imported: a lazy
+/// code group of their own (graph/python/pyext/spy_lazy_link.py). Its hub then runs timers, which
+/// read function pointers through the GOT into that code (the entries ld's NOLOAD left zero).
+fn gevent_code_inflates_on_import(short: &str) {
+    let (bin, _, _) = release(&STACKLESSCO27, short);
+    let probe = "import gevent\ngevent.sleep(0.001)\nprint('ok' if gevent.spawn(lambda: 7).get() == 7 else 'wrong')";
+    let segments = common::lazy_code_inflates_on_import(&bin, probe);
+    // SQLite, readline and ncurses, expat, and each package but greenlet (C++ constructors):
+    // text and constants apiece.
+    assert!(segments >= 20, "{segments} lazy segments");
+}
+
 macro_rules! coroutine_stack_tests {
     ($module:ident, $short:literal $(, #[$attr:meta])?) => {
         /// StaticPython's coroutine stack in stacklessco2.7.
@@ -964,6 +976,10 @@ macro_rules! coroutine_stack_tests {
             #[test] $(#[$attr])?
             fn syncless_own_tests() {
                 super::syncless_own_tests($short);
+            }
+            #[test] $(#[$attr])?
+            fn gevent_code_inflates_on_import() {
+                super::gevent_code_inflates_on_import($short);
             }
             #[test] $(#[$attr])?
             fn concurrence_msgpack_aes_geventmysql() {

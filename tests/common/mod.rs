@@ -1129,3 +1129,44 @@ pub fn lazy_tables_inflate_as_upstream(bin: &Path, test: &Path) {
     }
     assert!(text.contains("\nOK"), "{text}");
 }
+
+/// The lazy code groups (graph/python/pyext/spy_lazy_link.py): segments the file holds no bytes
+/// of, sealed (no access at all) until a module of their group is imported. Runs `probe` (Python
+/// 2 or 3, it prints `ok` when the module works) in a fresh process and checks the segments'
+/// protections before and after: all sealed at first; after, code executable and constants
+/// readable for the probed group, and the other groups still sealed. Returns the number of lazy
+/// segments.
+pub fn lazy_code_inflates_on_import(bin: &Path, probe: &str) -> usize {
+    let bytes = std::fs::read(bin).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let lazy: Vec<String> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD && p.p_filesz == 0 && p.p_memsz > 0)
+        .map(|p| format!("{}:{}", p.p_vaddr, p.p_memsz))
+        .collect();
+    assert!(lazy.len() >= 4, "{} lazy segments in {}", lazy.len(), bin.display());
+    let script = format!(
+        "import sys\n\
+         def prot():\n\
+         \x20   maps = [l.split() for l in open('/proc/self/maps')]\n\
+         \x20   out = []\n\
+         \x20   for r in sys.argv[1:]:\n\
+         \x20       lo = int(r.split(':')[0])\n\
+         \x20       out.append([m[1][:3] for m in maps if int(m[0].split('-')[0], 16) <= lo < int(m[0].split('-')[1], 16)][0])\n\
+         \x20   return ' '.join(out)\n\
+         print(prot())\n\
+         {probe}\n\
+         print(prot())\n"
+    );
+    let out = ok(&Command::new(bin).arg("-c").arg(&script).args(&lazy).output().unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].split(' ').all(|p| p == "---"), "not sealed at start-up: {}", lines[0]);
+    assert_eq!(lines[1], "ok");
+    let after: Vec<&str> = lines[2].split(' ').collect();
+    assert!(after.contains(&"r-x") && after.contains(&"r--"), "nothing inflated: {}", lines[2]);
+    assert!(after.contains(&"---"), "every group inflated by one import: {}", lines[2]);
+    assert!(after.iter().all(|p| ["---", "r-x", "r--"].contains(p)), "{}", lines[2]);
+    lazy.len()
+}
