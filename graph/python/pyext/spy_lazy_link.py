@@ -121,7 +121,7 @@ def comdat_files(paths):
     return found
 
 
-def closure(entries, cref, files, constructors, wrappers, comdat=None):
+def closure(entries, cref, files, constructors, wrappers, comdat=None, ignored=()):
     """The files of one group: those defining its init functions, and every file the rest of the
     link reaches only through them."""
     edges = {}
@@ -130,7 +130,7 @@ def closure(entries, cref, files, constructors, wrappers, comdat=None):
         if definer is None or sym.startswith(PC_THUNKS[len(".text."):]):
             continue
         for r in refs:
-            if r != definer and not (sym in entry_set and r in wrappers):
+            if r != definer and r not in ignored and not (sym in entry_set and r in wrappers):
                 edges.setdefault(r, set()).add((definer, sym))
     heads = set()
     for e in entries:
