@@ -2,11 +2,10 @@
    them is imported (spy-relink's "lazy code groups", docs/packages.md).
 
    The final link places each group's .text and .rodata in output sections of their own after
-   .bss, as NOLOAD: the kernel maps them as zero pages, and the file holds them only compressed, in
-   .spy.lazy.blob, the last section. Each entry of a group (a module's init function in the
-   inittab) goes through a wrapper that spy-relink writes below this file: it inflates the group
-   once per process (pthread_once: subinterpreters import too) and then calls the real init
-   function. Nothing outside a group reaches into it but through these wrappers: spy-relink checks
+   .bss with no bytes in the file (the kernel maps zero pages); the file holds them only
+   compressed, in .spy.lazy.blob, the last section. Each entry of a group (a module's init function
+   in the inittab) goes through a wrapper that spy-relink writes: it inflates the group once per
+   process (spy_lazy_load) and then calls the real init function. Nothing outside a group reaches into it but through these wrappers: spy-relink checks
    that against the linker's cross-reference table before it links.
 
    Until then the groups' pages are PROT_NONE (a constructor does it: the kernel maps zero pages
@@ -77,6 +76,15 @@ static int spy_lazy_map_through_memfd(uintptr_t start, size_t len, int prot) {
     return at == (void *)start ? 0 : -1;
 }
 
+/* One lock for every group: threads (and subinterpreters) import concurrently, and fork() waits
+   for an inflation under way (pthread_atfork), so that a child never inherits a half-filled group
+   or a lock nobody will release. pthread_once would leave a child whose parent forked mid-way
+   waiting for ever. */
+static pthread_mutex_t spy_lazy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void spy_lazy_before_fork(void) { pthread_mutex_lock(&spy_lazy_lock); }
+static void spy_lazy_after_fork(void) { pthread_mutex_unlock(&spy_lazy_lock); }
+
 __attribute__((constructor)) static void spy_lazy_seal(void) {
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (uintptr_t i = 0; i < spy_lazy_range_count; i++) {
@@ -87,9 +95,11 @@ __attribute__((constructor)) static void spy_lazy_seal(void) {
     if (lo >= hi) return;
     hi = (hi + SPY_LAZY_PAGE - 1) & ~(uintptr_t)(SPY_LAZY_PAGE - 1);
     if (mprotect((void *)lo, hi - lo, PROT_NONE)) spy_lazy_fail("sealing its pages", strerror(errno));
+    if (pthread_atfork(spy_lazy_before_fork, spy_lazy_after_fork, spy_lazy_after_fork))
+        spy_lazy_fail("registering its fork handlers", "pthread_atfork failed");
 }
 
-void spy_lazy_inflate(uint32_t group) {
+static void spy_lazy_inflate(uint32_t group) {
     for (uintptr_t i = 0; i < spy_lazy_range_count; i++) {
         const struct spy_lazy_range *r = &spy_lazy_ranges[i];
         if (r->group != group || r->size == 0) continue;
@@ -112,4 +122,15 @@ void spy_lazy_inflate(uint32_t group) {
         if (spy_lazy_map_through_memfd(start, len, (int)r->prot))
             spy_lazy_fail("making its pages executable", strerror(refused));
     }
+}
+
+/* The wrappers' entry: `done` is the group's flag, set once its pages are in place. */
+void spy_lazy_load(uint32_t group, int *done) {
+    if (__atomic_load_n(done, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&spy_lazy_lock);
+    if (!__atomic_load_n(done, __ATOMIC_RELAXED)) {
+        spy_lazy_inflate(group);
+        __atomic_store_n(done, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&spy_lazy_lock);
 }

@@ -96,7 +96,7 @@ def member_counts(archives):
 
 # i686's PIC code calls these to find its GOT; every object has its own COMDAT copy, the linker
 # keeps the first it sees, and the rest of the program calls that one. They stay loaded (in an
-# output section of their own before the groups') and their references are no one's.
+# output section of their own after .text) and their references are no one's.
 PC_THUNKS = ".text.__x86.get_pc_thunk."
 
 
@@ -193,7 +193,7 @@ def linker_script(groups):
     (the compressed bytes and their table) a page further: a segment of its own, which
     drop_lazy_bytes() moves up in the file once the groups' bytes are taken out."""
     # ld gives an input section to the first statement that matches it, and these come first.
-    out = ["SECTIONS {\n", "  .spy.pc_thunks ALIGN(4096) : { *(%s*) }\n" % PC_THUNKS]
+    out = ["SECTIONS {\n  .spy.pc_thunks : { *(%s*) }\n} INSERT AFTER .text;\n" % PC_THUNKS, "SECTIONS {\n"]
     for i, (_, files) in enumerate(groups):
         if not files:
             continue
@@ -224,15 +224,15 @@ def blob_source(ranges, packed_path):
 
 
 def wrappers_source(groups, entry_group, py3):
-    """One pthread_once per group; one wrapper per init function, named spy_lazy_<init>."""
+    """One flag per group; one wrapper per init function, named spy_lazy_<init>, which loads the
+    group (spy_lazy_load, spy-lazy-code.c) and calls the init function."""
     kind = "void *" if py3 else "void "
-    c = ["#include <pthread.h>\n#include <stdint.h>\n", "extern void spy_lazy_inflate(uint32_t group);\n"]
+    c = ["#include <stdint.h>\n", "extern void spy_lazy_load(uint32_t group, int *done);\n"]
     for i in range(len(groups)):
-        c.append("static pthread_once_t once_%d = PTHREAD_ONCE_INIT;\n" % i)
-        c.append("static void inflate_%d(void) { spy_lazy_inflate(%d); }\n" % (i, i))
+        c.append("static int done_%d;\n" % i)
     for entry, i in sorted(entry_group.items()):
         c.append("extern %s%s(void);\n" % (kind, entry))
-        c.append("%sspy_lazy_%s(void) { pthread_once(&once_%d, inflate_%d); %s%s(); }\n"
+        c.append("%sspy_lazy_%s(void) { spy_lazy_load(%d, &done_%d); %s%s(); }\n"
                  % (kind, entry, i, i, "return " if py3 else "", entry))
     return "".join(c)
 
@@ -322,6 +322,8 @@ def drop_lazy_bytes(path, lo, hi):
     if not lazy_segs or len(later) != 1:
         raise LazyError("%s: expected the lazy segments and then one segment (the blob) last" % path)
     blob_i, blob = later[0]
+    if any(p[3] < hi and p[3] + p[6] > lo for _, p in loads if p[3] < lo):
+        raise LazyError("%s: a segment below the lazy code reaches into it" % path)
     cut = min(p[2] for _, p in lazy_segs)
     if any(p[2] + p[5] > blob[2] for _, p in lazy_segs) or any(p[2] + p[5] > cut for _, p in loads if p[3] < lo):
         raise LazyError("%s: the lazy segments are not between the loaded data and the blob in the file" % path)
