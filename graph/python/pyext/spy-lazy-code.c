@@ -8,8 +8,8 @@
    process (spy_lazy_load) and then calls the real init function. Nothing outside a group reaches into it but through these wrappers: spy-relink checks
    that against the linker's cross-reference table before it links.
 
-   Until then the groups' pages are PROT_NONE (a constructor does it: the kernel maps zero pages
-   writable, and executable for code): anything that reached them early would fault at once
+   Until then the groups' pages are PROT_NONE (a constructor maps them so: the kernel maps zero
+   pages writable, and executable for code): anything that reached them early would fault at once
    instead of running or reading zeros. On import the pages are made writable, filled, and given
    their final protection. Where a policy refuses
    to make written memory executable (systemd's MemoryDenyWriteExecute, prctl's MDWE), the bytes
@@ -94,7 +94,11 @@ __attribute__((constructor)) static void spy_lazy_seal(void) {
     }
     if (lo >= hi) return;
     hi = (hi + SPY_LAZY_PAGE - 1) & ~(uintptr_t)(SPY_LAZY_PAGE - 1);
-    if (mprotect((void *)lo, hi - lo, PROT_NONE)) spy_lazy_fail("sealing its pages", strerror(errno));
+    /* A mapping of our own over the groups' addresses (theirs alone: the blob starts a page after
+       them), whatever the kernel made of segments with no file bytes: older kernels map them
+       writable and not executable, newer ones writable and executable. */
+    if (mmap((void *)lo, hi - lo, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != (void *)lo)
+        spy_lazy_fail("sealing its pages", strerror(errno));
     if (pthread_atfork(spy_lazy_before_fork, spy_lazy_after_fork, spy_lazy_after_fork))
         spy_lazy_fail("registering its fork handlers", "pthread_atfork failed");
 }
