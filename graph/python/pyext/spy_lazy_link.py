@@ -30,7 +30,9 @@ def read_map(path):
     and the files that bring constructors."""
     cref, files, constructors = {}, set(), set()
     section, in_map, in_cref, symbol = None, False, False, None
-    for line in io.open(path, encoding="latin-1"):
+    with io.open(path, encoding="latin-1") as f:
+        lines = f.readlines()
+    for line in lines:
         line = line.rstrip("\n")
         if line.startswith("Linker script and memory map"):
             in_map = True
@@ -252,7 +254,9 @@ def placements(map_path):
     """[(input section, address, size, file)] of a link map, but the blob's: what must be the
     same in the link that takes the groups' bytes and in the link that leaves them out."""
     out, section, in_map = [], None, False
-    for line in io.open(map_path, encoding="latin-1"):
+    with io.open(map_path, encoding="latin-1") as f:
+        lines = f.readlines()
+    for line in lines:
         if line.startswith("Linker script and memory map"):
             in_map = True
             continue
@@ -295,7 +299,8 @@ def drop_lazy_bytes(path, lo, hi):
     NOLOAD would do the first part, but it leaves the GOT entries of the symbols in such sections
     zero. Checks the layout it expects and raises LazyError on anything else."""
     import struct
-    data = bytearray(open(path, "rb").read())
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
     if data[:4] != b"\x7fELF" or data[5] != 1:
         raise LazyError("%s is not a little-endian ELF file" % path)
     wide = data[4] == 2
@@ -354,4 +359,5 @@ def drop_lazy_bytes(path, lo, hi):
         struct.pack_into(shdr, data, at, *v)
     struct.pack_into("<Q" if wide else "<I", data, 0x28 if wide else 0x20, shoff - shift if shoff >= new_blob + shift else shoff)
     out = data[:cut] + bytearray(new_blob - cut) + data[new_blob + shift:]
-    open(path, "wb").write(bytes(out))
+    with open(path, "wb") as f:
+        f.write(bytes(out))
