@@ -1,19 +1,20 @@
 /* spy: code and constants that stay zstd-compressed in the executable until the module that needs
    them is imported (spy-relink's "lazy code groups", docs/packages.md).
 
-   The final link places each group's .text and .rodata in output sections of their own after
-   .bss with no bytes in the file (the kernel maps zero pages); the file holds them only
-   compressed, in .spy.lazy.blob, the last section. Each entry of a group (a module's init function
-   in the inittab) goes through a wrapper that spy-relink writes: it inflates the group once per
-   process (spy_lazy_load) and then calls the real init function. Nothing outside a group reaches into it but through these wrappers: spy-relink checks
-   that against the linker's cross-reference table before it links.
+   The final link places each group's .text, .rodata and .data in output sections of their own
+   after .bss with no bytes in the file (the kernel maps zero pages); the file holds them only
+   compressed, in .spy.lazy.blob, the last section. Each entry of a group (a module's init
+   function in the inittab) goes through a wrapper that spy-relink writes: it inflates the group
+   once per process (spy_lazy_load) and then calls the real init function. Nothing outside a
+   group reaches into it but through these wrappers: spy-relink checks that against the linker's
+   cross-reference table before it links.
 
    Until then the groups' pages are PROT_NONE (a constructor maps them so: the kernel maps zero
    pages writable, and executable for code): anything that reached them early would fault at once
    instead of running or reading zeros. On import the pages are made writable, filled, and given
-   their final protection. Where a policy refuses
-   to make written memory executable (systemd's MemoryDenyWriteExecute, prctl's MDWE), the bytes
-   go through a memfd mapped over the same addresses instead, which such policies allow. */
+   their final protection. Where a policy refuses to make written memory executable (systemd's
+   MemoryDenyWriteExecute, prctl's MDWE), the bytes go through a memfd mapped over the same
+   addresses instead, which such policies allow. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

@@ -190,8 +190,19 @@ def spec(f):
     return "%s:%s" % (a, f[len(a) + 1:-1]) if a else f
 
 
+# A group's output sections, each with the input sections it takes and its protection once
+# inflated. ld gives an input section to the first statement that matches it: .data.rel.ro (read
+# only once linked: the executable is not relocated at run time) goes with the constants.
+PARTS = (
+    ("text", ".text .text.*"),
+    ("rodata", ".rodata .rodata.* .data.rel.ro .data.rel.ro.*"),
+    ("data", ".data .data.*"),
+)
+PROTECTION = {"text": 5, "rodata": 1, "data": 3}  # PROT_READ|PROT_EXEC, PROT_READ, PROT_READ|PROT_WRITE
+
+
 def linker_script(groups):
-    """Each group's code and constants in output sections of their own after .bss, then the blob
+    """Each group's code, constants and data in output sections of their own after .bss, then the blob
     (the compressed bytes and their table) a page further: a segment of its own, which
     drop_lazy_bytes() moves up in the file once the groups' bytes are taken out."""
     # ld gives an input section to the first statement that matches it, and these come first.
@@ -199,7 +210,7 @@ def linker_script(groups):
     for i, (_, files) in enumerate(groups):
         if not files:
             continue
-        for part, patterns in (("text", ".text .text.*"), ("rodata", ".rodata .rodata.*")):
+        for part, patterns in PARTS:
             out.append("  .spy.lazy.%d.%s ALIGN(4096) : {\n" % (i, part))
             for f in sorted(files):
                 out.append("    %s(%s)\n" % (spec(f), patterns))
