@@ -67,6 +67,16 @@ class Closure(unittest.TestCase):
         ]
         self.assertEqual(self.group(rows, ignored=["/w/spy_symbols.o"]), {P + "m.o"})
 
+    def test_what_no_init_function_leads_to_keeps_its_callees_loaded(self):
+        # lib.o, a package's ctypes library, is named only by the symbol table (ignored); what it
+        # calls must stay loaded even if the group's init function calls it too.
+        rows = [
+            ("init_m", P + "m.o", "/w/wrappers.o"),
+            ("h", P + "h.o", P + "m.o", P + "lib.o"),
+            ("lib_f", P + "lib.o", "/w/spy_symbols.o"),
+        ]
+        self.assertEqual(self.group(rows, ignored=["/w/spy_symbols.o"]), {P + "m.o"})
+
     def test_an_undefined_init_function_is_an_error(self):
         with self.assertRaisesRegex(lazy.LazyError, "init_x is not defined"):
             self.group([("init_m", P + "m.o", "/w/wrappers.o")], entries=["init_x"])
@@ -144,6 +154,7 @@ class Linked(unittest.TestCase):
         loads = [l.split() for l in headers.splitlines() if l.strip().startswith("LOAD")]
         empty = [l for l in loads if int(l[4], 16) == 0 and lo <= int(l[2], 16) < hi]
         self.assertEqual(sorted(int(l[2], 16) for l in empty), sorted([text[0], rodata[0]]))
+        self.assertEqual(set(l[6] for l in empty), {"R"})  # never writable and executable
         blob = subprocess.check_output(["objcopy", "-O", "binary", "--only-section=.spy.lazy.blob", prog, "/dev/stdout"])
         self.assertEqual(blob[:8], b"\x01" + b"\x00" * 7)
         self.assertEqual(subprocess.call([prog]), 42)

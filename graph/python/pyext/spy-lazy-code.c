@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_initStaticDCtx */
 #include <zstd.h>
 
 struct spy_lazy_range {
@@ -56,6 +57,12 @@ static void spy_lazy_fail(const char *what, const char *why) {
     spy_lazy_say("\n");
     abort();
 }
+
+/* The decoder's context, in .bss: inflating allocates nothing, so an import on a full heap gets
+   the MemoryError of its own module rather than an abort here. A frame written with its size
+   (spy-lazy-pack) decodes straight into its pages, with no window buffer. */
+static unsigned char spy_lazy_dctx_space[256 << 10] __attribute__((aligned(64)));
+static ZSTD_DCtx *spy_lazy_dctx;
 
 static int spy_lazy_map_through_memfd(uintptr_t start, size_t len, int prot) {
     int fd = memfd_create("spy-lazy-code", MFD_CLOEXEC);
@@ -119,11 +126,18 @@ static void spy_lazy_inflate(uint32_t group) {
            Kernels before 5.14 say EINVAL, and the faults do it. */
         (void)madvise((void *)start, len, MADV_POPULATE_WRITE);
 #endif
-        size_t n = ZSTD_decompress((void *)start, r->size, spy_lazy_packed + r->packed_offset, r->packed_size);
+        if (!spy_lazy_dctx) {
+            if (ZSTD_estimateDCtxSize() > sizeof spy_lazy_dctx_space) spy_lazy_fail("inflating", "no room for zstd's context");
+            spy_lazy_dctx = ZSTD_initStaticDCtx(spy_lazy_dctx_space, sizeof spy_lazy_dctx_space);
+            if (!spy_lazy_dctx) spy_lazy_fail("inflating", "zstd's context does not fit");
+        }
+        size_t n = ZSTD_decompressDCtx(spy_lazy_dctx, (void *)start, r->size, spy_lazy_packed + r->packed_offset,
+                                       r->packed_size);
         if (ZSTD_isError(n)) spy_lazy_fail("inflating", ZSTD_getErrorName(n));
         if (n != r->size) spy_lazy_fail("inflating", "the frame is not the range's size");
         if (mprotect((void *)start, len, (int)r->prot) == 0) continue;
         int refused = errno;
+        if (!(r->prot & PROT_EXEC)) spy_lazy_fail("giving its pages their protection", strerror(refused));
         if (spy_lazy_map_through_memfd(start, len, (int)r->prot))
             spy_lazy_fail("making its pages executable", strerror(refused));
     }

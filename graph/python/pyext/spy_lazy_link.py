@@ -80,7 +80,7 @@ def archive_of(f):
     return f.split("(")[0] if f.endswith(")") else None
 
 
-_member_counts = {}
+_member_counts, _archives_read = {}, set()
 
 
 def member_counts(archives):
@@ -88,8 +88,9 @@ def member_counts(archives):
     name, so a name that is there twice cannot be placed alone."""
     counts = _member_counts
     for archive in archives:
-        if any(a == archive for a, _ in counts):
+        if archive in _archives_read:
             continue
+        _archives_read.add(archive)
         out = subprocess.check_output(["ar", "t", archive]).decode("latin-1")
         for m in out.split():
             counts[(archive, m)] = counts.get((archive, m), 0) + 1
@@ -123,9 +124,10 @@ def comdat_files(paths):
     return found
 
 
-def closure(entries, cref, files, constructors, wrappers, comdat=None, ignored=()):
+def closure(entries, cref, files, constructors, wrappers, comdat=None, ignored=(), all_entries=()):
     """The files of one group: those defining its init functions, and every file the rest of the
-    link reaches only through them."""
+    link reaches only through them. `all_entries`: every group's init functions (what no group's
+    init function leads to is live for another reason, and stays loaded with what it calls)."""
     edges = {}
     entry_set = set(entries)
     for sym, (definer, refs) in cref.items():
@@ -163,7 +165,17 @@ def closure(entries, cref, files, constructors, wrappers, comdat=None, ignored=(
     nodes = set(files) | set(edges)
     for targets in edges.values():
         nodes |= set(t for t, _ in targets)
-    reached = set(f for f in nodes if not eligible(f))
+    # Roots: what cannot be in a group, and what no init function leads to (a package's ctypes
+    # library, named only by the symbol table whose references are ignored here).
+    led_to = set(cref[e][0] for e in set(all_entries) | entry_set if cref.get(e, (None,))[0])
+    todo = sorted(led_to)
+    while todo:
+        f = todo.pop()
+        for target, _ in sorted(edges.get(f, ())):
+            if target not in led_to:
+                led_to.add(target)
+                todo.append(target)
+    reached = set(f for f in nodes if not eligible(f) or f not in led_to)
     todo = sorted(reached)
     while todo:
         f = todo.pop()
@@ -348,20 +360,29 @@ def drop_lazy_bytes(path, lo, hi):
     if shift <= 0 or shift % 0x1000:
         raise LazyError("%s: unexpected file layout around the lazy segments" % path)
     for i, p in lazy_segs:
-        p[2], p[5] = 0, 0
+        # Read-only until the constructor maps its own pages there: never writable and executable.
+        p[1], p[2], p[5] = 4, 0, 0  # PF_R
         put_ph(i, p)
     blob[2] -= shift
     put_ph(blob_i, blob)
     for i in range(phnum):
         p = ph(i)
-        if p[0] != 1 and p[2] >= blob[2] + shift and p[5]:
-            raise LazyError("%s: a segment other than the blob lies after the lazy code" % path)
+        if p[0] != 1 and p[5] and p[2] + p[5] > cut and p[2] < blob[2] + shift + blob[5]:
+            raise LazyError("%s: a segment other than the groups' and the blob's lies in their bytes" % path)
+    shstrndx = struct.unpack_from("<H", data, 0x3e if wide else 0x32)[0]
+    names_at = struct.unpack_from(shdr, data, shoff + shstrndx * shentsize)[4]
+
+    def name(v):
+        start = names_at + v[0]
+        return bytes(data[start:data.index(b"\0", start)]).decode("latin-1")
     for i in range(shnum):
         at = shoff + i * shentsize
         v = list(struct.unpack_from(shdr, data, at))
         # name, type, flags, addr, offset, size, ...
         addr, offset = v[3], v[4]
         if addr and lo <= addr < hi:
+            if not name(v).startswith(".spy.lazy."):
+                raise LazyError("%s: section %s lies among the lazy groups" % (path, name(v)))
             v[1], v[4] = 8, new_blob  # SHT_NOBITS
         elif offset >= new_blob + shift:
             v[4] = offset - shift
