@@ -14,10 +14,8 @@
 import io, os, re, subprocess, sys
 
 # What never joins a group: the C library and the compiler's runtime (startup, weak dummies of
-# musl, what runs before main), the decoder that inflates groups, and libffi, whose static
-# trampolines map their page-aligned table from the executable's own file (from a group, they
-# fell back to a memfd).
-RESIDENT_ARCHIVES = ("libc.a", "libgcc.a", "libgcc_eh.a", "libzstd.a", "libffi.a")
+# musl, what runs before main), and the decoder that inflates groups.
+RESIDENT_ARCHIVES = ("libc.a", "libgcc.a", "libgcc_eh.a", "libzstd.a")
 CONSTRUCTORS = (".init_array", ".fini_array", ".preinit_array", ".ctors", ".dtors", ".init", ".fini")
 # A name a linker script can take as it is.
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_./+-]+$")
