@@ -25,54 +25,61 @@ class LazyError(Exception):
     pass
 
 
+def map_input_sections(path):
+    """(input section, address, size, file) of each input section in the memory map of a link map
+    (ld -Map), as text: a section's name and its numbers are on one line, or on two when the name
+    is long."""
+    section, in_map = None, False
+    with io.open(path, encoding="latin-1") as f:
+        for line in f:
+            if line.startswith("Linker script and memory map"):
+                in_map = True
+                continue
+            if line.startswith("Cross Reference Table"):
+                return
+            if not in_map or not line.startswith(" "):
+                section = None
+                continue
+            parts = line.split()
+            if len(parts) == 1 and parts[0].startswith("."):
+                section = parts[0]
+                continue
+            if section and len(parts) == 3 and parts[0].startswith("0x"):
+                yield section, parts[0], parts[1], parts[2]
+            elif len(parts) == 4 and parts[0].startswith(".") and parts[1].startswith("0x"):
+                yield tuple(parts)
+            section = None
+
+
 def read_map(path):
     """From a link map made with --cref: {symbol: (definer, [referencers])}, the files of the link
     and the files that bring constructors."""
-    cref, files, constructors = {}, set(), set()
-    section, in_map, in_cref, symbol = None, False, False, None
+    files, constructors = set(), set()
+    for name, _, size, src in map_input_sections(path):
+        if src.startswith("/") or "(" in src:
+            files.add(src)
+            if name.startswith(CONSTRUCTORS) and int(size, 16):
+                constructors.add(src)
+    cref, in_cref, symbol = {}, False, None
     with io.open(path, encoding="latin-1") as f:
-        lines = f.readlines()
-    for line in lines:
-        line = line.rstrip("\n")
-        if line.startswith("Linker script and memory map"):
-            in_map = True
-            continue
-        if line.startswith("Cross Reference Table"):
-            in_map, in_cref = False, True
-            continue
-        if in_cref:
-            if not line.strip() or line.startswith("Symbol "):
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("Cross Reference Table"):
+                in_cref = True
+                continue
+            if not in_cref or not line.strip() or line.startswith("Symbol "):
                 continue
             if not line.startswith(" "):
+                # A name too long for its column has its definer on the next line.
                 parts = line.split(None, 1)
                 symbol = parts[0]
-                cref[symbol] = (None, [])
-                if len(parts) == 2:
-                    cref[symbol] = (parts[1].strip(), [])
+                cref[symbol] = (parts[1].strip() if len(parts) == 2 else None, [])
                 continue
-            name = line.strip()
             definer, refs = cref[symbol]
             if definer is None:
-                cref[symbol] = (name, refs)
+                cref[symbol] = (line.strip(), refs)
             else:
-                refs.append(name)
-            continue
-        if not in_map:
-            continue
-        parts = line.split()
-        if line.startswith(" ") and len(parts) == 1 and parts[0].startswith("."):
-            section = parts[0]
-            continue
-        src = None
-        if section and len(parts) == 3 and parts[0].startswith("0x"):
-            src, name = parts[2], section
-        elif len(parts) == 4 and parts[0].startswith(".") and parts[1].startswith("0x"):
-            src, name = parts[3], parts[0]
-        section = None
-        if src and (src.startswith("/") or "(" in src):
-            files.add(src)
-            if name.startswith(CONSTRUCTORS) and int(parts[-2], 16):
-                constructors.add(src)
+                refs.append(line.strip())
     return cref, files, constructors
 
 
@@ -276,30 +283,7 @@ def section_addresses(path):
 def placements(map_path):
     """[(input section, address, size, file)] of a link map, but the blob's: what must be the
     same in the link that takes the groups' bytes and in the link that leaves them out."""
-    out, section, in_map = [], None, False
-    with io.open(map_path, encoding="latin-1") as f:
-        lines = f.readlines()
-    for line in lines:
-        if line.startswith("Linker script and memory map"):
-            in_map = True
-            continue
-        if line.startswith("Cross Reference Table"):
-            break
-        if not in_map:
-            continue
-        parts = line.split()
-        if line.startswith(" ") and len(parts) == 1 and parts[0].startswith("."):
-            section = parts[0]
-            continue
-        row = None
-        if section and len(parts) == 3 and parts[0].startswith("0x"):
-            row = (section, parts[0], parts[1], parts[2])
-        elif line.startswith(" ") and len(parts) == 4 and parts[0].startswith(".") and parts[1].startswith("0x"):
-            row = tuple(parts)
-        section = None
-        if row and int(row[2], 16) and not row[3].endswith("-blob.o"):
-            out.append(row)
-    return out
+    return [row for row in map_input_sections(map_path) if int(row[2], 16) and not row[3].endswith("-blob.o")]
 
 
 def global_symbols(path):
