@@ -163,13 +163,13 @@ fn fuse_tables_are_checked() {
     assert!(err.contains("takes no sources and no phases"), "{err}");
 }
 
-/// `solid-zstd`: compiled modules not in `stored` go into zstd blocks after the other members
+/// `solid-zstd`: compiled modules not in `hot` go into zstd blocks after the other members
 /// (spy-fuse's zipout.rs), data files are deflated; zipfile lists every member and the block
 /// holds the module's bytes. The compression is part of the id and named in the manifest.
 #[test]
 fn solid_zstd_writes_unlisted_modules_into_zstd_blocks() {
     let f = fixture();
-    let deflated = common::FUSE_FUSED.replace("[fuse]", "[fuse]\nstored = [\"pkg\"]\ncompression = \"deflated\"");
+    let deflated = common::FUSE_FUSED.replace("[fuse]", "[fuse]\nhot = [\"pkg\"]\ncompression = \"deflated\"");
     f.write("graph/fused.toml", &deflated);
     let plain = id_of(&f, "fused");
     f.write("graph/fused.toml", &deflated.replace("\"deflated\"", "\"solid-zstd\""));
@@ -195,20 +195,42 @@ fn solid_zstd_writes_unlisted_modules_into_zstd_blocks() {
     );
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["binary"]["stdlib_zip"]["compression"], "solid-zstd");
-    assert_eq!(m["binary"]["stdlib_zip"]["stored"]["members"], 1);
+    assert_eq!(m["binary"]["stdlib_zip"]["hot"]["members"], 1);
+    assert_eq!(m["binary"]["stdlib_zip"]["hot"]["written"], "stored");
+
+    // `solid-lz4-zstd`: the hot module goes first, into an LZ4 block (method 0x704c, 28748).
+    f.write("graph/fused.toml", &deflated.replace("\"deflated\"", "\"solid-lz4-zstd\""));
+    let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
+    let entry = std::path::PathBuf::from(out.trim());
+    let o = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1])\n\
+             print(' '.join('%s:%d' % (i.filename, i.compress_type) for i in z.infolist() if not i.is_dir()))",
+        ])
+        .arg(entry.join("bin/fused-x86_64"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        common::ok(&o).trim(),
+        "data.txt:8 .spy-solid/0000.lz4:28748 pkg/__init__.pyc:28755 .spy-solid/0001.zst:93 mod.pyc:28755"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["binary"]["stdlib_zip"]["compression"], "solid-lz4-zstd");
+    assert_eq!(m["binary"]["stdlib_zip"]["hot"]["written"], "LZ4 blocks");
 }
 
-/// `stored` in a deflated ZIP: the listed paths are written uncompressed, the rest deflated; the
+/// `hot` in a deflated ZIP: the listed paths are written uncompressed, the rest deflated; the
 /// setting is part of the id, and the manifest lists it with the count of members it took.
 #[test]
-fn stored_members_skip_deflate_in_a_deflated_zip() {
+fn hot_members_skip_deflate_in_a_deflated_zip() {
     let f = fixture();
     let deflated = common::FUSE_FUSED.replace("[fuse]", "[fuse]\ncompression = \"deflated\"");
     f.write("graph/fused.toml", &deflated);
     let plain = id_of(&f, "fused");
     f.write(
         "graph/fused.toml",
-        &deflated.replace("[fuse]", "[fuse]\nstored = [\"pkg\", \"data.txt\", \"not-there.pyc\"]"),
+        &deflated.replace("[fuse]", "[fuse]\nhot = [\"pkg\", \"data.txt\", \"not-there.pyc\"]"),
     );
     assert_ne!(id_of(&f, "fused"), plain, "what is stored changes the bytes, so the id");
     let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
@@ -225,14 +247,14 @@ fn stored_members_skip_deflate_in_a_deflated_zip() {
     // 0: stored, 8: deflated.
     assert_eq!(common::ok(&o).trim(), "data.txt:0 mod.pyc:8 pkg/__init__.pyc:0");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
-    let stored = &m["binary"]["stdlib_zip"]["stored"];
-    assert_eq!(stored["members"], 2, "{stored}");
-    assert_eq!(stored["paths"], serde_json::json!(["pkg", "data.txt", "not-there.pyc"]));
+    let hot = &m["binary"]["stdlib_zip"]["hot"];
+    assert_eq!(hot["members"], 2, "{hot}");
+    assert_eq!(hot["paths"], serde_json::json!(["pkg", "data.txt", "not-there.pyc"]));
     // A path that is not a plain relative path is a recipe error.
     f.write(
         "graph/fused.toml",
-        &deflated.replace("[fuse]", "[fuse]\nstored = [\"../../etc/passwd\"]"),
+        &deflated.replace("[fuse]", "[fuse]\nhot = [\"../../etc/passwd\"]"),
     );
     let e = f.fails(&["show", "fused"]);
-    assert!(e.contains("fused.toml") && e.contains("stored"), "{e}");
+    assert!(e.contains("fused.toml") && e.contains("hot"), "{e}");
 }

@@ -811,21 +811,44 @@ fn cold_imports_read_zstd_blocks(py: &Py, t: &Target) {
     assert_eq!(common::ok(&o), "zipimporter p ,\n");
 }
 
-/// Every module start-up and the import set of issue 19 read from the ZIP is a stored member
-/// (`stored` in graph/python/releases-3.toml): inflating them cost a quarter of the import set's
-/// time. The other compiled modules are in zstd blocks, asyncio's Windows event loops among them.
-fn import_set_reads_stored_members(py: &Py, t: &Target) {
-    let (bin, _, _) = realize(py, t);
-    let probe = "import sys\n\
+/// Every module start-up and the import set of issue 19 read from the ZIP is a hot member
+/// (`hot` in graph/python/releases-3.toml), written as the manifest says: stored (inflating them
+/// cost a quarter of the import set's time), or with `solid-lz4-zstd` in LZ4 blocks (each decoded
+/// once). The other compiled modules are in zstd blocks, asyncio's Windows event loops among them.
+fn import_set_reads_hot_members(py: &Py, t: &Target) {
+    let (_, out, _) = realize(py, t);
+    import_set_reads_hot_members_of(&out);
+}
+
+fn import_set_reads_hot_members_of(out: &Path) {
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let bin = out.join(manifest["binary"]["path"].as_str().unwrap());
+    let written = manifest["binary"]["stdlib_zip"]["hot"]["written"].as_str().unwrap();
+    let expected = match written {
+        "stored" => "stored",
+        "LZ4 blocks" => "lz4",
+        w => panic!("hot members written as {w}"),
+    };
+    // How a member is written: its method, or for a member of a block (0x7053) its block's.
+    let probe = "import struct, sys\n\
         import asyncio, email.parser, http.client, json, decimal\n\
         read = sorted(m.__spec__.origin.split(sys.executable + '/', 1)[1] for m in list(sys.modules.values())\n\
             if type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')\n\
         import zipfile\n\
-        members = {i.filename: i.compress_type for i in zipfile.ZipFile(sys.executable).infolist()}\n\
-        print(len(read) > 100, [name for name in read if members[name] != zipfile.ZIP_STORED])\n\
-        print(members['asyncio/windows_events.pyc'] == 0x7053)";
+        z = zipfile.ZipFile(sys.executable)\n\
+        def how(name):\n\
+            i = z.getinfo(name)\n\
+            if i.compress_type != 0x7053:\n\
+                return {0: 'stored', 8: 'deflated'}[i.compress_type]\n\
+            z.fp.seek(i.header_offset); h = z.fp.read(30)\n\
+            n, e = struct.unpack('<HH', h[26:30]); z.fp.seek(i.header_offset + 30 + n)\n\
+            back = struct.unpack('<I', z.fp.read(e)[4:8])[0]\n\
+            z.fp.seek(i.header_offset - back); b = z.fp.read(30)\n\
+            return {93: 'zstd', 0x704c: 'lz4'}[struct.unpack('<H', b[8:10])[0]]\n\
+        print(len(read) > 100, sorted(set(how(name) for name in read)))\n\
+        print(how('asyncio/windows_events.pyc'))";
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
-    assert_eq!(common::ok(&o), "True []\nTrue\n", "{}", py.node);
+    assert_eq!(common::ok(&o), format!("True ['{expected}']\nzstd\n"), "{}", bin.display());
 }
 
 /// The frozen modules start-up runs are deep-frozen (issue 19): static code objects, not marshal
@@ -1164,8 +1187,8 @@ macro_rules! checks3 {
                 super::start_up_imports_only_what_it_needs(&$py, &$target);
             }
             #[test] $(#[$attr])?
-            fn import_set_reads_stored_members() {
-                super::import_set_reads_stored_members(&$py, &$target);
+            fn import_set_reads_hot_members() {
+                super::import_set_reads_hot_members(&$py, &$target);
             }
             #[test] $(#[$attr])?
             fn frozen_start_up_modules_are_deep_frozen() {
@@ -1183,6 +1206,18 @@ macro_rules! checks3 {
     };
 }
 checks3!(python3_13_x86_64_py3, PY313, X86_64);
+
+/// python3.13 fused with its hot modules in LZ4 blocks (`solid-lz4-zstd`, python3.11's setting,
+/// which CI does not build): the interpreter reads them (Modules/_spy_lz4.c), and they are where
+/// the fuse step put them. A fuse node of its own, over the same interpreter.
+#[test]
+fn python3_13_x86_64_reads_hot_modules_from_lz4_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("lz4.toml");
+    std::fs::write(&overlay, "[nodes.\"python3.13\".fuse]\ncompression = \"solid-lz4-zstd\"\n").unwrap();
+    let out = common::realize_real("python3.13-x86_64", &[&overlay]);
+    import_set_reads_hot_members_of(&out);
+}
 
 /// `spy realize --with` ([`common::with_compiles_a_c_extension_sdist`]).
 #[test]

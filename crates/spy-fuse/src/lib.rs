@@ -117,15 +117,18 @@ struct StdlibZip<'a> {
     /// Written only when true: the manifests of releases without sources are unchanged.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     sources: bool,
-    /// Members stored uncompressed in a deflated ZIP (the spec's `stored`), when there are any.
+    /// What start-up and common imports read (the spec's `hot`), when the ZIP compresses and
+    /// there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    stored: Option<StoredMembers<'a>>,
+    hot: Option<HotMembers<'a>>,
 }
 
 #[derive(Serialize)]
-struct StoredMembers<'a> {
+struct HotMembers<'a> {
     paths: &'a [String],
     members: usize,
+    /// `stored`, or `LZ4 blocks` (compiled modules; other files stored).
+    written: &'static str,
 }
 
 #[derive(Serialize)]
@@ -347,9 +350,14 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
                 compression: spec.compression.as_str(),
                 excluded: &spec.exclude,
                 sources: spec.sources,
-                stored: (!spec.stored.is_empty() && spec.compression != ZipCompression::Stored).then(|| StoredMembers {
-                    paths: &spec.stored,
-                    members: members.iter().filter(|m| m.stored && m.file.is_some()).count(),
+                hot: (!spec.hot.is_empty() && spec.compression != ZipCompression::Stored).then(|| HotMembers {
+                    paths: &spec.hot,
+                    members: members.iter().filter(|m| m.hot.is_some() && m.file.is_some()).count(),
+                    written: if spec.compression == ZipCompression::SolidLz4Zstd {
+                        "LZ4 blocks"
+                    } else {
+                        "stored"
+                    },
                 }),
             },
         },
@@ -455,8 +463,9 @@ fn static_libraries(entry: &Path) -> Vec<String> {
 struct Member {
     name: String,
     file: Option<PathBuf>,
-    /// Written uncompressed whatever the ZIP's compression (the spec's `stored`).
-    stored: bool,
+    /// The index of the first entry of the spec's `hot` it falls under: written uncompressed, or
+    /// with `solid-lz4-zstd` into LZ4 blocks, in that order.
+    hot: Option<usize>,
 }
 
 enum MemberError {
@@ -471,10 +480,10 @@ enum MemberError {
 fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf, MemberError)> {
     let under = |list: &[String], rel: &str| {
         list.iter()
-            .any(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
+            .position(|x| rel == x || rel.strip_prefix(x.as_str()).is_some_and(|r| r.starts_with('/')))
     };
-    let excluded = |rel: &str| under(&spec.exclude, rel);
-    let stored = |rel: &str| under(&spec.stored, rel);
+    let excluded = |rel: &str| under(&spec.exclude, rel).is_some();
+    let hot = |rel: &str| under(&spec.hot, rel);
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
@@ -494,7 +503,7 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
                 out.push(Member {
                     name: format!("{rel}/"),
                     file: None,
-                    stored: false,
+                    hot: None,
                 });
                 stack.push((path, format!("{rel}/")));
             } else if name.ends_with(".py") {
@@ -505,14 +514,14 @@ fn stdlib_members(root: &Path, spec: &FuseSpec) -> Result<Vec<Member>, (PathBuf,
                 }
                 if spec.sources {
                     out.push(Member {
-                        stored: stored(&rel),
+                        hot: hot(&rel),
                         name: rel,
                         file: Some(path),
                     });
                 }
             } else {
                 out.push(Member {
-                    stored: stored(&rel),
+                    hot: hot(&rel),
                     name: rel,
                     file: Some(path),
                 });
@@ -562,22 +571,32 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
     let mut zip = zipout::ZipOut::new(io::BufWriter::with_capacity(1 << 16, file));
     let method = match compression {
         ZipCompression::Stored => zipout::Method::Stored,
-        ZipCompression::Deflated | ZipCompression::SolidZstd => zipout::Method::Deflated,
+        ZipCompression::Deflated | ZipCompression::SolidZstd | ZipCompression::SolidLz4Zstd => zipout::Method::Deflated,
     };
-    let mut solid = Vec::new();
+    let (mut hot_solid, mut solid) = (Vec::new(), Vec::new());
     for m in members {
-        match &m.file {
-            None => zip.add_directory(m.name.trim_end_matches('/'))?,
-            Some(path) if compression == ZipCompression::SolidZstd && !m.stored && m.name.ends_with(".pyc") => {
+        let module = m.name.ends_with(".pyc");
+        match (&m.file, m.hot) {
+            (None, _) => zip.add_directory(m.name.trim_end_matches('/'))?,
+            (Some(path), Some(index)) if compression == ZipCompression::SolidLz4Zstd && module => {
+                hot_solid.push((index, m.name.as_str(), path.as_path()));
+            }
+            (Some(path), None) if matches!(compression, ZipCompression::SolidZstd | ZipCompression::SolidLz4Zstd) && module => {
                 solid.push((m.name.as_str(), path.as_path()));
             }
-            Some(path) => {
-                let method = if m.stored { zipout::Method::Stored } else { method };
+            (Some(path), hot) => {
+                let method = if hot.is_some() { zipout::Method::Stored } else { method };
                 zip.add_file(&m.name, method, &mut fs_err::File::open(path)?)?;
             }
         }
     }
-    zip.add_solid(&solid)?;
+    // In the order start-up and common imports read them (the spec's order; by name below a
+    // directory it names): each block is then decoded once, and the last one zipimport keeps is
+    // the next one needed.
+    hot_solid.sort_by_key(|&(index, name, _)| (index, name));
+    let hot_solid: Vec<_> = hot_solid.into_iter().map(|(_, name, path)| (name, path)).collect();
+    zip.add_solid(&hot_solid, zipout::BlockCodec::Lz4)?;
+    zip.add_solid(&solid, zipout::BlockCodec::Zstd)?;
     let mut buffered = zip.finish()?;
     let zip_end = buffered.stream_position()?;
     buffered.flush()?;

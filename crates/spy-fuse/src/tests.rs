@@ -8,7 +8,7 @@ fn spec(exclude: &[&str]) -> FuseSpec {
         modules: None,
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         compression: ZipCompression::Stored,
-        stored: vec![],
+        hot: vec![],
         flavor: "plain".into(),
         sources: false,
     }
@@ -116,7 +116,7 @@ fn a_deflated_zip_stores_the_listed_members_uncompressed() {
         ("exe", "\x7fELF pretend executable"),
     ]);
     let mut s = spec(&[]);
-    s.stored = vec!["json".into(), "typing.pyc".into()];
+    s.hot = vec!["json".into(), "typing.pyc".into()];
     let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
     let dest = t.path().join("fused");
     write_binary(&t.path().join("exe"), &members, ZipCompression::Deflated, &dest, "x")
@@ -393,9 +393,13 @@ fn solid_member_bytes(zip_bytes: &[u8], header: usize, size: usize) -> Vec<u8> {
     assert_eq!((le16(extra), le16(extra + 2)), (zipout::SOLID_EXTRA_ID as usize, 8));
     let block = header - le32(extra + 4);
     let start = le32(extra + 8);
-    assert_eq!(le16(block + 8), 93, "a block is a zstd member");
     let data = block + 30 + le16(block + 26) + le16(block + 28);
-    let decoded = zstd::bulk::decompress(&zip_bytes[data..data + le32(block + 18)], le32(block + 22)).unwrap();
+    let packed = &zip_bytes[data..data + le32(block + 18)];
+    let decoded = match le16(block + 8) as u16 {
+        93 => zstd::bulk::decompress(packed, le32(block + 22)).unwrap(),
+        zipout::LZ4_METHOD => lz4::block::decompress(packed, Some(le32(block + 22) as i32)).unwrap(),
+        m => panic!("a block of method {m}"),
+    };
     assert_eq!(decoded.len(), le32(block + 22));
     assert_eq!(crc32fast::hash(&decoded), le32(block + 14) as u32, "the block's CRC-32");
     decoded[start..start + size].to_vec()
@@ -424,7 +428,7 @@ fn solid_zstd_puts_unlisted_pyc_into_blocks_and_keeps_the_rest_readable() {
     ]);
     let t = tree(&files);
     let mut s = spec(&[]);
-    s.stored = vec!["os.pyc".into()];
+    s.hot = vec!["os.pyc".into()];
     let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
     let dest = t.path().join("fused");
     write_binary(&t.path().join("exe"), &members, ZipCompression::SolidZstd, &dest, "x")
@@ -466,4 +470,68 @@ fn solid_zstd_puts_unlisted_pyc_into_blocks_and_keeps_the_rest_readable() {
         .ok()
         .unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+/// `solid-lz4-zstd`: the `hot` modules go first, into LZ4 blocks, in the order `hot` lists them
+/// (by name below a directory it names); the other modules into zstd blocks after them; `hot`
+/// files that are not modules stay stored, other files deflated.
+#[test]
+fn solid_lz4_zstd_puts_hot_modules_first_in_lz4_blocks_in_their_order() {
+    let body = |name: &str| format!("{name} bytecode ").repeat(3000);
+    let names = [
+        "lib/site.pyc",
+        "lib/enc/a.pyc",
+        "lib/enc/b.pyc",
+        "lib/zz.pyc",
+        "lib/cold.pyc",
+        "lib/enc/data.txt",
+        "lib/other.txt",
+    ];
+    let bodies: Vec<String> = names.iter().map(|n| body(n)).collect();
+    let mut files: Vec<(&str, &str)> = names.iter().zip(&bodies).map(|(n, b)| (*n, b.as_str())).collect();
+    files.push(("exe", "\x7fELF pretend executable"));
+    let t = tree(&files);
+    let mut s = spec(&[]);
+    s.hot = vec!["zz.pyc".into(), "enc".into(), "site.pyc".into(), "not-there.pyc".into()];
+    let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
+    let dest = t.path().join("fused");
+    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidLz4Zstd, &dest, "x")
+        .ok()
+        .unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    let le16 = |p: usize| u16::from_le_bytes([bytes[p], bytes[p + 1]]);
+    let le32 = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) as usize;
+    // Each solid module: its block's method and where its bytes start in the archive.
+    let mut solid = Vec::new();
+    for i in 0..archive.len() {
+        let f = archive.by_index_raw(i).unwrap();
+        let (name, h) = (f.name().to_string(), f.header_start() as usize);
+        match name.as_str() {
+            "enc/data.txt" => assert_eq!(f.compression(), zip::CompressionMethod::Stored),
+            "other.txt" => assert_eq!(f.compression(), zip::CompressionMethod::Deflated),
+            n if n.ends_with('/') || n.starts_with(zipout::SOLID_DIR) => {}
+            n => {
+                let got = solid_member_bytes(&bytes, h, f.size() as usize);
+                assert_eq!(got, body(&format!("lib/{n}")).as_bytes(), "{n}");
+                let extra = h + 30 + le16(h + 26) as usize;
+                let block = h - le32(extra + 4);
+                solid.push((h, n.to_string(), le16(block + 8)));
+            }
+        }
+    }
+    solid.sort();
+    let lz4 = zipout::LZ4_METHOD;
+    let order: Vec<(&str, u16)> = solid.iter().map(|(_, n, m)| (n.as_str(), *m)).collect();
+    assert_eq!(
+        order,
+        [
+            ("zz.pyc", lz4),
+            ("enc/a.pyc", lz4),
+            ("enc/b.pyc", lz4),
+            ("site.pyc", lz4),
+            ("cold.pyc", 93)
+        ],
+        "hot modules first, in the order of `hot`, in LZ4 blocks; the rest in zstd blocks"
+    );
 }

@@ -161,6 +161,11 @@ fn write(out: Vec<u8>, node: &PlanNode, dep_ids: &[(&str, NodeId)]) -> Vec<u8> {
         j.str(&s.executable);
         j.key(false, "flavor");
         j.str(&s.flavor);
+        // Absent when empty, as `sources` when false.
+        if !s.hot.is_empty() {
+            j.key(false, "hot");
+            j.strs(&s.hot);
+        }
         j.key(false, "interpreter");
         j.str(&s.interpreter);
         j.key(false, "licenses");
@@ -172,18 +177,13 @@ fn write(out: Vec<u8>, node: &PlanNode, dep_ids: &[(&str, NodeId)]) -> Vec<u8> {
         }
         j.key(false, "release");
         j.str(&f.release);
-        // Left out when false (and `stored` when empty), so that the ids of releases without
-        // them are what they were.
+        // Left out when false, so that the ids of releases without sources are what they were.
         if s.sources {
             j.key(false, "sources");
             j.raw("true");
         }
         j.key(false, "stdlib");
         j.str(&s.stdlib);
-        if !s.stored.is_empty() {
-            j.key(false, "stored");
-            j.strs(&s.stored);
-        }
         j.0.push(b'}');
     }
     j.key(false, "kind");
@@ -294,6 +294,8 @@ pub(crate) mod reference {
         exclude: &'a [String],
         executable: &'a str,
         flavor: &'a str,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        hot: &'a [String],
         interpreter: &'a str,
         licenses: &'a BTreeMap<String, String>,
         modules: Option<&'a str>,
@@ -301,8 +303,6 @@ pub(crate) mod reference {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         sources: bool,
         stdlib: &'a str,
-        #[serde(skip_serializing_if = "<[String]>::is_empty")]
-        stored: &'a [String],
     }
 
     #[derive(Serialize)]
@@ -361,13 +361,13 @@ pub(crate) mod reference {
                 exclude: &f.spec.exclude,
                 executable: &f.spec.executable,
                 flavor: &f.spec.flavor,
+                hot: &f.spec.hot,
                 interpreter: &f.spec.interpreter,
                 licenses: &f.licenses,
                 modules: f.spec.modules.as_deref(),
                 release: &f.release,
                 sources: f.spec.sources,
                 stdlib: &f.spec.stdlib,
-                stored: &f.spec.stored,
             }),
             files: node.files.iter().map(patch).collect(),
             kind: node.kind.as_str(),

@@ -376,7 +376,7 @@ fn node_with_everything(odd: &str) -> PlanNode {
                 } else {
                     ZipCompression::Deflated
                 },
-                stored: if odd.is_empty() {
+                hot: if odd.is_empty() {
                     vec![]
                 } else {
                     vec!["os.pyc".into(), odd.into()]

@@ -295,6 +295,8 @@ const VALUES: &[&str] = &[
     "bootstrap",
     "fuse",
     "stored",
+    "hot",
+    "solid-lz4-zstd",
     "deflated",
     "zlib==1",
     "zlib",
