@@ -830,23 +830,25 @@ fn import_set_reads_hot_members_of(out: &Path) {
         w => panic!("hot members written as {w}"),
     };
     // How a member is written: its method, or for a member of a block (0x7053) its block's.
-    let probe = "import struct, sys\n\
-        import asyncio, email.parser, http.client, json, decimal\n\
-        read = sorted(m.__spec__.origin.split(sys.executable + '/', 1)[1] for m in list(sys.modules.values())\n\
-            if type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')\n\
-        import zipfile\n\
-        z = zipfile.ZipFile(sys.executable)\n\
-        def how(name):\n\
-            i = z.getinfo(name)\n\
-            if i.compress_type != 0x7053:\n\
-                return {0: 'stored', 8: 'deflated'}[i.compress_type]\n\
-            z.fp.seek(i.header_offset); h = z.fp.read(30)\n\
-            n, e = struct.unpack('<HH', h[26:30]); z.fp.seek(i.header_offset + 30 + n)\n\
-            back = struct.unpack('<I', z.fp.read(e)[4:8])[0]\n\
-            z.fp.seek(i.header_offset - back); b = z.fp.read(30)\n\
-            return {93: 'zstd', 0x704c: 'lz4'}[struct.unpack('<H', b[8:10])[0]]\n\
-        print(len(read) > 100, sorted(set(how(name) for name in read)))\n\
-        print(how('asyncio/windows_events.pyc'))";
+    let probe = r#"
+import struct, sys
+import asyncio, email.parser, http.client, json, decimal
+read = sorted(m.__spec__.origin.split(sys.executable + '/', 1)[1] for m in list(sys.modules.values())
+              if type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')
+import zipfile
+z = zipfile.ZipFile(sys.executable)
+def how(name):
+    i = z.getinfo(name)
+    if i.compress_type != 0x7053:
+        return {0: 'stored', 8: 'deflated'}[i.compress_type]
+    z.fp.seek(i.header_offset); h = z.fp.read(30)
+    n, e = struct.unpack('<HH', h[26:30]); z.fp.seek(i.header_offset + 30 + n)
+    back = struct.unpack('<I', z.fp.read(e)[4:8])[0]
+    z.fp.seek(i.header_offset - back); b = z.fp.read(30)
+    return {93: 'zstd', 0x704c: 'lz4'}[struct.unpack('<H', b[8:10])[0]]
+print(len(read) > 100, sorted(set(how(name) for name in read)))
+print(how('asyncio/windows_events.pyc'))
+"#;
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
     assert_eq!(common::ok(&o), format!("True ['{expected}']\nzstd\n"), "{}", bin.display());
 }
