@@ -751,6 +751,36 @@ except zipimport.ZipImportError as e:
     );
 }
 
+/// zipimport reads the ZIP through one descriptor it keeps open (spy-solid-zip.patch): a program
+/// that closes every descriptor it did not open (a daemon's `os.closerange`) and opens others,
+/// which take the same numbers, still imports from the ZIP, never from the other files; after
+/// `importlib.invalidate_caches()` too. `get_data` on a compiled module gives bytes (zipimport
+/// itself reads it as a view), one descriptor stays open for the ZIP, and children do not inherit it.
+fn zipimport_keeps_one_descriptor_and_survives_it_closed(py: &Py, t: &Target) {
+    let (bin, _, _) = realize(py, t);
+    let probe = r#"
+import importlib, os, subprocess, sys, zipimport
+import selectors  # read from the ZIP
+def zip_fds():
+    return [fd for fd in map(int, os.listdir('/proc/self/fd'))
+            if os.path.realpath('/proc/self/fd/%d' % fd) == os.path.realpath(sys.executable)]
+print(len(zip_fds()))
+child = subprocess.run(['/bin/ls', '-l', '/proc/self/fd'], capture_output=True, text=True).stdout
+print(os.path.realpath(sys.executable) in child)
+os.closerange(3, 1024)
+pipes = [os.pipe() for _ in range(4)]  # the freed numbers, the ZIP's among them
+import tarfile, csv, gettext  # cold modules, from zstd blocks
+print(tarfile.TarFile.__name__, csv.excel.delimiter, len(zip_fds()))
+importlib.invalidate_caches()
+import statistics
+print(statistics.median([1, 3, 5]))
+imp = zipimport.zipimporter(sys.executable)
+print(type(imp.get_data(sys.executable + '/tarfile.pyc')).__name__)
+"#;
+    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    assert_eq!(common::ok(&o), "1\nFalse\nTarFile , 1\n3\nbytes\n", "{}", py.node);
+}
+
 /// What `-c pass` imports beyond upstream's start-up (issue 19): not `_struct` (the directory of
 /// the stdlib ZIP comes from `_spy_zipdir`), and in 3.13 the encodings start-up needs and
 /// linecache are frozen, not read from the ZIP; a codec that is not frozen still comes from it.
@@ -1183,6 +1213,10 @@ macro_rules! checks3 {
             #[test] $(#[$attr])?
             fn zip_directory_parsed_in_c_as_in_python() {
                 super::zip_directory_parsed_in_c_as_in_python(&$py, &$target);
+            }
+            #[test] $(#[$attr])?
+            fn zipimport_keeps_one_descriptor_and_survives_it_closed() {
+                super::zipimport_keeps_one_descriptor_and_survives_it_closed(&$py, &$target);
             }
             #[test] $(#[$attr])?
             fn start_up_imports_only_what_it_needs() {
