@@ -94,6 +94,9 @@ const PY311: Py = Py {
         "test_subprocess",
         "test_ssl",
         "test_zipimport",
+        "test_marshal",
+        "test_tuple",
+        "test_gc",
         "test_site",
         "test_ctypes",
         "test_csv",
@@ -101,8 +104,8 @@ const PY311: Py = Py {
         "test_select",
         "test_os",
     ],
-    // - test_fork re-runs the interpreter with -E, which drops PYTHONPATH, where the test package
-    //   is (the single file does not carry it);
+    // - test_fork re-runs the interpreter with -E, and test_gc's test_ast_fini with -I, which drop
+    //   PYTHONPATH, where the test package is (the single file does not carry it);
     // - test_underpth_nosite_file writes a ._pth file, which replaces sys.path entirely, so a single
     //   file whose stdlib is its own executable finds no `encodings`;
     // - musl: fpathconf() does not check its descriptor; no single-byte locales, which the test_re
@@ -113,6 +116,7 @@ const PY311: Py = Py {
     //   on timing; 3.13's tests take it.
     ignored_cases: &[
         "test_fork",
+        "test_ast_fini",
         "test_underpth_nosite_file",
         "test_fpathconf",
         "test_locale_caching",
@@ -154,6 +158,9 @@ const PY313: Py = Py {
         "test_subprocess",
         "test_ssl",
         "test_zipimport",
+        "test_marshal",
+        "test_tuple",
+        "test_gc",
         "test_site",
         "test_ctypes",
         "test_csv",
@@ -169,6 +176,7 @@ const PY313: Py = Py {
     //   not resolve: it holds the C API's functions (docs/packages.md).
     ignored_cases: &[
         "test_fork",
+        "test_ast_fini",
         "test_underpth_nosite_file",
         "test_fpathconf",
         "test_locale_caching",
