@@ -759,7 +759,8 @@ except zipimport.ZipImportError as e:
     );
 }
 
-/// zipimport reads the ZIP through one descriptor it keeps open (spy-solid-zip.patch): a program
+/// zipimport reads the single file's ZIP through one descriptor it keeps open (spy-solid-zip.patch),
+/// and other ZIPs on sys.path as upstream does (opened for each read): a program
 /// that closes every descriptor it did not open (a daemon's `os.closerange`) and opens others,
 /// which take the same numbers, still imports from the ZIP, never from the other files; after
 /// `importlib.invalidate_caches()` too. `get_data` on a compiled module gives bytes (zipimport
@@ -784,9 +785,16 @@ import statistics
 print(statistics.median([1, 3, 5]))
 imp = zipimport.zipimporter(sys.executable)
 print(type(imp.get_data(sys.executable + '/tarfile.pyc')).__name__)
+import tempfile, zipfile  # another ZIP on sys.path is opened for each read, as upstream does
+other = os.path.join(tempfile.mkdtemp(), 'other.zip')
+with zipfile.ZipFile(other, 'w') as z:
+    z.writestr('spy_other.py', 'V = 1\n')
+sys.path.insert(0, other)
+import spy_other
+print(spy_other.V, [fd for fd in os.listdir('/proc/self/fd') if os.path.realpath('/proc/self/fd/' + fd) == other])
 "#;
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
-    assert_eq!(common::ok(&o), "1\nFalse\nTarFile , 1\n3\nbytes\n", "{}", py.node);
+    assert_eq!(common::ok(&o), "1\nFalse\nTarFile , 1\n3\nbytes\n1 []\n", "{}", py.node);
 }
 
 /// What `-c pass` imports beyond upstream's start-up (issue 19): not `_struct` (the directory of
@@ -819,15 +827,15 @@ fn start_up_imports_only_what_it_needs(py: &Py, t: &Target) {
 
 /// Reads every member of a release's ZIP with the release itself, checking each against its
 /// CRC-32: solid ones (in zstd blocks, spy-fuse's zipout.rs) through its zipimport, the rest
-/// through zipfile; the blocks themselves (ZIP method 93, which zipfile cannot read before 3.14)
-/// are read through their members. Returns how many were solid.
+/// through zipfile; the blocks themselves (ZIP method 93, which zipfile cannot read before 3.14,
+/// and spy's LZ4 blocks, 0x704c) are read through their members. Returns how many were solid.
 fn members_read_back(bin: &Path) -> usize {
     let probe = "import sys, zipfile, zipimport, zlib\n\
         z = zipfile.ZipFile(sys.executable)\n\
         importer = zipimport.zipimporter(sys.executable)\n\
         solid = 0\n\
         for i in z.infolist():\n\
-        \x20   if i.filename.endswith('/') or i.compress_type == 93: continue\n\
+        \x20   if i.filename.endswith('/') or i.compress_type in (93, 0x704c): continue\n\
         \x20   if i.compress_type == 0x7053:\n\
         \x20       data = importer.get_data(i.filename); solid += 1\n\
         \x20   else:\n\
