@@ -173,7 +173,14 @@ fn solid_zstd_writes_unlisted_modules_into_zstd_blocks() {
     f.write("graph/fused.toml", &deflated);
     let plain = id_of(&f, "fused");
     f.write("graph/fused.toml", &deflated.replace("\"deflated\"", "\"solid-zstd\""));
-    assert_ne!(id_of(&f, "fused"), plain, "the compression changes the bytes, so the id");
+    let solid = id_of(&f, "fused");
+    assert_ne!(solid, plain, "the compression changes the bytes, so the id");
+    f.write(
+        "graph/fused.toml",
+        &deflated.replace("\"deflated\"", "\"solid-zstd\"\ndictionary = true"),
+    );
+    assert_ne!(id_of(&f, "fused"), solid, "a dictionary changes the bytes, so the id");
+    f.write("graph/fused.toml", &deflated.replace("\"deflated\"", "\"solid-zstd\""));
     let (out, _) = f.ok(&["realize", "--no-out-link", "fused-x86_64"]);
     let entry = std::path::PathBuf::from(out.trim());
     let o = Command::new("/usr/bin/python3")

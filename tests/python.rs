@@ -327,14 +327,10 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         .output()
         .unwrap();
     let listing = common::ok(&listing);
-    // Every member reads back whole. 3.11's and 3.13's cold modules are in zstd blocks
-    // (releases-3.toml's `solid-zstd`), which their zipimport reads; 2.7 has none.
+    // Every member reads back whole. The cold modules are in zstd blocks (releases-3.toml's
+    // `solid-zstd`, releases-2.7.toml's `solid-lz4-zstd`), which zipimport reads.
     let solid = members_read_back(&bin);
-    if py.version.starts_with('3') {
-        assert!(solid > 400, "{solid} modules in zstd blocks");
-    } else {
-        assert_eq!(solid, 0);
-    }
+    assert!(solid > 400, "{solid} modules in zstd blocks");
     for member in py.members {
         assert!(listing.lines().any(|l| l == *member), "{member} missing from the stdlib ZIP");
     }
@@ -342,8 +338,8 @@ fn single_file_is_static_with_a_manifest(py: &Py, t: &Target) {
         assert!(!listing.lines().any(|l| l.starts_with(gone)), "{gone} should be excluded");
     }
     // ensurepip stays, with its wheels: venv and `-m ensurepip` install pip from them. Each is
-    // recompressed whole (spy-pack-wheels.py): xz, bz2 for 2.7; no plain wheel is left beside.
-    let packed = if py.version.starts_with('2') { ".whl.bz2" } else { ".whl.xz" };
+    // recompressed whole (spy-pack-wheels.py): xz, zstd for 2.7; no plain wheel is left beside.
+    let packed = if py.version.starts_with('2') { ".whl.zst" } else { ".whl.xz" };
     assert!(
         listing
             .lines()
@@ -760,11 +756,12 @@ except zipimport.ZipImportError as e:
 }
 
 /// zipimport reads each member with one positional read of the archive it opens for that read
-/// (spy-solid-zip.patch), as upstream opens it: no descriptor stays open on the ZIP (a child
-/// interpreter has none that upstream's test_subprocess would see), a program that closes every
-/// descriptor (a daemon's `os.closerange`) and opens others still imports from the ZIP, after
+/// (spy-solid-zip.patch), as upstream opens it, or, for the single file's own ZIP, through a
+/// mapping of the whole file: no descriptor stays open on the ZIP (a child interpreter has none
+/// that upstream's test_subprocess would see), a program that closes every descriptor (a daemon's
+/// `os.closerange`) and opens others still imports from the ZIP, after
 /// `importlib.invalidate_caches()` too, and `get_data` on a compiled module gives bytes (zipimport
-/// itself reads it as a view).
+/// itself reads it as a view). A file put in the place of the running one is read, not mapped.
 fn zipimport_keeps_no_descriptor_and_survives_closerange(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
     let probe = r#"
@@ -783,6 +780,8 @@ print(tarfile.TarFile.__name__, csv.excel.delimiter, len(zip_fds()))
 importlib.invalidate_caches()
 import statistics
 print(statistics.median([1, 3, 5]))
+mapped = zipimport._spy_map
+print(mapped[0] == sys._stdlib_dir, len(mapped[2]) == os.path.getsize(sys._stdlib_dir))
 imp = zipimport.zipimporter(sys.executable)
 print(type(imp.get_data(sys.executable + '/tarfile.pyc')).__name__)
 import tempfile, zipfile  # another ZIP on sys.path: the same
@@ -794,7 +793,25 @@ import spy_other
 print(spy_other.V, [fd for fd in os.listdir('/proc/self/fd') if os.path.realpath('/proc/self/fd/' + fd) == other])
 "#;
     let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
-    assert_eq!(common::ok(&o), "0\nFalse\nTarFile , 0\n3\nbytes\n1 []\n", "{}", py.node);
+    assert_eq!(common::ok(&o), "0\nFalse\nTarFile , 0\n3\nTrue True\nbytes\n1 []\n", "{}", py.node);
+
+    // Another file (here a copy) renamed over the running executable: a new inode, which nothing
+    // keeps anyone from truncating, so it is read with pread once its directory is read again.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(bin.file_name().unwrap());
+    std::fs::copy(&bin, &copy).unwrap();
+    let replaced = r#"
+import importlib, os, shutil, sys, zipimport
+import selectors
+print(zipimport._spy_map[0] == sys._stdlib_dir)
+shutil.copyfile(sys.executable, sys.executable + '.new')
+os.rename(sys.executable + '.new', sys.executable)
+importlib.invalidate_caches()
+import tarfile
+print(zipimport._spy_map[0], tarfile.TarFile.__name__)
+"#;
+    let o = Command::new(&copy).args(["-c", replaced]).output().unwrap();
+    assert_eq!(common::ok(&o), "True\nNone TarFile\n", "{}", py.node);
 }
 
 /// What `-c pass` imports beyond upstream's start-up (issue 19): not `_struct` (the directory of
@@ -850,10 +867,14 @@ fn members_read_back(bin: &Path) -> usize {
 /// one after another and back (the block kept changes each time), then the import set.
 fn cold_imports_read_zstd_blocks(py: &Py, t: &Target) {
     let (bin, _, _) = realize(py, t);
+    cold_imports_read_zstd_blocks_of(&bin);
+}
+
+fn cold_imports_read_zstd_blocks_of(bin: &Path) {
     let probe = "import argparse, csv, logging.handlers, sqlite3, tarfile, tomllib, unittest, xml.dom.minidom, zipfile\n\
         import asyncio, email.parser, http.client, json, decimal\n\
         print(type(argparse.__loader__).__name__, argparse.ArgumentParser(prog='p').prog, csv.excel.delimiter)";
-    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+    let o = Command::new(bin).args(["-c", probe]).output().unwrap();
     assert_eq!(common::ok(&o), "zipimporter p ,\n");
 }
 
@@ -866,6 +887,19 @@ fn import_set_reads_hot_members(py: &Py, t: &Target) {
     import_set_reads_hot_members_of(&out);
 }
 
+/// Python (2 and 3) defining `how(name)`: how the member `name` of the ZIP `z` is written, its
+/// method, or for a member of a block (0x7053) its block's.
+const HOW_WRITTEN: &str = r#"def how(name):
+    i = z.getinfo(name)
+    if i.compress_type != 0x7053:
+        return {0: 'stored', 8: 'deflated'}[i.compress_type]
+    z.fp.seek(i.header_offset); h = z.fp.read(30)
+    n, e = struct.unpack('<HH', h[26:30]); z.fp.seek(i.header_offset + 30 + n)
+    back = struct.unpack('<I', z.fp.read(e)[4:8])[0]
+    z.fp.seek(i.header_offset - back); b = z.fp.read(30)
+    return {93: 'zstd', 0x704c: 'lz4'}[struct.unpack('<H', b[8:10])[0]]
+"#;
+
 fn import_set_reads_hot_members_of(out: &Path) {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let bin = out.join(manifest["binary"]["path"].as_str().unwrap());
@@ -875,27 +909,19 @@ fn import_set_reads_hot_members_of(out: &Path) {
         "LZ4 blocks" => "lz4",
         w => panic!("hot members written as {w}"),
     };
-    // How a member is written: its method, or for a member of a block (0x7053) its block's.
-    let probe = r#"
+    let probe = format!(
+        r#"
 import struct, sys
 import asyncio, email.parser, http.client, json, decimal
 read = sorted(m.__spec__.origin.split(sys.executable + '/', 1)[1] for m in list(sys.modules.values())
               if type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')
 import zipfile
 z = zipfile.ZipFile(sys.executable)
-def how(name):
-    i = z.getinfo(name)
-    if i.compress_type != 0x7053:
-        return {0: 'stored', 8: 'deflated'}[i.compress_type]
-    z.fp.seek(i.header_offset); h = z.fp.read(30)
-    n, e = struct.unpack('<HH', h[26:30]); z.fp.seek(i.header_offset + 30 + n)
-    back = struct.unpack('<I', z.fp.read(e)[4:8])[0]
-    z.fp.seek(i.header_offset - back); b = z.fp.read(30)
-    return {93: 'zstd', 0x704c: 'lz4'}[struct.unpack('<H', b[8:10])[0]]
-print(len(read) > 100, sorted(set(how(name) for name in read)))
+{HOW_WRITTEN}print(len(read) > 100, sorted(set(how(name) for name in read)))
 print(how('asyncio/windows_events.pyc'))
-"#;
-    let o = Command::new(&bin).args(["-c", probe]).output().unwrap();
+"#
+    );
+    let o = Command::new(&bin).args(["-c", &probe]).output().unwrap();
     assert_eq!(common::ok(&o), format!("True ['{expected}']\nzstd\n"), "{}", bin.display());
 }
 
@@ -1260,15 +1286,54 @@ macro_rules! checks3 {
 checks3!(python3_13_x86_64_py3, PY313, X86_64);
 
 /// python3.13 fused with its hot modules in LZ4 blocks (`solid-lz4-zstd`, python3.11's setting,
-/// which CI does not build): the interpreter reads them (Modules/_spy_lz4.c), and they are where
-/// the fuse step put them. A fuse node of its own, over the same interpreter.
+/// which CI does not build) and its zstd blocks sharing a dictionary (`dictionary`, Python 2.7's):
+/// the interpreter reads them (Modules/_spy_lz4.c, _spy_zstd.c), and they are where the fuse step
+/// put them. A fuse node of its own, over the same interpreter.
 #[test]
-fn python3_13_x86_64_reads_hot_modules_from_lz4_blocks() {
+fn python3_13_x86_64_reads_lz4_blocks_and_a_zstd_dictionary() {
     let dir = tempfile::tempdir().unwrap();
     let overlay = dir.path().join("lz4.toml");
-    std::fs::write(&overlay, "[nodes.\"python3.13\".fuse]\ncompression = \"solid-lz4-zstd\"\n").unwrap();
+    std::fs::write(
+        &overlay,
+        "[nodes.\"python3.13\".fuse]\ncompression = \"solid-lz4-zstd\"\ndictionary = true\n",
+    )
+    .unwrap();
     let out = common::realize_real("python3.13-x86_64", &[&overlay]);
     import_set_reads_hot_members_of(&out);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["binary"]["stdlib_zip"]["dictionary"], true);
+    let bin = out.join(manifest["binary"]["path"].as_str().unwrap());
+    assert!(members_read_back(&bin) > 400, "modules in zstd blocks");
+    cold_imports_read_zstd_blocks_of(&bin);
+}
+
+/// Python 2.7's hot modules (releases-2.7.toml's `hot`: start-up's and a common import set's)
+/// come from LZ4 blocks and the other compiled modules from zstd blocks sharing a dictionary, all
+/// read by its C zipimport (python2.7-solid-zip.patch).
+#[test]
+fn python2_7_x86_64_reads_hot_modules_from_lz4_blocks() {
+    let (bin, out, _) = realize(&PY27, &X86_64);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["binary"]["stdlib_zip"]["dictionary"], true);
+    let probe = format!(
+        r#"
+import struct, sys, zipfile
+import socket, threading, json, email.parser, httplib, decimal
+prefix = sys.executable + '/'
+read = sorted(m.__file__[len(prefix):] for m in sys.modules.values()
+              if m is not None and type(getattr(m, '__loader__', None)).__name__ == 'zipimporter')
+z = zipfile.ZipFile(sys.executable)
+{HOW_WRITTEN}print len(read) > 60, sorted(set(how(name) for name in read))
+import asyncore, zipimport
+print how('asyncore.pyc'), type(asyncore.__loader__).__name__
+try:
+    zipfile.ZipFile(sys.executable).read('asyncore.pyc')
+except NotImplementedError:
+    print 'zipfile refuses it'
+"#
+    );
+    let o = Command::new(&bin).args(["-c", &probe]).output().unwrap();
+    assert_eq!(common::ok(&o), "True ['lz4']\nzstd zipimporter\nzipfile refuses it\n");
 }
 
 /// `spy realize --with` ([`common::with_compiles_a_c_extension_sdist`]).

@@ -121,6 +121,10 @@ struct StdlibZip<'a> {
     /// there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     hot: Option<HotMembers<'a>>,
+    /// Written only when the spec asks for it: whether the zstd blocks share a trained dictionary
+    /// (a ZIP whose modules are too few to train one has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dictionary: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -259,7 +263,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
     let bin_dir = out.join("bin");
     fs_err::create_dir_all(&bin_dir).map_err(|e| io_err(&bin_dir, &e))?;
     let binary = bin_dir.join(&fplan.release);
-    let written = write_binary(&exe, &members, spec.compression, &binary, &fplan.release).map_err(|e| match e {
+    let written = write_binary(&exe, &members, (spec.compression, spec.dictionary), &binary, &fplan.release).map_err(|e| match e {
         WriteError::Io(e) => io_err(&binary, &e),
         WriteError::MachO(source) => FuseError::MachO {
             node: who.clone(),
@@ -272,6 +276,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
         zip_end,
         file_size,
         code_signature,
+        dictionary,
     } = written;
     set_mode(&binary, 0o755).map_err(|e| io_err(&binary, &e))?;
     let sha256 = sha256_file(&binary).map_err(|e| io_err(&binary, &e))?;
@@ -359,6 +364,7 @@ pub fn fuse(plan: &Plan, n: NodeIndex, store: &Store, out: &Path) -> Result<Fuse
                         "stored"
                     },
                 }),
+                dictionary: spec.dictionary.then_some(dictionary),
             },
         },
         modules,
@@ -539,6 +545,8 @@ struct Written {
     zip_end: u64,
     file_size: u64,
     code_signature: Option<macho::Signed>,
+    /// Whether the zstd blocks have a trained dictionary.
+    dictionary: bool,
 }
 
 enum WriteError {
@@ -554,7 +562,15 @@ impl From<io::Error> for WriteError {
 
 /// Writes `exe` followed by the ZIP of `members` to `dest`; a Mach-O executable is then signed
 /// again over the whole file, the ZIP inside its `__LINKEDIT` ([`macho`]).
-fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, dest: &Path, identifier: &str) -> Result<Written, WriteError> {
+/// `layout`: the ZIP's compression, and whether its zstd blocks share a trained dictionary.
+fn write_binary(
+    exe: &Path,
+    members: &[Member],
+    layout: (ZipCompression, bool),
+    dest: &Path,
+    identifier: &str,
+) -> Result<Written, WriteError> {
+    let (compression, dictionary) = layout;
     let mut file = fs_err::OpenOptions::new()
         .read(true)
         .write(true)
@@ -568,7 +584,7 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
         io::copy(&mut src, &mut file)?;
     }
     let executable_size = file.stream_position()?;
-    let mut zip = zipout::ZipOut::new(io::BufWriter::with_capacity(1 << 16, file));
+    let mut zip = zipout::ZipOut::new(io::BufWriter::with_capacity(1 << 16, file), dictionary);
     let method = match compression {
         ZipCompression::Stored => zipout::Method::Stored,
         ZipCompression::Deflated | ZipCompression::SolidZstd | ZipCompression::SolidLz4Zstd => zipout::Method::Deflated,
@@ -597,6 +613,7 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
     let hot_solid: Vec<_> = hot_solid.into_iter().map(|(_, name, path)| (name, path)).collect();
     zip.add_solid(&hot_solid, zipout::BlockCodec::Lz4)?;
     zip.add_solid(&solid, zipout::BlockCodec::Zstd)?;
+    let wrote_dictionary = zip.wrote_dictionary();
     let mut buffered = zip.finish()?;
     let zip_end = buffered.stream_position()?;
     buffered.flush()?;
@@ -613,6 +630,7 @@ fn write_binary(exe: &Path, members: &[Member], compression: ZipCompression, des
         zip_end,
         file_size,
         code_signature,
+        dictionary: wrote_dictionary,
     })
 }
 

@@ -9,6 +9,7 @@ fn spec(exclude: &[&str]) -> FuseSpec {
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         compression: ZipCompression::Stored,
         hot: vec![],
+        dictionary: false,
         flavor: "plain".into(),
         sources: false,
     }
@@ -76,7 +77,7 @@ fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
     ]);
     let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
     let dest = t.path().join("fused");
-    let w = write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &dest, "x")
+    let w = write_binary(&t.path().join("exe"), &members, (ZipCompression::Stored, false), &dest, "x")
         .ok()
         .unwrap();
     let (exe_size, total) = (w.executable_size, w.file_size);
@@ -99,7 +100,7 @@ fn the_zip_follows_the_executable_with_absolute_offsets_and_fixed_metadata() {
     drop(f);
     // Same inputs, same bytes.
     let again = t.path().join("again");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &again, "x")
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::Stored, false), &again, "x")
         .ok()
         .unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
@@ -119,7 +120,7 @@ fn a_deflated_zip_stores_the_listed_members_uncompressed() {
     s.hot = vec!["json".into(), "typing.pyc".into()];
     let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
     let dest = t.path().join("fused");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::Deflated, &dest, "x")
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::Deflated, false), &dest, "x")
         .ok()
         .unwrap();
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
@@ -268,7 +269,7 @@ fn fuse_synthetic(strsize: u32, signed: bool) -> (tempfile::TempDir, std::path::
     let w = write_binary(
         &t.path().join("exe"),
         &members,
-        ZipCompression::Deflated,
+        (ZipCompression::Deflated, false),
         &dest,
         "python3.11-darwin-arm64",
     )
@@ -324,7 +325,7 @@ fn a_mach_o_gets_its_zip_inside_linkedit_and_a_signature_over_the_whole_file() {
         write_binary(
             &t.path().join("exe"),
             &members,
-            ZipCompression::Deflated,
+            (ZipCompression::Deflated, false),
             &again,
             "python3.11-darwin-arm64",
         )
@@ -350,11 +351,20 @@ fn an_unsigned_mach_o_gets_a_code_signature_command() {
 fn mach_o_errors_say_what_is_wrong() {
     let t = tree(&[("lib/os.pyc", "x")]);
     let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
+    let write = |t: &tempfile::TempDir| {
+        write_binary(
+            &t.path().join("exe"),
+            &members,
+            (ZipCompression::Stored, false),
+            &t.path().join("o"),
+            "x",
+        )
+    };
     // Data after __LINKEDIT already: not something we can sign.
     let mut trailing = synthetic_macho(0x20, true);
     trailing.extend_from_slice(b"appended");
     std::fs::write(t.path().join("exe"), &trailing).unwrap();
-    match write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &t.path().join("o"), "x") {
+    match write(&t) {
         Err(WriteError::MachO(e)) => assert!(e.to_string().contains("data follows it"), "{e}"),
         _ => panic!("trailing data accepted"),
     }
@@ -362,7 +372,7 @@ fn mach_o_errors_say_what_is_wrong() {
     let mut short = synthetic_macho(0x20, true);
     short.truncate(40);
     std::fs::write(t.path().join("exe"), &short).unwrap();
-    match write_binary(&t.path().join("exe"), &members, ZipCompression::Stored, &t.path().join("o"), "x") {
+    match write(&t) {
         Err(WriteError::MachO(e)) => assert!(e.to_string().contains("load commands"), "{e}"),
         _ => panic!("truncated header accepted"),
     }
@@ -395,8 +405,25 @@ fn solid_member_bytes(zip_bytes: &[u8], header: usize, size: usize) -> Vec<u8> {
     let start = le32(extra + 8);
     let data = block + 30 + le16(block + 26) + le16(block + 28);
     let packed = &zip_bytes[data..data + le32(block + 18)];
+    // A zstd block compressed with the blocks' dictionary names it in its extra field.
+    let dictionary = (le16(block + 28) != 0).then(|| {
+        let extra = block + 30 + le16(block + 26);
+        assert_eq!((le16(extra), le16(extra + 2)), (zipout::SOLID_EXTRA_ID as usize, 4));
+        let at = block - le32(extra + 4);
+        assert_eq!(le16(at + 8), 93, "the dictionary is a zstd frame");
+        let name = &zip_bytes[at + 30..at + 30 + le16(at + 26)];
+        assert_eq!(name, zipout::DICTIONARY_NAME.as_bytes());
+        let frame = at + 30 + le16(at + 26) + le16(at + 28);
+        zstd::bulk::decompress(&zip_bytes[frame..frame + le32(at + 18)], le32(at + 22)).unwrap()
+    });
     let decoded = match le16(block + 8) as u16 {
-        93 => zstd::bulk::decompress(packed, le32(block + 22)).unwrap(),
+        93 => match &dictionary {
+            Some(d) => zstd::bulk::Decompressor::with_dictionary(d)
+                .unwrap()
+                .decompress(packed, le32(block + 22))
+                .unwrap(),
+            None => zstd::bulk::decompress(packed, le32(block + 22)).unwrap(),
+        },
         zipout::LZ4_METHOD => lz4::block::decompress(packed, Some(le32(block + 22) as i32)).unwrap(),
         m => panic!("a block of method {m}"),
     };
@@ -431,7 +458,7 @@ fn solid_zstd_puts_unlisted_pyc_into_blocks_and_keeps_the_rest_readable() {
     s.hot = vec!["os.pyc".into()];
     let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
     let dest = t.path().join("fused");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidZstd, &dest, "x")
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidZstd, false), &dest, "x")
         .ok()
         .unwrap();
     let bytes = std::fs::read(&dest).unwrap();
@@ -466,10 +493,101 @@ fn solid_zstd_puts_unlisted_pyc_into_blocks_and_keeps_the_rest_readable() {
     assert!(blocks.iter().sum::<u64>() < raw / 2, "{blocks:?}");
     // The same inputs, the same bytes.
     let again = t.path().join("again");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidZstd, &again, "x")
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidZstd, false), &again, "x")
         .ok()
         .unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+/// Enough modules for zstd blocks ([`zipout::DICTIONARY_FROM`]) and the spec's `dictionary`: a
+/// dictionary trained on them comes first, every block is compressed with it and names it, the blocks come out smaller than
+/// without it, and the same inputs give the same bytes (training included).
+#[test]
+fn zstd_blocks_share_a_dictionary_trained_on_their_modules() {
+    // 96 modules of 16 KiB (1.5 MiB), built from the same words in different orders, as modules
+    // share names and bytecode.
+    let words = [
+        "def ",
+        "return ",
+        "self.",
+        "import ",
+        "\n    ",
+        "__init__",
+        "LOAD_FAST",
+        "CALL_FUNCTION ",
+        "docstring of the module ",
+        "raise ValueError(",
+        "isinstance(",
+        "for item in ",
+    ];
+    let mut seed = 11u64;
+    let modules: Vec<(String, String)> = (0..96)
+        .map(|i| {
+            let mut text = format!("module {i}\n");
+            while text.len() < 16384 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push_str(words[(seed >> 59) as usize % words.len()]);
+                if (seed >> 20).is_multiple_of(5) {
+                    text.push_str(&(seed % 1000).to_string());
+                }
+            }
+            text.truncate(16384);
+            (format!("lib/pkg/m{i:02}.pyc"), text)
+        })
+        .collect();
+    let mut files: Vec<(&str, &str)> = modules.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    files.push(("exe", "\x7fELF pretend executable"));
+    let t = tree(&files);
+    let members = stdlib_members(&t.path().join("lib"), &spec(&[])).ok().unwrap();
+    let dest = t.path().join("fused");
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidZstd, true), &dest, "x")
+        .ok()
+        .unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    let (mut blocks, mut dictionary, mut solid) = (0u64, 0, 0);
+    for i in 0..archive.len() {
+        let f = archive.by_index_raw(i).unwrap();
+        let name = f.name().to_string();
+        if name == zipout::DICTIONARY_NAME {
+            assert!(blocks == 0 && solid == 0, "the dictionary comes before the blocks");
+            dictionary = f.size();
+        } else if name.starts_with(zipout::SOLID_DIR) {
+            let h = f.header_start() as usize;
+            assert_eq!(u16::from_le_bytes([bytes[h + 28], bytes[h + 29]]), 8, "{name} names the dictionary");
+            blocks += f.compressed_size();
+        } else if !name.ends_with('/') {
+            let (_, text) = modules.iter().find(|(m, _)| m.strip_prefix("lib/") == Some(&name)).expect(&name);
+            assert_eq!(
+                solid_member_bytes(&bytes, f.header_start() as usize, f.size() as usize),
+                text.as_bytes()
+            );
+            solid += 1;
+        }
+    }
+    assert_eq!(solid, 96);
+    assert!(dictionary > 0 && dictionary <= zipout::DICTIONARY_MAX as u64, "{dictionary}");
+    // The same blocks without a dictionary: one frame per 64 KiB, as zipout writes them.
+    let plain: usize = modules
+        .chunks(4)
+        .map(|c| {
+            let block: String = c.iter().map(|(_, t)| t.as_str()).collect();
+            zstd::bulk::compress(block.as_bytes(), 19).unwrap().len()
+        })
+        .sum();
+    assert!((blocks as usize) < plain, "with the dictionary {blocks}, without {plain}");
+    let again = t.path().join("again");
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidZstd, true), &again, "x")
+        .ok()
+        .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), bytes, "the same inputs, the same bytes");
+    // Not asked for: no dictionary, and the blocks name none.
+    let plain_zip = t.path().join("plain");
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidZstd, false), &plain_zip, "x")
+        .ok()
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&plain_zip).unwrap()).unwrap();
+    assert!(archive.by_name(zipout::DICTIONARY_NAME).is_err());
 }
 
 /// `solid-lz4-zstd`: the `hot` modules go first, into LZ4 blocks, in the order `hot` lists them
@@ -495,7 +613,7 @@ fn solid_lz4_zstd_puts_hot_modules_first_in_lz4_blocks_in_their_order() {
     s.hot = vec!["zz.pyc".into(), "enc".into(), "site.pyc".into(), "not-there.pyc".into()];
     let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
     let dest = t.path().join("fused");
-    write_binary(&t.path().join("exe"), &members, ZipCompression::SolidLz4Zstd, &dest, "x")
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidLz4Zstd, false), &dest, "x")
         .ok()
         .unwrap();
     let bytes = std::fs::read(&dest).unwrap();

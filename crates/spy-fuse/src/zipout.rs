@@ -20,6 +20,17 @@
 //! 2.74 MB): 256 KiB blocks take 2.08 MB in zstd at level 19 and 1.95 MB in xz, but zstd decodes a
 //! block in 0.25 ms and xz in 2.9 ms, which made a set of cold imports 2.4 times slower.
 //!
+//! **The dictionary.** When asked (the fuse spec's `dictionary`), before its first zstd block the
+//! ZIP holds, if the modules to go into zstd blocks are enough to train one
+//! ([`DICTIONARY_FROM`]), a zstd dictionary trained on them
+//! ([`DICTIONARY_NAME`], a member of method 93: the dictionary as a zstd frame of its own), and
+//! every zstd block is compressed with it: what a 64 KiB block cannot find in itself (the names,
+//! docstrings' words and bytecode sequences every module has) it finds there. Each such block's
+//! local header has an extra field [`SOLID_EXTRA_ID`] of 4 bytes: the distance back from its own
+//! local header to the dictionary's. Measured on stacklessco2.7's 779 cold modules (7.8 MB): 64
+//! KiB blocks 2.29 MB, with a 256 KiB dictionary 1.92 MB and the dictionary's 98 KB (256 KiB
+//! blocks without one: 2.13 MB, for cold imports that decode four times as much).
+//!
 //! **LZ4 blocks.** The modules start-up and common imports read (the spec's `hot`) can go into
 //! blocks too, of method [`LZ4_METHOD`] (`.spy-solid/NNNN.lz4`, one block of LZ4's block format),
 //! in the order they are read: every such run decodes them all, and LZ4 does that five times
@@ -42,6 +53,18 @@ pub const SOLID_EXTRA_ID: u16 = 0x7053;
 pub const SOLID_BLOCK: u64 = 64 << 10;
 /// The folder of the blocks: a name no module can have.
 pub const SOLID_DIR: &str = ".spy-solid/";
+/// The member holding the dictionary of the zstd blocks.
+pub const DICTIONARY_NAME: &str = ".spy-solid/zstd.dict";
+/// The dictionary's size, at most. On stacklessco2.7's cold modules in 64 KiB blocks, with the
+/// dictionary compressed: 112 KiB (zstd's default) 2.075 MB, 192 KiB 2.034 MB, 256 KiB 2.018 MB;
+/// loading it for the first block costs a fraction of a millisecond once.
+pub const DICTIONARY_MAX: usize = 256 << 10;
+/// Bytes of modules for zstd blocks below which no dictionary is trained: the dictionary would
+/// take more room than it saves.
+pub const DICTIONARY_FROM: u64 = 1 << 20;
+/// Bytes of modules a dictionary is trained on, at most (the first ones in order): training holds
+/// them in memory.
+const DICTIONARY_SAMPLES_MAX: u64 = 24 << 20;
 /// The compression method of an LZ4 block (one block of LZ4's block format; not a registered ZIP
 /// method: "Lp").
 pub const LZ4_METHOD: u16 = 0x704c;
@@ -103,6 +126,9 @@ pub struct ZipOut<W: Write + Seek> {
     out: W,
     entries: Vec<CentralEntry>,
     blocks: usize,
+    /// Whether zstd blocks get a trained dictionary, and whether one was written.
+    dictionary: bool,
+    wrote_dictionary: bool,
 }
 
 fn too_big(what: &str) -> io::Error {
@@ -159,12 +185,21 @@ impl<R: Read> Read for Checked<R> {
 }
 
 impl<W: Write + Seek> ZipOut<W> {
-    pub fn new(out: W) -> Self {
+    /// `dictionary`: whether the zstd blocks get a dictionary trained on their modules (when
+    /// they are enough to train one).
+    pub fn new(out: W, dictionary: bool) -> Self {
         ZipOut {
             out,
             entries: Vec::new(),
             blocks: 0,
+            dictionary,
+            wrote_dictionary: false,
         }
+    }
+
+    /// Whether the zstd blocks have a dictionary.
+    pub fn wrote_dictionary(&self) -> bool {
+        self.wrote_dictionary
     }
 
     /// Writes a member's local header and records its central-directory entry.
@@ -260,6 +295,10 @@ impl<W: Write + Seek> ZipOut<W> {
     /// format has no streaming form) is gathered first: at most [`LZ4_BLOCK_MAX`] bytes, or one
     /// member's.
     pub fn add_solid(&mut self, members: &[(&str, &std::path::Path)], codec: BlockCodec) -> io::Result<()> {
+        let dictionary = match codec {
+            BlockCodec::Zstd if self.dictionary && !self.wrote_dictionary => self.add_dictionary(members)?,
+            _ => None,
+        };
         let mut rest = members;
         while !rest.is_empty() {
             let (suffix, method) = match codec {
@@ -269,12 +308,19 @@ impl<W: Write + Seek> ZipOut<W> {
             let block_entry = self.entry(format!("{SOLID_DIR}{:04}.{suffix}", self.blocks), method, 0o100644)?;
             self.blocks += 1;
             let header = block_entry.offset;
-            self.local_header(block_entry, &[])?;
+            let mut block_extra = Vec::new();
+            if let Some((dictionary_header, _)) = &dictionary {
+                block_extra.extend_from_slice(&SOLID_EXTRA_ID.to_le_bytes());
+                block_extra.extend_from_slice(&4u16.to_le_bytes());
+                block_extra.extend_from_slice(&(header - dictionary_header).to_le_bytes());
+            }
+            self.local_header(block_entry, &block_extra)?;
             let data_start = self.out.stream_position()?;
             let mut in_block = Vec::new();
             let (crc, size) = match codec {
                 BlockCodec::Zstd => {
-                    let mut block = Checked::new(zstd_encoder(&mut self.out)?);
+                    let trained = dictionary.as_ref().map(|(_, d)| d.as_slice());
+                    let mut block = Checked::new(zstd_encoder(&mut self.out, trained)?);
                     fill_block(&mut rest, codec, &mut block, &mut in_block)?;
                     let (crc, size) = (block.crc.finalize(), block.bytes);
                     block.inner.finish()?;
@@ -302,6 +348,45 @@ impl<W: Write + Seek> ZipOut<W> {
             }
         }
         Ok(())
+    }
+
+    /// Trains the zstd blocks' dictionary on `members` and writes it as [`DICTIONARY_NAME`];
+    /// returns its local header's offset and its bytes, or nothing when the members are too few
+    /// to train one ([`DICTIONARY_FROM`]) or zstd cannot train one from them.
+    fn add_dictionary(&mut self, members: &[(&str, &std::path::Path)]) -> io::Result<Option<(u32, Vec<u8>)>> {
+        let mut total = 0;
+        for (_, path) in members {
+            total += fs_err::metadata(path)?.len();
+        }
+        if total < DICTIONARY_FROM {
+            return Ok(None);
+        }
+        let (mut samples, mut sizes) = (Vec::new(), Vec::new());
+        for (_, path) in members {
+            let before = samples.len();
+            fs_err::File::open(path)?.read_to_end(&mut samples)?;
+            sizes.push(samples.len() - before);
+            if samples.len() as u64 >= DICTIONARY_SAMPLES_MAX {
+                break;
+            }
+        }
+        // Deterministic: zstd trains in one thread, on the same samples in the same order.
+        let Ok(dictionary) = zstd::dict::from_continuous(&samples, &sizes, DICTIONARY_MAX) else {
+            return Ok(None);
+        };
+        drop(samples);
+        let entry = self.entry(DICTIONARY_NAME.to_string(), ZSTD, 0o100644)?;
+        let header = entry.offset;
+        self.local_header(entry, &[])?;
+        let data_start = self.out.stream_position()?;
+        let mut frame = Checked::new(zstd_encoder(&mut self.out, None)?);
+        frame.write_all(&dictionary)?;
+        let (crc, size) = (frame.crc.finalize(), frame.bytes);
+        frame.inner.finish()?;
+        let compressed = self.out.stream_position()? - data_start;
+        self.finish_last(crc, compressed, size)?;
+        self.wrote_dictionary = true;
+        Ok(Some((header, dictionary)))
     }
 
     /// Writes the central directory and its end; returns the writer, positioned at the ZIP's end.
@@ -381,10 +466,14 @@ fn flags(name: &str) -> u16 {
 /// The zstd encoder of a solid block: level 19 in one thread (the same bytes on every machine, for
 /// the zstd the crate builds), with windows and tables for a block of about 1 MiB at most: level
 /// 19's own (8 MiB of window, 64 MiB of chain table) would take most of spy's memory budget for
-/// nothing, a block being smaller. No checksum: the ZIP's CRC-32 covers the block.
-fn zstd_encoder<W: Write>(out: W) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+/// nothing, a block being smaller. No checksum: the ZIP's CRC-32 covers the block. With the
+/// blocks' dictionary when there is one (its id is in each frame's header).
+fn zstd_encoder<'d, W: Write>(out: W, dictionary: Option<&'d [u8]>) -> io::Result<zstd::stream::write::Encoder<'d, W>> {
     use zstd::stream::raw::CParameter;
-    let mut encoder = zstd::stream::write::Encoder::new(out, 19)?;
+    let mut encoder = match dictionary {
+        Some(d) => zstd::stream::write::Encoder::with_dictionary(out, 19, d)?,
+        None => zstd::stream::write::Encoder::new(out, 19)?,
+    };
     for p in [CParameter::WindowLog(20), CParameter::ChainLog(20), CParameter::HashLog(20)] {
         encoder.set_parameter(p)?;
     }

@@ -153,6 +153,11 @@ fn write(out: Vec<u8>, node: &PlanNode, dep_ids: &[(&str, NodeId)]) -> Vec<u8> {
         j.0.push(b'{');
         j.key(true, "compression");
         j.str(s.compression.as_str());
+        // Absent when false, as `sources`.
+        if s.dictionary {
+            j.key(false, "dictionary");
+            j.raw("true");
+        }
         j.key(false, "engine");
         j.raw(itoa::Buffer::new().format(FUSE_VERSION));
         j.key(false, "exclude");
@@ -290,6 +295,8 @@ pub(crate) mod reference {
     #[derive(Serialize)]
     struct CanonFuse<'a> {
         compression: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        dictionary: bool,
         engine: u32,
         exclude: &'a [String],
         executable: &'a str,
@@ -357,6 +364,7 @@ pub(crate) mod reference {
             env: &node.env,
             fuse: node.fuse.as_ref().map(|f| CanonFuse {
                 compression: f.spec.compression.as_str(),
+                dictionary: f.spec.dictionary,
                 engine: FUSE_VERSION,
                 exclude: &f.spec.exclude,
                 executable: &f.spec.executable,

@@ -381,6 +381,7 @@ fn node_with_everything(odd: &str) -> PlanNode {
                 } else {
                     vec!["os.pyc".into(), odd.into()]
                 },
+                dictionary: !odd.is_empty(),
                 flavor: "plain".into(),
                 sources: !odd.is_empty(),
             },

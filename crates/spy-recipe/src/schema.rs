@@ -126,6 +126,12 @@ pub struct FuseSpec {
     /// into LZ4 blocks, in this order (so each block is decoded once).
     #[serde(default)]
     pub hot: Vec<String>,
+    /// Whether the zstd blocks of `solid-zstd` and `solid-lz4-zstd` share a dictionary trained on
+    /// their modules (spy-fuse's zipout module): a tenth or more smaller, for cold imports that
+    /// take longer (the dictionary is read from memory at each block). Only for interpreters whose
+    /// zipimport reads it (python2.7-solid-zip.patch, spy-solid-zip.patch).
+    #[serde(default)]
+    pub dictionary: bool,
     /// What the manifest calls this build (`plain`, `co`, `stackless`...).
     pub flavor: String,
     /// Whether each module's `.py` goes into the ZIP beside its `.pyc` (tracebacks then show
@@ -153,6 +159,8 @@ pub struct PartialFuse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hot: Option<Vec<RelPath>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flavor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<bool>,
@@ -167,6 +175,7 @@ impl PartialFuse {
         replace(&mut self.exclude, o.exclude);
         replace(&mut self.compression, o.compression);
         replace(&mut self.hot, o.hot);
+        replace(&mut self.dictionary, o.dictionary);
         replace(&mut self.flavor, o.flavor);
         replace(&mut self.sources, o.sources);
     }
@@ -181,6 +190,7 @@ impl PartialFuse {
             exclude: self.exclude.unwrap_or_default().into_iter().map(Into::into).collect(),
             compression: self.compression.unwrap_or_default(),
             hot: self.hot.unwrap_or_default().into_iter().map(Into::into).collect(),
+            dictionary: self.dictionary.unwrap_or(false),
             flavor: self.flavor.ok_or("flavor")?,
             sources: self.sources.unwrap_or(false),
         })

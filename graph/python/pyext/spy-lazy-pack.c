@@ -1,5 +1,6 @@
 /* spy-lazy-pack IN OUT: IN as one zstd frame (level 19, content size recorded) in OUT, for a lazy
-   code group of the final link (spy_lazy_link.py). Inputs are a few MB: read whole. */
+   code group of the final link (spy_lazy_link.py), and for Python 2.7's ensurepip wheels
+   (cpython-tools' spy-pack-wheels.py). Inputs are a few MB: read whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <zstd.h>
