@@ -591,7 +591,10 @@ fn write_binary(
     };
     let (mut hot_solid, mut solid) = (Vec::new(), Vec::new());
     for m in members {
-        let module = m.name.ends_with(".pyc");
+        let module = m.name.ends_with(".pyc")
+            && m.file
+                .as_ref()
+                .is_some_and(|p| fs_err::metadata(p).is_ok_and(|d| d.len() <= zipout::SOLID_MEMBER_MAX));
         match (&m.file, m.hot) {
             (None, _) => zip.add_directory(m.name.trim_end_matches('/'))?,
             (Some(path), Some(index)) if compression == ZipCompression::SolidLz4Zstd && module => {

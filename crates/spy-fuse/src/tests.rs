@@ -590,6 +590,34 @@ fn zstd_blocks_share_a_dictionary_trained_on_their_modules() {
     assert!(archive.by_name(zipout::DICTIONARY_NAME).is_err());
 }
 
+/// A module larger than [`zipout::SOLID_MEMBER_MAX`] goes into no block (the zipimports refuse
+/// blocks above 16 MiB): a deflated member of its own, hot or not.
+#[test]
+fn a_module_too_large_for_a_block_is_a_member_of_its_own() {
+    let big = "x = 1\n".repeat((zipout::SOLID_MEMBER_MAX as usize) / 6 + 1);
+    let t = tree(&[
+        ("lib/big.pyc", big.as_str()),
+        ("lib/hot.pyc", big.as_str()),
+        ("lib/small.pyc", "small"),
+        ("exe", "\x7fELF"),
+    ]);
+    let mut s = spec(&[]);
+    s.hot = vec!["hot.pyc".into()];
+    let members = stdlib_members(&t.path().join("lib"), &s).ok().unwrap();
+    let dest = t.path().join("fused");
+    write_binary(&t.path().join("exe"), &members, (ZipCompression::SolidLz4Zstd, false), &dest, "x")
+        .ok()
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    for (name, method) in [("big.pyc", 8), ("hot.pyc", 0), ("small.pyc", zipout::SOLID_METHOD)] {
+        let i = archive.index_for_name(name).unwrap();
+        let f = archive.by_index_raw(i).unwrap();
+        let header = f.header_start() as usize;
+        let bytes = std::fs::read(&dest).unwrap();
+        assert_eq!(u16::from_le_bytes([bytes[header + 8], bytes[header + 9]]), method, "{name}");
+    }
+}
+
 /// `solid-lz4-zstd`: the `hot` modules go first, into LZ4 blocks, in the order `hot` lists them
 /// (by name below a directory it names); the other modules into zstd blocks after them; `hot`
 /// files that are not modules stay stored, other files deflated.

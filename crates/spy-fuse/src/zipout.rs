@@ -51,6 +51,10 @@ pub const SOLID_EXTRA_ID: u16 = 0x7053;
 /// in 256 KiB ones (deflated one by one: 2.74 MB), but two sets of cold imports took 3–5 % longer
 /// than from deflated members with 64 KiB blocks, 18–20 % longer with 256 KiB ones.
 pub const SOLID_BLOCK: u64 = 64 << 10;
+/// The largest module that goes into a block: the single-file zipimports refuse blocks above 16
+/// MiB (a damaged archive's sizes are not allocated), and a block is at most a module more than
+/// [`SOLID_BLOCK`]. A larger one is a member of its own.
+pub const SOLID_MEMBER_MAX: u64 = 8 << 20;
 /// The folder of the blocks: a name no module can have.
 pub const SOLID_DIR: &str = ".spy-solid/";
 /// The member holding the dictionary of the zstd blocks.
