@@ -609,11 +609,11 @@ fn a_module_too_large_for_a_block_is_a_member_of_its_own() {
         .ok()
         .unwrap();
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
     for (name, method) in [("big.pyc", 8), ("hot.pyc", 0), ("small.pyc", zipout::SOLID_METHOD)] {
         let i = archive.index_for_name(name).unwrap();
         let f = archive.by_index_raw(i).unwrap();
         let header = f.header_start() as usize;
-        let bytes = std::fs::read(&dest).unwrap();
         assert_eq!(u16::from_le_bytes([bytes[header + 8], bytes[header + 9]]), method, "{name}");
     }
 }

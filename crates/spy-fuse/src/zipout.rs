@@ -112,6 +112,8 @@ const ZSTD: u16 = 93;
 pub enum Method {
     Stored,
     Deflated,
+    /// One zstd frame (method 93), as the blocks' dictionary is written.
+    Zstd,
 }
 
 struct CentralEntry {
@@ -271,6 +273,7 @@ impl<W: Write + Seek> ZipOut<W> {
         let code = match method {
             Method::Stored => STORED,
             Method::Deflated => DEFLATED,
+            Method::Zstd => ZSTD,
         };
         let entry = self.entry(name.to_string(), code, 0o100644)?;
         self.local_header(entry, &[])?;
@@ -284,6 +287,13 @@ impl<W: Write + Seek> ZipOut<W> {
             Method::Deflated => {
                 let mut src = Checked::new(src);
                 let mut enc = flate2::write::DeflateEncoder::new(&mut self.out, flate2::Compression::best());
+                io::copy(&mut src, &mut enc)?;
+                enc.finish()?;
+                (src.crc.finalize(), src.bytes)
+            }
+            Method::Zstd => {
+                let mut src = Checked::new(src);
+                let mut enc = zstd_encoder(&mut self.out, None)?;
                 io::copy(&mut src, &mut enc)?;
                 enc.finish()?;
                 (src.crc.finalize(), src.bytes)
@@ -379,16 +389,8 @@ impl<W: Write + Seek> ZipOut<W> {
             return Ok(None);
         };
         drop(samples);
-        let entry = self.entry(DICTIONARY_NAME.to_string(), ZSTD, 0o100644)?;
-        let header = entry.offset;
-        self.local_header(entry, &[])?;
-        let data_start = self.out.stream_position()?;
-        let mut frame = Checked::new(zstd_encoder(&mut self.out, None)?);
-        frame.write_all(&dictionary)?;
-        let (crc, size) = (frame.crc.finalize(), frame.bytes);
-        frame.inner.finish()?;
-        let compressed = self.out.stream_position()? - data_start;
-        self.finish_last(crc, compressed, size)?;
+        self.add_file(DICTIONARY_NAME, Method::Zstd, &mut dictionary.as_slice())?;
+        let header = self.entries.last().expect("the dictionary was just added").offset;
         self.wrote_dictionary = true;
         Ok(Some((header, dictionary)))
     }
